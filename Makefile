@@ -1,0 +1,48 @@
+# Waypost developer commands. `make demo` and `make test` work on a fresh machine:
+# they create .venv and install the pinned dependencies first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PACKAGES := waypost orchestrator agents review_ui schemas migrations
+
+.PHONY: install demo up test test-fast lint format bench lock docs clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/waypost up --demo
+
+up: install
+	$(BIN)/waypost up
+
+lint: install
+	$(BIN)/ruff check $(PACKAGES) tests bench
+	$(BIN)/ruff format --check $(PACKAGES) tests bench
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix $(PACKAGES) tests bench
+	$(BIN)/ruff format $(PACKAGES) tests bench
+
+test: lint
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python bench/e2e_throughput.py
+
+docs: install
+	$(BIN)/python -m waypost.docgen > docs/configuration.md
+
+lock:
+	$(BIN)/pip-compile --quiet --extra dev --strip-extras --allow-unsafe -o requirements.lock pyproject.toml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,268 @@
+"""Loading playbook YAML: schema-checked, then checked as a graph, errors by file/field/line."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, cast
+
+import jsonschema_rs
+import yaml
+
+from orchestrator.errors import PlaybookError, Problem
+from orchestrator.playbooks.mapping import referenced_step, references
+from orchestrator.playbooks.model import (
+    AllOf,
+    AnyOf,
+    Backoff,
+    Compare,
+    Condition,
+    Not,
+    Operator,
+    Playbook,
+    Step,
+)
+
+_DURATION = re.compile(r"^(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>ms|s|m|h)$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_RETRIES = 2
+
+
+@cache
+def _validator() -> Any:
+    document = json.loads(
+        resources.files("orchestrator.playbooks").joinpath("playbook.schema.json").read_text()
+    )
+    return jsonschema_rs.validator_for(document)
+
+
+def parse_duration(value: float | int | str) -> float:
+    """Seconds from ``30``, ``"500ms"``, ``"30s"``, ``"5m"`` or ``"1h"``."""
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not a duration such as 30s")
+    return float(match["number"]) * _UNIT_SECONDS[match["unit"]]
+
+
+def load_file(path: Path) -> Playbook:
+    """Load and check one playbook file."""
+    return load_text(path.read_text(encoding="utf-8"), source=str(path))
+
+
+def load_text(text: str, *, source: str = "<text>") -> Playbook:
+    """Load and check a playbook from YAML text."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise PlaybookError(source, [Problem("(file)", f"not valid YAML: {exc}", line)]) from None
+    if not isinstance(document, dict):
+        raise PlaybookError(
+            source, [Problem("(file)", "a playbook is a mapping with type and steps")]
+        )
+    schema_problems = [
+        Problem(_field(error.instance_path), error.message, _line(node, error.instance_path))
+        for error in _validator().iter_errors(document)
+    ]
+    if schema_problems:
+        raise PlaybookError(source, schema_problems)
+    playbook = _build(document, source)
+    problems = _check_graph(playbook, node)
+    if problems:
+        raise PlaybookError(source, problems)
+    return playbook
+
+
+def load_dirs(directories: Iterable[Path]) -> list[Playbook]:
+    """Every ``*.yaml``/``*.yml`` playbook in these directories, in name order."""
+    playbooks = []
+    for directory in directories:
+        if not directory.is_dir():
+            raise PlaybookError(str(directory), [Problem("(directory)", "is not a directory")])
+        for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+            playbooks.append(load_file(path))
+    return playbooks
+
+
+def builtin_dir() -> Path:
+    """The directory of the playbooks shipped with Waypost."""
+    return Path(str(resources.files("orchestrator.playbooks").joinpath("builtin")))
+
+
+def _build(document: Mapping[str, Any], source: str) -> Playbook:
+    defaults = document.get("defaults", {})
+    steps = tuple(_build_step(raw, defaults) for raw in document["steps"])
+    return Playbook(
+        type=document["type"],
+        steps=steps,
+        version=document.get("version", 1),
+        description=document.get("description", ""),
+        output=document.get("output"),
+        input_schema=document.get("input_schema"),
+        source=source,
+        input_checker=_input_checker(document.get("input_schema")),
+    )
+
+
+def _input_checker(schema: Mapping[str, Any] | None) -> Any:
+    if schema is None:
+        return None
+    try:
+        validator = jsonschema_rs.validator_for(dict(schema))
+    except (ValueError, jsonschema_rs.ValidationError):
+        return None  # reported by _check_graph with the file and line
+
+    def errors(goal_input: Any) -> list[str]:
+        return [
+            f"{_field(e.instance_path) if e.instance_path else 'input'}: {e.message}"
+            for e in validator.iter_errors(goal_input)
+        ]
+
+    return errors
+
+
+def _build_step(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Step:
+    backoff = raw.get("backoff", defaults.get("backoff"))
+    return Step(
+        name=raw["name"],
+        capability=raw["capability"],
+        depends_on=tuple(raw.get("depends_on", ())),
+        input=raw.get("input", {}),
+        when=_build_condition(raw["when"]) if "when" in raw else None,
+        timeout_s=parse_duration(raw.get("timeout", defaults.get("timeout", DEFAULT_TIMEOUT_S))),
+        retries=raw.get("retries", defaults.get("retries", DEFAULT_RETRIES)),
+        backoff=Backoff(
+            parse_duration(backoff.get("initial", 1.0)), parse_duration(backoff.get("max", 60.0))
+        )
+        if backoff
+        else None,
+        description=raw.get("description", ""),
+    )
+
+
+def _build_condition(raw: Mapping[str, Any]) -> Condition:
+    if "all" in raw:
+        return AllOf(tuple(_build_condition(c) for c in raw["all"]))
+    if "any" in raw:
+        return AnyOf(tuple(_build_condition(c) for c in raw["any"]))
+    if "not" in raw:
+        return Not(_build_condition(raw["not"]))
+    (operator,) = [key for key in raw if key != "ref"]
+    return Compare(raw["ref"], cast(Operator, operator), raw[operator])
+
+
+def _check_graph(playbook: Playbook, node: yaml.Node | None) -> list[Problem]:
+    problems: list[Problem] = []
+    names = [step.name for step in playbook.steps]
+    index = {name: i for i, name in enumerate(names)}
+
+    def problem(path: list[str | int], message: str) -> None:
+        problems.append(Problem(_field(path), message, _line(node, path)))
+
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            problem(["steps", i, "name"], f"step name {name!r} is used twice")
+    for i, step in enumerate(playbook.steps):
+        for j, dependency in enumerate(step.depends_on):
+            if dependency not in index:
+                problem(["steps", i, "depends_on", j], f"no step named {dependency!r}")
+            elif dependency == step.name:
+                problem(["steps", i, "depends_on", j], "a step cannot depend on itself")
+    if problems:
+        return problems
+    cycle = _find_cycle(playbook)
+    if cycle:
+        problem(["steps"], "steps depend on each other in a cycle: " + " -> ".join(cycle))
+        return problems
+    for i, step in enumerate(playbook.steps):
+        upstream = _upstream(playbook, step.name)
+        for field, template in (("input", step.input), ("when", step.when)):
+            for reference in references(template):
+                read = referenced_step(reference)
+                if read is None:
+                    continue
+                if read not in index:
+                    problem(["steps", i, field], f"{reference} reads unknown step {read!r}")
+                elif read not in upstream:
+                    problem(
+                        ["steps", i, field],
+                        f"{reference} reads step {read!r}, which {step.name!r} does not "
+                        f"depend on; add {read!r} to depends_on",
+                    )
+    for reference in references(playbook.output):
+        read = referenced_step(reference)
+        if read is not None and read not in index:
+            problem(["output"], f"{reference} reads unknown step {read!r}")
+    if playbook.input_schema is not None:
+        try:
+            jsonschema_rs.validator_for(dict(playbook.input_schema))
+        except (ValueError, jsonschema_rs.ValidationError) as exc:
+            problem(["input_schema"], f"not a valid JSON Schema: {exc}")
+    return problems
+
+
+def _upstream(playbook: Playbook, name: str) -> set[str]:
+    seen: set[str] = set()
+    frontier = list(playbook.step(name).depends_on)
+    while frontier:
+        current = frontier.pop()
+        if current not in seen:
+            seen.add(current)
+            frontier.extend(playbook.step(current).depends_on)
+    return seen
+
+
+def _find_cycle(playbook: Playbook) -> list[str]:
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(name: str) -> list[str]:
+        state[name] = 1
+        path.append(name)
+        for dependency in playbook.step(name).depends_on:
+            if state.get(dependency) == 1:
+                return [*path[path.index(dependency) :], dependency]
+            if dependency not in state and (found := visit(dependency)):
+                return found
+        path.pop()
+        state[name] = 2
+        return []
+
+    for step in playbook.steps:
+        if step.name not in state and (found := visit(step.name)):
+            return found
+    return []
+
+
+def _field(path: Iterable[str | int]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _line(node: yaml.Node | None, path: Iterable[str | int]) -> int | None:
+    """The 1-based line of the YAML node at ``path`` (or its nearest existing parent)."""
+    current = node
+    for part in path:
+        if isinstance(current, yaml.MappingNode):
+            children = {key.value: value for key, value in current.value}
+            if part not in children:
+                break
+            current = children[part]
+        elif isinstance(current, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(current.value):
+                break
+            current = current.value[part]
+        else:
+            break
+    return current.start_mark.line + 1 if current is not None else None

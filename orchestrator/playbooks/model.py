@@ -1,0 +1,102 @@
+"""Playbooks: the workflow template of one goal type, as loaded and checked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Operator = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists"]
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """``{ref: $steps.triage.output.urgency, in: [high, urgent]}``."""
+
+    ref: str
+    operator: Operator
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class AllOf:
+    """True when every condition is."""
+
+    conditions: tuple[Condition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    """True when at least one condition is."""
+
+    conditions: tuple[Condition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    """True when the condition is not."""
+
+    condition: Condition
+
+
+Condition = Compare | AllOf | AnyOf | Not
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Retry delays: ``initial`` doubling per attempt up to ``max``, with jitter."""
+
+    initial_s: float
+    max_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step: a task for ``capability`` once ``depends_on`` finished and ``when`` holds."""
+
+    name: str
+    capability: str
+    depends_on: tuple[str, ...] = ()
+    input: Mapping[str, Any] = field(default_factory=dict)
+    when: Condition | None = None
+    timeout_s: float = 60.0
+    retries: int = 2
+    backoff: Backoff | None = None
+    description: str = ""
+
+    @property
+    def max_attempts(self) -> int:
+        """First attempt plus retries."""
+        return self.retries + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Playbook:
+    """How a goal of ``type`` becomes a workflow."""
+
+    type: str
+    steps: tuple[Step, ...]
+    version: int = 1
+    description: str = ""
+    output: Any = None
+    input_schema: Mapping[str, Any] | None = None
+    source: str = "<memory>"
+    input_checker: Callable[[Any], list[str]] | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    def input_errors(self, goal_input: Any) -> list[str]:
+        """Why ``goal_input`` breaks the playbook's ``input_schema`` (empty when it fits)."""
+        return self.input_checker(goal_input) if self.input_checker is not None else []
+
+    def step(self, name: str) -> Step:
+        """The step called ``name``."""
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """Every capability the steps use."""
+        return frozenset(step.capability for step in self.steps)

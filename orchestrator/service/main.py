@@ -1,0 +1,134 @@
+"""The orchestrator process: wiring of intake, relay, listener and reconciler threads."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from orchestrator.playbooks.registry import PlaybookRegistry
+from orchestrator.service.applier import Applier
+from orchestrator.service.intake import Intake
+from orchestrator.service.outgoing import Outgoing
+from orchestrator.service.reconciler import Reconciler
+from orchestrator.service.relay import OutboxListener, Relay
+from orchestrator.store.outbox import channel_for
+from orchestrator.workflow.retry import RetryPolicy
+from waypost import migrate
+from waypost.bus.base import Bus
+from waypost.bus.kafka import KafkaBus
+from waypost.bus.loop import ConsumerLoop
+from waypost.db import make_engine
+from waypost.errors import BusError, ConfigError, TopicError
+from waypost.events import default_codec, utcnow
+from waypost.lifecycle import configure_logging, run_threads, stop_on_signals
+from waypost.settings import OrchestratorSettings, load
+from waypost.stack import stackfile
+from waypost.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+def check_schema(engine: Engine, schema: str) -> None:
+    """Refuse to start on a database the migrations have not brought up to date."""
+    current, wanted = migrate.current(engine, schema), migrate.head()
+    if current != wanted:
+        raise ConfigError(
+            f"database schema {schema!r} is at revision {current or 'none'}, this version "
+            f"needs {wanted}: run `waypost migrate`"
+        )
+
+
+def workers(
+    settings: OrchestratorSettings,
+    *,
+    bus: Bus,
+    engine: Engine,
+    stop: threading.Event,
+) -> dict[str, Callable[[], None]]:
+    """The orchestrator's threads, ready to run."""
+    playbooks = PlaybookRegistry.load(settings.playbook_dirs)
+    topics = Topics(settings.namespace)
+    codec = default_codec()
+    specs = topics.specs(playbooks.capabilities(), settings)
+    admin = bus.admin()
+    try:
+        admin.ensure_topics(specs)
+    except TopicError as exc:
+        log.warning("%s; the reconciler will try again", exc)
+    applier = Applier(
+        playbooks=playbooks,
+        outgoing=Outgoing(topics, codec),
+        random=random.Random().random,  # noqa: S311 - retry jitter, not secrecy
+        retry=RetryPolicy(settings.retry_backoff_initial_s, settings.retry_backoff_max_s),
+    )
+    wakeup = threading.Event()
+    intake = Intake(engine=engine, applier=applier, clock=utcnow, on_commit=wakeup.set)
+    consumer = ConsumerLoop(
+        subscriber=bus.subscriber(
+            topics.orchestrator_group, [topics.goals, topics.results], "orchestrator"
+        ),
+        dead_letters=bus.publisher("orchestrator-dlq"),
+        handler=intake.handle,
+        group=topics.orchestrator_group,
+        codec=codec,
+        stop=stop,
+        batch_size=settings.consume_batch_size,
+        transient=(OperationalError, BusError),
+    )
+    relay = Relay(
+        engine=engine,
+        publisher=bus.publisher("orchestrator-relay"),
+        wakeup=wakeup,
+        batch_size=settings.relay_batch_size,
+        poll_interval_s=settings.relay_poll_interval_s,
+    )
+    listener = OutboxListener(engine, channel_for(settings.database_schema), wakeup)
+    reconciler = Reconciler(
+        engine=engine,
+        applier=applier,
+        admin=admin,
+        topic_specs=specs,
+        clock=utcnow,
+        on_commit=wakeup.set,
+        interval_s=settings.reconcile_interval_s,
+        replan_after_s=settings.goal_replan_after_s,
+        topic_check_interval_s=settings.topic_check_interval_s,
+    )
+    log.info(
+        "orchestrator ready: playbooks %s; consuming %s, %s as %s",
+        ", ".join(playbooks.types()),
+        topics.goals,
+        topics.results,
+        topics.orchestrator_group,
+    )
+    return {
+        "intake": consumer.run,
+        "relay": lambda: relay.run(stop),
+        "outbox-listener": lambda: listener.run(stop),
+        "reconciler": lambda: reconciler.run(stop),
+    }
+
+
+def main(settings: OrchestratorSettings | None = None) -> int:
+    """Run the orchestrator until SIGTERM/SIGINT."""
+    settings = settings or load(OrchestratorSettings)
+    configure_logging(settings.log_level, name="orchestrator")
+    endpoints = stackfile.resolve(settings, need=("kafka_bootstrap", "database_url"))
+    engine = make_engine(
+        endpoints.database_url, schema=settings.database_schema, app="waypost-orchestrator"
+    )
+    stop = threading.Event()
+    stop_on_signals(stop)
+    try:
+        check_schema(engine, settings.database_schema)
+        threads = workers(
+            settings, bus=KafkaBus(endpoints.kafka_bootstrap, settings), engine=engine, stop=stop
+        )
+        return run_threads(threads, stop)
+    finally:
+        engine.dispose()

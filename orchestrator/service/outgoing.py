@@ -1,0 +1,118 @@
+"""Turning state-machine commands into the Kafka records they publish."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.workflow.messages import (
+    AnnounceWorkflowCompleted,
+    AnnounceWorkflowFailed,
+    AnnounceWorkflowStarted,
+    Command,
+    DispatchTask,
+)
+from orchestrator.workflow.state import WorkflowState
+from waypost.bus.records import OutgoingRecord
+from waypost.events import (
+    Codec,
+    ErrorInfo,
+    Event,
+    GoalSubmitted,
+    Payload,
+    TaskDispatched,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowStarted,
+)
+from waypost.topics import Topics
+
+SOURCE = "waypost/orchestrator"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """Builds the records for commands, on the right topics, in one trace per workflow."""
+
+    topics: Topics
+    codec: Codec
+    source: str = SOURCE
+
+    def for_commands(
+        self, state: WorkflowState, commands: Iterable[Command]
+    ) -> list[OutgoingRecord]:
+        """Records for every command of one decision."""
+        return [self._record(state, command) for command in commands]
+
+    def goal(
+        self,
+        *,
+        goal_id: str,
+        goal_type: str,
+        goal_input: Mapping[str, Any],
+        traceparent: str | None,
+        source: str,
+    ) -> OutgoingRecord:
+        """A goal.submitted record (for goals accepted over HTTP)."""
+        event = Event(
+            GoalSubmitted(type=goal_type, input=dict(goal_input)),
+            source=source,
+            id=goal_id,
+            subject=goal_id,
+            traceparent=traceparent,
+        )
+        return self._encode(self.topics.goals, event)
+
+    def _record(self, state: WorkflowState, command: Command) -> OutgoingRecord:
+        payload: Payload
+        if isinstance(command, DispatchTask):
+            task = command.task
+            payload = TaskDispatched(
+                workflow_id=state.id,
+                task_id=task.id,
+                step=task.step,
+                capability=task.capability,
+                attempt=task.attempt,
+                goal_type=state.type,
+                input=dict(task.input or {}),
+                deadline=command.deadline.isoformat(),
+            )
+            return self._encode(self.topics.tasks(task.capability), self._event(state, payload))
+        if isinstance(command, AnnounceWorkflowStarted):
+            payload = WorkflowStarted(
+                workflow_id=state.id, type=state.type, steps=list(command.steps)
+            )
+        elif isinstance(command, AnnounceWorkflowCompleted):
+            payload = WorkflowCompleted(
+                workflow_id=state.id,
+                type=state.type,
+                output=dict(command.output),
+                duration_ms=command.duration_ms,
+            )
+        else:
+            assert isinstance(command, AnnounceWorkflowFailed)
+            error = command.error
+            payload = WorkflowFailed(
+                workflow_id=state.id,
+                type=state.type,
+                reason=command.reason,
+                step=command.step,
+                error=ErrorInfo(type=error.type, message=error.message, retryable=error.retryable)
+                if error is not None
+                else None,
+            )
+        return self._encode(self.topics.workflow_events, self._event(state, payload))
+
+    def _event(self, state: WorkflowState, payload: Payload) -> Event:
+        return Event(
+            payload,
+            source=self.source,
+            subject=getattr(payload, "task_id", state.id),
+            traceparent=state.traceparent,
+            tracestate=state.tracestate,
+        )
+
+    def _encode(self, topic: str, event: Event) -> OutgoingRecord:
+        encoded = self.codec.encode(event)
+        return OutgoingRecord(topic, encoded.key, encoded.value, encoded.headers)

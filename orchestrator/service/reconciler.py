@@ -1,0 +1,93 @@
+"""The reconciler: the timers that make lost messages cost time, never work.
+
+Each tick, in one transaction: tasks whose lease expired without a result are failed
+and retried (a crashed agent, or a broker that lost the task or its result); retries
+whose backoff passed are dispatched; accepted goals that nobody planned in time (a goal
+event the broker lost) are planned. Every few seconds it also re-creates missing topics
+(a broker restarted empty).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+
+from orchestrator.service.applier import Applied, Applier
+from orchestrator.store import workflows as workflow_rows
+from orchestrator.workflow.machine import due_timers
+from orchestrator.workflow.messages import GoalAccepted, Input
+from waypost.bus.base import Admin, TopicSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Reconciler:
+    """Runs timers and topic checks on an interval."""
+
+    engine: Engine
+    applier: Applier
+    admin: Admin
+    topic_specs: Sequence[TopicSpec]
+    clock: Callable[[], datetime]
+    on_commit: Callable[[], None]
+    interval_s: float = 1.0
+    replan_after_s: float = 30.0
+    topic_check_interval_s: float = 10.0
+    batch_size: int = 500
+
+    def run(self, stop: threading.Event) -> None:
+        """Tick until stopped."""
+        next_topic_check = 0.0
+        while not stop.is_set():
+            try:
+                if time.monotonic() >= next_topic_check:
+                    self.ensure_topics()
+                    next_topic_check = time.monotonic() + self.topic_check_interval_s
+                while self.tick().applied >= self.batch_size and not stop.is_set():
+                    pass  # a full batch: more may be due right away
+            except Exception:
+                log.exception("reconciler tick failed; retrying")
+            stop.wait(self.interval_s)
+
+    def tick(self) -> Applied:
+        """Handle every due timer and stale goal (one batch)."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            states = workflow_rows.lock_due(conn, now=now, limit=self.batch_size)
+            inputs: list[tuple[str, Input]] = [
+                (workflow_id, timer)
+                for workflow_id, state in states.items()
+                for timer in due_timers(state, now)
+            ]
+            stale = workflow_rows.lock_stale_accepted(
+                conn,
+                accepted_before=now - timedelta(seconds=self.replan_after_s),
+                limit=self.batch_size,
+            )
+            states.update(stale)
+            inputs += [(workflow_id, GoalAccepted()) for workflow_id in stale]
+            if not inputs:
+                return Applied()
+            applied = self.applier.apply(conn, states=states, inputs=inputs, now=now)
+        if applied.applied:
+            log.info(
+                "reconciler: %d timer(s) and %d stale goal(s) handled",
+                len(inputs) - len(stale),
+                len(stale),
+            )
+        if applied.published:
+            self.on_commit()
+        return applied
+
+    def ensure_topics(self) -> None:
+        """Create missing topics (after a broker lost its data, or on first start)."""
+        created = self.admin.ensure_topics(self.topic_specs)
+        if created:
+            log.warning("created %d missing topic(s): %s", len(created), ", ".join(created))

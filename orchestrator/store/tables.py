@@ -1,0 +1,92 @@
+"""The orchestrator's tables (SQLAlchemy Core). Alembic migrations create them; a test
+checks that the migrated schema and this metadata agree."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+workflows = Table(
+    "workflows",
+    metadata,
+    Column("id", Text, primary_key=True, comment="the goal id (ce_id or Idempotency-Key)"),
+    Column("type", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("input", JSONB, nullable=False),
+    Column("output", JSONB),
+    Column("reason", Text, comment="why the workflow failed"),
+    Column("failed_step", Text),
+    Column("error", JSONB),
+    Column("traceparent", Text),
+    Column("tracestate", Text),
+    Column("accepted_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("workflows_status_accepted", "status", "accepted_at"),
+    Index("workflows_type_accepted", "type", "accepted_at"),
+    Index("workflows_accepted", "accepted_at"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("workflow_id", Text, ForeignKey("workflows.id", ondelete="CASCADE"), nullable=False),
+    Column("step", Text, nullable=False),
+    Column("position", Integer, nullable=False, comment="order of the step in its playbook"),
+    Column("capability", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("input", JSONB),
+    Column("output", JSONB),
+    Column("confidence", Float),
+    Column("reasoning", JSONB),
+    Column("usage", JSONB),
+    Column("agent", JSONB),
+    Column("error", JSONB),
+    Column("attempts", JSONB, nullable=False, comment="one entry per dispatch and its outcome"),
+    Column("lease_expires_at", DateTime(timezone=True)),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("workflow_id", "step", name="tasks_workflow_step"),
+    Index(
+        "tasks_lease_due",
+        "lease_expires_at",
+        postgresql_where=text("status = 'dispatched'"),
+    ),
+    Index(
+        "tasks_retry_due",
+        "next_attempt_at",
+        postgresql_where=text("status = 'retry_wait'"),
+    ),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("topic", Text, nullable=False),
+    Column("key", LargeBinary),
+    Column("value", LargeBinary),
+    Column("headers", JSONB, nullable=False, comment="[[name, value], ...] (UTF-8 values)"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+)

@@ -1,0 +1,136 @@
+"""Workflow and task state, as the pure state machine sees it (immutable values)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class WorkflowStatus(StrEnum):
+    """Where a workflow is in its life."""
+
+    ACCEPTED = "accepted"  # goal recorded, not planned yet
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        """True once the workflow can no longer change."""
+        return self in (WorkflowStatus.COMPLETED, WorkflowStatus.FAILED)
+
+
+class TaskStatus(StrEnum):
+    """Where a task is in its life."""
+
+    PENDING = "pending"  # waiting for the steps it depends on
+    DISPATCHED = "dispatched"  # published to its capability; lease running
+    RETRY_WAIT = "retry_wait"  # an attempt failed; the next one is due at next_attempt_at
+    COMPLETED = "completed"
+    FAILED = "failed"  # attempts exhausted, or a failure retrying cannot fix
+    SKIPPED = "skipped"  # its `when` condition was false
+    CANCELLED = "cancelled"  # the workflow failed before this task finished
+
+    @property
+    def finished(self) -> bool:
+        """True once the task can no longer change."""
+        return self in _FINISHED
+
+    @property
+    def succeeded(self) -> bool:
+        """True if steps depending on this one may run."""
+        return self in (TaskStatus.COMPLETED, TaskStatus.SKIPPED)
+
+
+_FINISHED = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskError:
+    """Why an attempt failed."""
+
+    type: str
+    message: str
+    retryable: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"type": self.type, "message": self.message, "retryable": self.retryable}
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One dispatch of a task and how it ended."""
+
+    number: int
+    dispatched_at: datetime
+    finished_at: datetime | None = None
+    outcome: str | None = None  # completed | failed | lease_expired | cancelled
+    error: TaskError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskState:
+    """One step of one workflow."""
+
+    id: str
+    step: str
+    capability: str
+    status: TaskStatus
+    max_attempts: int
+    attempt: int = 0
+    input: Mapping[str, Any] | None = None
+    output: Mapping[str, Any] | None = None
+    confidence: float | None = None
+    reasoning: tuple[str, ...] = ()
+    usage: Mapping[str, Any] | None = None
+    agent: Mapping[str, Any] | None = None
+    error: TaskError | None = None
+    lease_expires_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: tuple[Attempt, ...] = ()
+
+    def evolve(self, **changes: Any) -> TaskState:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowState:
+    """A workflow and its tasks, keyed by step name."""
+
+    id: str
+    type: str
+    status: WorkflowStatus
+    input: Mapping[str, Any]
+    accepted_at: datetime
+    tasks: Mapping[str, TaskState] = field(default_factory=dict)
+    output: Mapping[str, Any] | None = None
+    reason: str | None = None
+    failed_step: str | None = None
+    error: TaskError | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    traceparent: str | None = None
+    tracestate: str | None = None
+
+    def evolve(self, **changes: Any) -> WorkflowState:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    def with_task(self, task: TaskState) -> WorkflowState:
+        """A copy with one task replaced."""
+        return replace(self, tasks={**self.tasks, task.step: task})
+
+    def task_by_id(self, task_id: str) -> TaskState | None:
+        """The task with this id, if it belongs to this workflow."""
+        for task in self.tasks.values():
+            if task.id == task_id:
+                return task
+        return None

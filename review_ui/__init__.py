@@ -1,0 +1,1 @@
+"""The HTTP app: JSON API (and, later, the review console)."""

@@ -1,0 +1,86 @@
+"""POST /api/v1/goals: accept a goal; the same Idempotency-Key twice makes one workflow."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
+
+from orchestrator import goals
+from orchestrator.errors import InvalidGoalInput, UnknownGoalType
+from orchestrator.store import workflows as workflow_rows
+from orchestrator.store.outbox import channel_for
+from review_ui.api.models import GoalAcceptedPublic, GoalCreate
+from review_ui.deps import ConnectionDep, StateDep
+from review_ui.problems import Problem
+from waypost.events import new_id, new_traceparent, utcnow
+
+router = APIRouter(tags=["goals"])
+
+_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+_TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+@router.post(
+    "/goals",
+    status_code=202,
+    response_model=GoalAcceptedPublic,
+    responses={
+        409: {"description": "The Idempotency-Key was used for a different goal."},
+        422: {"description": "Unknown goal type, or input that breaks its playbook's schema."},
+    },
+)
+def submit_goal(
+    goal: GoalCreate,
+    state: StateDep,
+    connection: ConnectionDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(description="The goal id; repeating it returns the same workflow."),
+    ] = None,
+    traceparent: Annotated[str | None, Header()] = None,
+) -> GoalAcceptedPublic:
+    """Accept a goal; it is planned into a workflow asynchronously."""
+    if idempotency_key is not None and not _KEY.match(idempotency_key):
+        raise Problem(
+            400,
+            "Invalid Idempotency-Key",
+            "use 1-200 characters from letters, digits, '.', '_', ':' and '-'",
+        )
+    try:
+        state.playbooks.check_goal(goal.type, goal.input)
+    except UnknownGoalType as exc:
+        raise Problem(422, "Unknown goal type", str(exc), known=state.playbooks.types()) from None
+    except InvalidGoalInput as exc:
+        raise Problem(422, "Invalid goal input", str(exc), errors=exc.errors) from None
+    goal_id = idempotency_key or new_id()
+    accepted = goals.submit(
+        connection,
+        goal=goals.GoalSubmission(
+            goal_id=goal_id,
+            type=goal.type,
+            input=goal.input,
+            traceparent=traceparent
+            if traceparent and _TRACEPARENT.match(traceparent)
+            else new_traceparent(),
+        ),
+        outgoing=state.outgoing,
+        now=utcnow(),
+        notify_channel=channel_for(state.settings.database_schema),
+    )
+    if not accepted.created:
+        existing = workflow_rows.get(connection, workflow_id=goal_id)
+        if existing is not None and (existing.type, dict(existing.input)) != (
+            goal.type,
+            goal.input,
+        ):
+            raise Problem(
+                409,
+                "Idempotency-Key reused",
+                f"goal {goal_id!r} was already submitted with a different type or input",
+            )
+    url = f"/api/v1/workflows/{accepted.workflow_id}"
+    response.headers["Location"] = url
+    return GoalAcceptedPublic(workflow_id=accepted.workflow_id, status_url=url)

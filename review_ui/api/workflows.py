@@ -1,0 +1,52 @@
+"""GET /api/v1/workflows[/{id}]: workflow status, tasks, outputs and attempts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from orchestrator.store import workflows as workflow_rows
+from orchestrator.workflow.state import WorkflowStatus
+from review_ui.api.models import WorkflowPagePublic, WorkflowPublic
+from review_ui.deps import ConnectionDep
+from review_ui.problems import Problem
+
+router = APIRouter(tags=["workflows"])
+
+
+@router.get("/workflows/{workflow_id}", response_model=WorkflowPublic)
+def get_workflow(workflow_id: str, connection: ConnectionDep) -> WorkflowPublic:
+    """One workflow with every task."""
+    state = workflow_rows.get(connection, workflow_id=workflow_id)
+    if state is None:
+        raise Problem(404, "Workflow not found", f"no workflow with id {workflow_id!r}")
+    return WorkflowPublic.of(state)
+
+
+@router.get("/workflows", response_model=WorkflowPagePublic)
+def list_workflows(
+    connection: ConnectionDep,
+    status: Annotated[WorkflowStatus | None, Query()] = None,
+    type: Annotated[str | None, Query(max_length=100)] = None,
+    goal_id: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> WorkflowPagePublic:
+    """Workflows newest first, filtered by status, goal type or goal id."""
+    if cursor is not None:
+        try:
+            workflow_rows.decode_cursor(cursor)
+        except ValueError:
+            raise Problem(
+                400, "Invalid cursor", "pass back the next_cursor of a previous page"
+            ) from None
+    page = workflow_rows.list_page(
+        connection,
+        status=status.value if status else None,
+        goal_type=type,
+        goal_id=goal_id,
+        limit=limit,
+        cursor=cursor,
+    )
+    return WorkflowPagePublic.of(page)

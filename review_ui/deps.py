@@ -1,0 +1,40 @@
+"""Dependencies of the routes, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import Connection, Engine
+
+from orchestrator.playbooks.registry import PlaybookRegistry
+from orchestrator.service.outgoing import Outgoing
+from waypost.bus.base import Admin
+from waypost.settings import HttpSettings
+
+
+@dataclass
+class AppState:
+    """Everything the app builds once at start-up."""
+
+    settings: HttpSettings
+    engine: Engine
+    playbooks: PlaybookRegistry
+    outgoing: Outgoing
+    admin: Admin
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.waypost
+    return state
+
+
+def _connection(state: Annotated[AppState, Depends(_state)]) -> Iterator[Connection]:
+    with state.engine.begin() as connection:
+        yield connection
+
+
+StateDep = Annotated[AppState, Depends(_state)]
+ConnectionDep = Annotated[Connection, Depends(_connection)]

@@ -1,0 +1,40 @@
+"""`waypost serve`: the HTTP app under uvicorn."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from orchestrator.playbooks.registry import PlaybookRegistry
+from review_ui.app import create_app
+from waypost.bus.kafka import KafkaBus
+from waypost.db import make_engine
+from waypost.lifecycle import configure_logging
+from waypost.settings import HttpSettings, load
+from waypost.stack import stackfile
+
+
+def main(settings: HttpSettings | None = None) -> int:
+    """Serve until SIGTERM/SIGINT."""
+    settings = settings or load(HttpSettings)
+    configure_logging(settings.log_level, name="http")
+    endpoints = stackfile.resolve(settings, need=("kafka_bootstrap", "database_url"))
+    engine = make_engine(
+        endpoints.database_url, schema=settings.database_schema, pool_size=10, app="waypost-http"
+    )
+    app = create_app(
+        settings,
+        engine=engine,
+        admin=KafkaBus(endpoints.kafka_bootstrap, settings).admin(),
+        playbooks=PlaybookRegistry.load(settings.playbook_dirs),
+    )
+    try:
+        uvicorn.run(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level=settings.log_level.lower(),
+            access_log=settings.log_level == "DEBUG",
+        )
+    finally:
+        engine.dispose()
+    return 0

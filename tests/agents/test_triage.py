@@ -1,0 +1,269 @@
+"""The triage agent: the pure vote on hand-made vectors, then the shipped examples."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from agents.triage import (
+    Examples,
+    LabelledTicket,
+    Ticket,
+    TriageIndex,
+    build_index,
+    classify,
+    load_examples,
+    triage,
+)
+from tests.agents.environment import Environment, context
+
+
+def _examples(*rows: tuple[str, str, list[float]]) -> Examples:
+    tickets = [
+        LabelledTicket.model_validate(
+            {"id": f"e{i}", "subject": "s", "body": "b", "category": category, "urgency": urgency}
+        )
+        for i, (category, urgency, _) in enumerate(rows)
+    ]
+    vectors = np.array([vector for _, _, vector in rows], dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return Examples(tickets, vectors)
+
+
+QUERY = np.array([1.0, 0.0, 0.0], dtype=np.float32)
+
+
+def test_one_close_example_outweighs_two_distant_ones() -> None:
+    examples = _examples(
+        ("billing", "high", [1.0, 0.0, 0.0]),  # similarity 1.0
+        ("shipping", "low", [0.3, 1.0, 0.0]),  # about 0.29 each
+        ("shipping", "low", [0.3, 0.0, 1.0]),
+    )
+
+    decision = classify(QUERY, examples, k=3)
+
+    # A plain majority would say shipping; the similarity weights say billing.
+    assert decision.category == "billing"
+    assert decision.urgency == "high"
+    assert decision.confidence == pytest.approx(1.0 / (1.0 + 2 * 0.2873), abs=1e-3)
+    assert [n.id for n in decision.nearest] == ["e0", "e1", "e2"]
+
+
+def test_only_the_k_nearest_vote() -> None:
+    examples = _examples(
+        ("billing", "normal", [0.9, 0.1, 0.0]),
+        ("shipping", "low", [0.0, 1.0, 0.0]),
+        ("shipping", "low", [0.0, 0.0, 1.0]),
+        ("shipping", "low", [0.1, 1.0, 0.0]),
+    )
+
+    decision = classify(QUERY, examples, k=1)
+
+    assert decision.category == "billing"
+    assert decision.confidence == 1.0
+    assert len(decision.nearest) == 1
+
+
+def test_category_and_urgency_are_voted_separately() -> None:
+    examples = _examples(
+        ("billing", "low", [1.0, 0.1, 0.0]),  # similarity 0.995
+        ("billing", "low", [1.0, 0.0, 0.1]),  # 0.995
+        ("refund_request", "urgent", [1.0, 0.2, 0.2]),  # 0.962
+        ("refund_request", "urgent", [1.0, 0.3, 0.0]),  # 0.958
+        ("refund_request", "normal", [1.0, 0.0, 0.3]),  # 0.958
+    )
+
+    decision = classify(QUERY, examples, k=5)
+
+    # Three refund examples outvote two billing ones, yet "low" (1.99) beats "urgent" (1.92).
+    assert decision.category == "refund_request"
+    assert decision.urgency == "low"
+    assert decision.confidence == pytest.approx(2.878 / 4.868, abs=1e-3)
+
+
+def test_examples_pointing_away_carry_no_weight() -> None:
+    examples = _examples(
+        ("billing", "normal", [0.5, 1.0, 0.0]),
+        ("shipping", "low", [-1.0, 0.1, 0.0]),
+        ("shipping", "low", [-1.0, 0.0, 0.1]),
+    )
+
+    decision = classify(QUERY, examples, k=3)
+
+    assert decision.category == "billing"
+    assert decision.confidence == 1.0
+    assert decision.category_votes["shipping"] == 0.0
+
+
+def test_no_evidence_means_zero_confidence() -> None:
+    examples = _examples(("billing", "normal", [0.0, 1.0, 0.0]), ("shipping", "low", [0, 0, 1]))
+
+    decision = classify(np.zeros(3, dtype=np.float32), examples, k=2)
+
+    assert decision.confidence == 0.0
+    assert decision.category == "billing"  # the nearest (first) example breaks the tie
+
+
+def test_examples_and_vectors_must_line_up() -> None:
+    with pytest.raises(ValueError, match="2 tickets but 1 vectors"):
+        Examples(load_examples()[:2], np.zeros((1, 3), dtype=np.float32))
+
+
+def test_shipped_examples_cover_every_category_and_urgency() -> None:
+    examples = load_examples()
+
+    assert 100 <= len(examples) <= 200
+    assert len({e.id for e in examples}) == len(examples)
+    categories = Counter(e.category for e in examples)
+    assert len(categories) == 6
+    assert min(categories.values()) >= 20
+    assert set(Counter(e.urgency for e in examples)) == {"low", "normal", "high", "urgent"}
+
+
+@pytest.fixture(scope="module")
+def index() -> TriageIndex:
+    return build_index(Environment())
+
+
+# Written for this test, not copied from the examples: (category, subject, body).
+HELD_OUT = [
+    (
+        "billing",
+        "Double charge on my credit card",
+        "I was charged twice for the Premium plan this month, two payments of $14.99 on the "
+        "same day. Please refund the duplicate charge.",
+    ),
+    (
+        "account_access",
+        "Can't log in to my account",
+        "I forgot my password and the reset email never arrives. I've been locked out of my "
+        "account since yesterday.",
+    ),
+    (
+        "technical_issue",
+        "Camera offline after router change",
+        "I replaced my Wi-Fi router and now the camera shows offline in the app and won't "
+        "reconnect to the network.",
+    ),
+    (
+        "shipping",
+        "Parcel hasn't arrived",
+        "My order was shipped ten days ago but the tracking number still shows no updates and "
+        "the parcel hasn't been delivered.",
+    ),
+    (
+        "refund_request",
+        "I want my money back",
+        "I returned the smart lock two weeks ago because it didn't fit my door. When will I "
+        "receive my refund?",
+    ),
+    (
+        "product_question",
+        "Does the doorbell work with Google Home?",
+        "Before I buy: is the video doorbell compatible with Google Home, and can I see the "
+        "live view on a Nest Hub?",
+    ),
+    (
+        "billing",
+        "Question about my invoice",
+        "The invoice for our Business plan shows a different amount than the price on your "
+        "website. Can you explain the charges?",
+    ),
+    (
+        "account_access",
+        "Two-factor code not working",
+        "The two-factor authentication code from my authenticator app is rejected every time I "
+        "try to sign in.",
+    ),
+    (
+        "technical_issue",
+        "App keeps crashing",
+        "The app crashes every time I open the camera feed on my iPhone since the last update.",
+    ),
+    (
+        "shipping",
+        "Update my shipping address",
+        "I moved last week. Can you change the delivery address on my order before it is shipped?",
+    ),
+    (
+        "refund_request",
+        "Return and refund request",
+        "The thermostat isn't compatible with my boiler. I'd like to return it for a full "
+        "refund, it's still in the box.",
+    ),
+    (
+        "product_question",
+        "Can I use the camera outdoors?",
+        "Is the indoor camera weatherproof, or do I need the outdoor model for my garden? What "
+        "is the difference in features?",
+    ),
+]
+
+
+def test_held_out_tickets_are_mostly_classified_right(index: TriageIndex) -> None:
+    wrong = []
+    for category, subject, body in HELD_OUT:
+        decision = classify(index.embed(Ticket(subject=subject, body=body)), index.examples)
+        if decision.category != category:
+            wrong.append((subject, category, decision.category))
+
+    assert len(wrong) <= 2, wrong
+
+
+def test_a_plain_billing_ticket_is_billing_with_confidence(index: TriageIndex) -> None:
+    ticket = Ticket(
+        subject="Charged twice this month",
+        body="My card was charged twice for my subscription. Please reverse the duplicate.",
+    )
+
+    decision = classify(index.embed(ticket), index.examples)
+
+    assert decision.category == "billing"
+    assert decision.confidence > 0.6
+
+
+@pytest.mark.parametrize(
+    ("subject", "body"),
+    [
+        (
+            "URGENT: all cameras offline at our warehouse",
+            "Every camera at our warehouse went offline an hour ago and we have no security "
+            "coverage right now. This is an emergency, we need help immediately.",
+        ),
+        (
+            "Account hacked - please lock it now",
+            "Someone changed my password and email. My account has been hacked and they can "
+            "see my home cameras. Please lock it down immediately.",
+        ),
+    ],
+)
+def test_urgent_wording_is_urgent_or_high(index: TriageIndex, subject: str, body: str) -> None:
+    decision = classify(index.embed(Ticket(subject=subject, body=body)), index.examples)
+
+    assert decision.urgency in {"urgent", "high"}
+
+
+def test_handler_reports_the_vote(index: TriageIndex) -> None:
+    ctx = context("triage", {TriageIndex: index})
+    ticket = Ticket(
+        subject="Where is my parcel?",
+        body="The tracking for my order hasn't changed in a week and the delivery is late.",
+    )
+
+    result = triage.run(ticket, ctx)
+
+    assert result.output.category == "shipping"
+    assert len(result.output.nearest) == 7
+    similarities = [n.similarity for n in result.output.nearest]
+    assert similarities == sorted(similarities, reverse=True)
+    agreeing = sum(1 for n in result.output.nearest if n.category == "shipping")
+    assert ctx.notes[0].startswith(f"{agreeing} of 7 nearest examples are shipping")
+    assert 0.0 < result.confidence <= 1.0
+    assert triage.input_model is Ticket
+
+
+def test_handler_without_setup_says_what_is_missing() -> None:
+    with pytest.raises(LookupError, match="TriageIndex"):
+        triage.run(Ticket(subject="x", body="y"), context("triage"))

@@ -1,0 +1,1 @@
+"""Agents and playbooks used only by tests."""

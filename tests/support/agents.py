@@ -1,0 +1,39 @@
+"""Test agents: echo (instant), and ones that fail or stall on request."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pydantic import BaseModel
+
+from waypost import AgentContext, AgentResult, NonRetryableError, agent
+
+
+class EchoIn(BaseModel):
+    text: str = ""
+    fail: str | None = None  # "retryable" | "permanent"
+    sleep_s: float = 0.0
+    marker_dir: str | None = None  # a file per execution, to count executions
+
+
+class EchoOut(BaseModel):
+    text: str
+    attempt: int
+
+
+@agent("echo", version="test")
+def echo(task: EchoIn, ctx: AgentContext) -> AgentResult[EchoOut]:
+    """Returns its input; fails or stalls when the input asks it to."""
+    if task.marker_dir:
+        path = os.path.join(task.marker_dir, f"{ctx.task.task_id}.{ctx.task.attempt}.{os.getpid()}")
+        with open(path, "w") as handle:
+            handle.write("started\n")
+    if task.sleep_s:
+        time.sleep(task.sleep_s)
+    if task.fail == "permanent":
+        raise NonRetryableError("asked to fail permanently")
+    if task.fail == "retryable":
+        raise RuntimeError(f"asked to fail (attempt {ctx.task.attempt})")
+    ctx.note(f"echoing {len(task.text)} characters")
+    return AgentResult(EchoOut(text=task.text, attempt=ctx.task.attempt), confidence=0.9)

@@ -1,0 +1,5 @@
+"""`python -m waypost` is the `waypost` command."""
+
+from waypost.cli.main import main
+
+main()

@@ -1,0 +1,283 @@
+"""The Kafka bus: the only module in Waypost that creates confluent-kafka clients.
+
+Producers are idempotent with ``acks=all``; consumers commit manually after handling;
+clients never ask the broker to auto-create topics (provisioning is explicit).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from waypost.bus.base import PublishOutcome, TopicSpec
+from waypost.bus.records import OutgoingRecord, ReceivedRecord
+from waypost.errors import TopicError
+from waypost.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+# librdkafka errors that mean "the topic is not there (yet)": after a broker that lost its
+# data restarts, or before provisioning ran. The reconciler re-creates topics.
+_MISSING_TOPIC = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC}
+
+
+class KafkaBus:
+    """Creates Kafka clients configured from settings."""
+
+    def __init__(self, bootstrap: str, settings: CommonSettings) -> None:
+        self._bootstrap = bootstrap
+        self._settings = settings
+
+    def _base(self, client_id: str) -> dict[str, Any]:
+        return {
+            "bootstrap.servers": self._bootstrap,
+            "client.id": client_id,
+            "allow.auto.create.topics": False,
+            # Notice re-created topics quickly (a Tansu restart forgets every topic).
+            "topic.metadata.refresh.interval.ms": 5000,
+            "log_level": 3,
+            **self._settings.kafka_client_config,
+        }
+
+    def publisher(self, client_id: str) -> KafkaPublisher:
+        """A new idempotent producer."""
+        config = {
+            **self._base(client_id),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": self._settings.kafka_linger_ms,
+            "message.timeout.ms": 30000,
+        }
+        return KafkaPublisher(config)
+
+    def subscriber(self, group: str, topics: Sequence[str], client_id: str) -> KafkaSubscriber:
+        """A new consumer-group member with manual commits."""
+        session = self._settings.kafka_session_timeout_ms
+        config = {
+            **self._base(client_id),
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": session,
+            "heartbeat.interval.ms": max(100, session // 4),
+            "fetch.wait.max.ms": self._settings.kafka_fetch_wait_max_ms,
+        }
+        return KafkaSubscriber(config, list(topics))
+
+    def admin(self) -> KafkaAdmin:
+        """An admin client."""
+        return KafkaAdmin({**self._base("waypost-admin")})
+
+
+class KafkaPublisher:
+    """An idempotent producer that reports per-record delivery."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._config = config
+        self._fatal: str | None = None
+        self._lock = threading.Lock()
+        self._producer = self._new_producer()
+
+    def _new_producer(self) -> Producer:
+        config = {**self._config, "error_cb": self._on_error}
+        return Producer(config)
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            # Typically a broker that restarted and forgot our producer id: the idempotent
+            # producer cannot continue; a fresh one is made before the next batch.
+            self._fatal = error.str()
+            log.warning("producer hit a fatal error, will be re-created: %s", error.str())
+
+    def send(self, records: Sequence[OutgoingRecord]) -> PublishOutcome:
+        """Publish a batch and wait for every delivery report."""
+        with self._lock:
+            if self._fatal is not None:
+                self._producer = self._new_producer()
+                self._fatal = None
+            outcome = PublishOutcome()
+
+            def report(index: int) -> Any:
+                def on_delivery(error: KafkaError | None, _message: Message) -> None:
+                    if error is None:
+                        outcome.delivered.append(index)
+                    else:
+                        outcome.failed[index] = error.str()
+
+                return on_delivery
+
+            for index, record in enumerate(records):
+                self._produce(record, report(index), outcome, index)
+            remaining = self._producer.flush(60)
+            if remaining:
+                log.warning("%d record(s) still unacknowledged after 60 s", remaining)
+            if self._fatal is not None:
+                for index in range(len(records)):
+                    if index not in outcome.failed and index not in outcome.delivered:
+                        outcome.failed[index] = self._fatal
+            return outcome
+
+    def _produce(
+        self, record: OutgoingRecord, callback: Any, outcome: PublishOutcome, index: int
+    ) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    record.topic,
+                    value=record.value,
+                    key=record.key,
+                    headers=list(record.headers),
+                    on_delivery=callback,
+                )
+                return
+            except BufferError:
+                # Local queue full: serve delivery reports to make room, then try again.
+                self._producer.poll(0.1)
+            except KafkaException as exc:
+                outcome.failed[index] = str(exc)
+                return
+
+    def close(self) -> None:
+        """Flush outstanding records."""
+        with self._lock:
+            self._producer.flush(10)
+
+
+class KafkaSubscriber:
+    """One consumer-group member; offsets are committed only when asked."""
+
+    def __init__(self, config: dict[str, Any], topics: list[str]) -> None:
+        self._consumer = Consumer(config)
+        self._consumer.subscribe(topics)
+        self.missing_topics: set[str] = set()
+
+    def poll(self, max_records: int, timeout_s: float) -> list[ReceivedRecord]:
+        """Up to ``max_records`` records, waiting at most ``timeout_s`` for the first."""
+        messages = self._consumer.consume(max_records, timeout_s)
+        records: list[ReceivedRecord] = []
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self._on_error(error, message)
+                continue
+            timestamp_type, timestamp = message.timestamp()
+            records.append(
+                ReceivedRecord(
+                    topic=message.topic() or "",
+                    partition=message.partition() or 0,
+                    offset=message.offset() or 0,
+                    key=message.key(),
+                    value=message.value(),
+                    headers=_headers(message),
+                    timestamp_ms=timestamp if timestamp_type else None,
+                )
+            )
+        return records
+
+    def _on_error(self, error: KafkaError, message: Message) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.code() in _MISSING_TOPIC:
+            topic = message.topic() or "?"
+            if topic not in self.missing_topics:
+                log.warning("topic %s does not exist (yet); waiting for provisioning", topic)
+            self.missing_topics.add(topic)
+            return
+        log.warning("consumer error: %s", error.str())
+
+    def commit(self, records: Sequence[ReceivedRecord]) -> None:
+        """Commit the offsets just past these records."""
+        if not records:
+            return
+        high: dict[tuple[str, int], int] = {}
+        for record in records:
+            key = (record.topic, record.partition)
+            high[key] = max(high.get(key, -1), record.offset)
+        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in high.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # A rebalance or a restarted broker: the records may be delivered again,
+            # which every handler tolerates (idempotent application).
+            log.warning("offset commit failed (records may be redelivered): %s", exc)
+
+    def close(self) -> None:
+        """Leave the group."""
+        self._consumer.close()
+
+
+class KafkaAdmin:
+    """Creates topics explicitly and answers health checks."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._admin = AdminClient(config)
+
+    def _metadata(self) -> Any:
+        try:
+            return self._admin.list_topics(timeout=10)
+        except KafkaException as exc:
+            raise TopicError(f"cannot reach the broker to list topics: {exc}") from None
+
+    def list_topics(self) -> dict[str, int]:
+        """Every topic with its partition count."""
+        return {
+            name: len(topic.partitions)
+            for name, topic in self._metadata().topics.items()
+            if topic.error is None
+        }
+
+    def ensure_topics(self, specs: Sequence[TopicSpec]) -> list[str]:
+        """Create the topics that do not exist yet; return the names created."""
+        metadata = self._metadata()
+        existing = {n for n, t in metadata.topics.items() if t.error is None}
+        wanted = [s for s in specs if s.name not in existing]
+        if not wanted:
+            return []
+        # One broker (the embedded one) cannot hold more than one replica; a cluster
+        # uses its own default replication factor.
+        replicas = 1 if len(metadata.brokers) == 1 else -1
+        futures = self._admin.create_topics(
+            [
+                NewTopic(s.name, num_partitions=s.partitions, replication_factor=replicas)
+                for s in wanted
+            ],
+            operation_timeout=30,
+        )
+        created = []
+        for name, future in futures.items():
+            try:
+                future.result()
+                created.append(name)
+            except KafkaException as exc:
+                error = exc.args[0]
+                if (
+                    isinstance(error, KafkaError)
+                    and error.code() == KafkaError.TOPIC_ALREADY_EXISTS
+                ):
+                    continue
+                raise TopicError(f"cannot create topic {name}: {exc}") from None
+        return created
+
+    def ping(self, timeout_s: float) -> bool:
+        """True if the broker answers a metadata request in time."""
+        try:
+            self._admin.list_topics(timeout=timeout_s)
+        except KafkaException:
+            return False
+        return True
+
+
+def _headers(message: Message) -> tuple[tuple[str, bytes], ...]:
+    """Headers as (name, bytes); a null header value becomes empty bytes."""
+    raw = message.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return tuple(
+        (name, value if isinstance(value, bytes) else (value or "").encode())
+        for name, value in pairs
+    )

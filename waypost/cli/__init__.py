@@ -1,0 +1,1 @@
+"""The `waypost` command line: the composition root that wires every package together."""

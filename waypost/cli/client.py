@@ -1,0 +1,103 @@
+"""A small client of the Waypost HTTP API for the CLI and the demo."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from waypost.errors import WaypostError
+
+FINISHED = ("completed", "failed")
+
+
+class ApiError(WaypostError):
+    """The HTTP API refused a request or could not be reached."""
+
+
+class Client:
+    """Talks to one Waypost HTTP app."""
+
+    def __init__(self, base_url: str, timeout_s: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s)
+
+    def close(self) -> None:
+        """Release connections."""
+        self._http.close()
+
+    def submit_goal(
+        self, goal_type: str, goal_input: Mapping[str, Any], goal_id: str | None = None
+    ) -> str:
+        """Submit a goal; returns the workflow id."""
+        headers = {"Idempotency-Key": goal_id} if goal_id else {}
+        body = self._request(
+            "POST",
+            "/api/v1/goals",
+            json={"type": goal_type, "input": dict(goal_input)},
+            headers=headers,
+        )
+        return str(body["workflow_id"])
+
+    def workflow(self, workflow_id: str) -> dict[str, Any]:
+        """One workflow with its tasks."""
+        found: dict[str, Any] = self._request("GET", f"/api/v1/workflows/{workflow_id}")
+        return found
+
+    def workflows(self, **filters: Any) -> dict[str, Any]:
+        """A page of workflows."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        page: dict[str, Any] = self._request("GET", "/api/v1/workflows", params=params)
+        return page
+
+    def ready(self) -> bool:
+        """True when the app answers /readyz with 200."""
+        try:
+            return self._http.get("/readyz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def wait(
+        self,
+        workflow_id: str,
+        *,
+        timeout_s: float,
+        on_change: Callable[[dict[str, Any]], None] | None = None,
+        interval_s: float = 0.25,
+    ) -> dict[str, Any]:
+        """Poll a workflow until it finishes; calls ``on_change`` whenever it changed."""
+        deadline = time.monotonic() + timeout_s
+        last: Any = None
+        while True:
+            workflow = self.workflow(workflow_id)
+            shape = [(t["step"], t["status"], t["attempt"]) for t in workflow["tasks"]]
+            if (workflow["status"], shape) != last and on_change is not None:
+                on_change(workflow)
+            last = (workflow["status"], shape)
+            if workflow["status"] in FINISHED:
+                return workflow
+            if time.monotonic() > deadline:
+                raise ApiError(
+                    f"workflow {workflow_id} is still {workflow['status']} after {timeout_s:g} s; "
+                    f"follow it with `waypost workflow show {workflow_id}`"
+                )
+            time.sleep(interval_s)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiError(
+                f"cannot reach the Waypost HTTP app at {self.base_url} ({exc}); "
+                "is `waypost up` running?"
+            ) from None
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+                detail = problem.get("detail") or problem.get("title")
+            except ValueError:
+                detail = response.text[:500]
+            raise ApiError(f"{method} {path} failed ({response.status_code}): {detail}")
+        return response.json()

@@ -1,0 +1,127 @@
+"""The `waypost` command: every subcommand, with --help everywhere."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from waypost.errors import ConfigError, WaypostError
+
+
+class _Group(click.Group):
+    """Turns Waypost errors into one clear line and a non-zero exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(2)
+        except WaypostError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="waypost")
+def main() -> None:
+    """Waypost: Kafka-based agent orchestration.
+
+    Start everything on this machine with `waypost up`, then submit goals with
+    `waypost goal submit`. Settings come from WAYPOST_* environment variables
+    (see docs/configuration.md).
+    """
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Submit sample support tickets and print results.")
+@click.option("--port", type=int, help="Port of the HTTP app (default 8000, WAYPOST_HTTP_PORT).")
+@click.option(
+    "--agents",
+    "agent_modules",
+    multiple=True,
+    metavar="MODULE",
+    help="Also run the agents of MODULE (repeatable; WAYPOST_AGENT_MODULES).",
+)
+@click.option(
+    "--playbooks",
+    "playbook_dirs",
+    multiple=True,
+    metavar="DIR",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Also load the playbooks in DIR (repeatable; WAYPOST_PLAYBOOK_DIRS).",
+)
+def up(
+    demo: bool, port: int | None, agent_modules: tuple[str, ...], playbook_dirs: tuple[Path, ...]
+) -> None:
+    """Start broker, PostgreSQL, orchestrator, agents and HTTP app; Ctrl-C stops all.
+
+    Embedded services start for whatever is not configured: set
+    WAYPOST_KAFKA_BOOTSTRAP or WAYPOST_DATABASE_URL to use existing ones.
+    """
+    from waypost.settings import StackSettings, load
+    from waypost.stack.up import UpOptions, run
+
+    base = load(StackSettings)
+    overrides: dict[str, Any] = {}
+    if port is not None:
+        overrides["http_port"] = port
+    if agent_modules:
+        overrides["agent_modules"] = [*base.agent_modules, *agent_modules]
+    if playbook_dirs:
+        overrides["playbook_dirs"] = [*base.playbook_dirs, *playbook_dirs]
+    settings = load(StackSettings, **overrides) if overrides else base
+    sys.exit(run(settings, UpOptions(demo=demo)))
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema up to date (waypost up does this on start)."""
+    from waypost import migrate as migrations
+    from waypost.db import make_engine
+    from waypost.settings import CommonSettings, load
+    from waypost.stack import stackfile
+
+    settings = load(CommonSettings)
+    endpoints = stackfile.resolve(settings, need=("database_url",))
+    engine = make_engine(endpoints.database_url, schema=settings.database_schema, pool_size=1)
+    try:
+        revision = migrations.upgrade(engine, settings.database_schema)
+    finally:
+        engine.dispose()
+    click.echo(f"schema {settings.database_schema!r} is at revision {revision} (newest)")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def topics(as_json: bool) -> None:
+    """List the topics of this installation's namespace with their partitions."""
+    from waypost.bus.kafka import KafkaBus
+    from waypost.settings import CommonSettings, load
+    from waypost.stack import stackfile
+
+    settings = load(CommonSettings)
+    endpoints = stackfile.resolve(settings, need=("kafka_bootstrap",))
+    found = KafkaBus(endpoints.kafka_bootstrap, settings).admin().list_topics()
+    mine = {n: p for n, p in sorted(found.items()) if n.startswith(settings.namespace + ".")}
+    if as_json:
+        click.echo(json.dumps(mine, indent=2))
+        return
+    if not mine:
+        click.echo(f"no topics under namespace {settings.namespace!r}")
+    for name, partitions in mine.items():
+        kind = "dead letters" if name.endswith(".dlq") else ""
+        click.echo(f"{name:60} {partitions:3d} partitions  {kind}")
+
+
+from waypost.cli import goals, services, workflows  # noqa: E402  (registers subcommands)
+
+main.add_command(goals.goal)
+main.add_command(workflows.workflow)
+main.add_command(services.agent)
+main.add_command(services.orchestrator)
+main.add_command(services.serve)

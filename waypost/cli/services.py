@@ -1,0 +1,45 @@
+"""The long-running services: `waypost orchestrator run`, `waypost agent run`, `waypost serve`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.group()
+def orchestrator() -> None:
+    """The orchestrator service."""
+
+
+@orchestrator.command(name="run")
+def orchestrator_run() -> None:
+    """Plan goals, dispatch tasks, apply results; run one or more per installation."""
+    from orchestrator.service.main import main
+
+    sys.exit(main())
+
+
+@click.group()
+def agent() -> None:
+    """Agent workers."""
+
+
+@agent.command(name="run")
+@click.argument("modules", nargs=-1, required=True, metavar="MODULE...")
+def agent_run(modules: tuple[str, ...]) -> None:
+    """Run the @agent functions of MODULE(s): one consumer group per capability.
+
+    Start more processes with the same modules to scale out.
+    """
+    from waypost.runtime.main import main
+
+    sys.exit(main(modules))
+
+
+@click.command()
+def serve() -> None:
+    """Serve the HTTP API (binds WAYPOST_HTTP_HOST:WAYPOST_HTTP_PORT, default 127.0.0.1:8000)."""
+    from review_ui.main import main
+
+    sys.exit(main())

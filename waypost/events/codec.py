@@ -1,0 +1,169 @@
+"""CloudEvents 1.0 binary mode over Kafka: ``ce_*`` headers, JSON body, schema-checked.
+
+The same codec runs on both ends: ``encode`` refuses a body that breaks its schema (a bug
+in the producer), ``decode`` raises :class:`UndecodableEvent` or :class:`InvalidEvent` so
+the consumer can dead-letter the record and keep going.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import jsonschema_rs
+import orjson
+import pydantic
+
+import schemas
+from waypost.bus.records import Headers
+from waypost.errors import InvalidEvent, UndecodableEvent
+from waypost.events.envelope import TYPE_PREFIX, Event, utcnow
+from waypost.events.payloads import PAYLOAD_TYPES, Payload
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+_REQUIRED = ("ce_id", "ce_source", "ce_specversion", "ce_type")
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedEvent:
+    """An event as bytes: what goes into a Kafka record."""
+
+    key: bytes
+    value: bytes
+    headers: Headers
+
+
+class Codec:
+    """Encodes and decodes Waypost events, validating bodies against ``schemas/``."""
+
+    def __init__(self) -> None:
+        registry = jsonschema_rs.Registry(list(schemas.shared_documents().items()))
+        self._validators: dict[str, Any] = {}
+        self._schema_uri: dict[str, str] = {}
+        for schema in schemas.all_schemas():
+            validator = jsonschema_rs.validator_for(
+                schema.document, registry=registry, validate_formats=True
+            )
+            self._validators[schema.uri] = validator
+            # Later versions overwrite earlier ones: producers write the latest.
+            self._validators[schema.event_type] = validator
+            self._schema_uri[schema.event_type] = schema.uri
+
+    def encode(self, event: Event) -> EncodedEvent:
+        """Serialize an event; InvalidEvent if its body breaks the schema."""
+        body = event.payload.model_dump(mode="json", exclude_none=True)
+        self._check(event.type, body, self._validators[event.type])
+        headers: list[tuple[str, bytes]] = [
+            ("ce_specversion", b"1.0"),
+            ("ce_id", event.id.encode()),
+            ("ce_source", event.source.encode()),
+            ("ce_type", event.ce_type.encode()),
+            ("ce_time", _format_time(event.time).encode()),
+            ("ce_dataschema", self._schema_uri[event.type].encode()),
+            ("content-type", CONTENT_TYPE.encode()),
+        ]
+        if event.subject is not None:
+            headers.append(("ce_subject", event.subject.encode()))
+        for name, value in (
+            ("traceparent", event.traceparent),
+            ("tracestate", event.tracestate),
+            ("waypost-workflow-id", event.workflow_id),
+            ("waypost-task-id", event.task_id),
+            ("waypost-attempt", str(event.attempt) if event.attempt is not None else None),
+        ):
+            if value is not None:
+                headers.append((name, value.encode()))
+        return EncodedEvent(event.key.encode(), orjson.dumps(body), tuple(headers))
+
+    def decode(self, value: bytes | None, headers: Headers) -> Event:
+        """Parse and validate a record's headers and body into a typed Event."""
+        attrs = _read_headers(headers)
+        missing = [name for name in _REQUIRED if name not in attrs]
+        if missing:
+            raise UndecodableEvent(
+                f"not a CloudEvent in binary mode: missing header(s) {', '.join(missing)}"
+            )
+        if attrs["ce_specversion"] != SPEC_VERSION:
+            raise UndecodableEvent(
+                f"unsupported ce_specversion {attrs['ce_specversion']!r}; expected '1.0'"
+            )
+        content_type = attrs.get("content-type", CONTENT_TYPE)
+        if not content_type.startswith(CONTENT_TYPE):
+            raise UndecodableEvent(
+                f"unsupported content-type {content_type!r}; send the body as application/json"
+            )
+        ce_type = attrs["ce_type"]
+        event_type = ce_type.removeprefix(TYPE_PREFIX)
+        payload_type = PAYLOAD_TYPES.get(event_type)
+        if not ce_type.startswith(TYPE_PREFIX) or payload_type is None:
+            raise UndecodableEvent(
+                f"unknown ce_type {ce_type!r}; known: "
+                + ", ".join(sorted(TYPE_PREFIX + t for t in PAYLOAD_TYPES))
+            )
+        if value is None:
+            raise UndecodableEvent("the record has no body", event_type=event_type)
+        try:
+            body = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise UndecodableEvent(f"body is not JSON: {exc}", event_type=event_type) from None
+        schema_uri = attrs.get("ce_dataschema")
+        validator = self._validators.get(schema_uri or event_type) or self._validators[event_type]
+        self._check(event_type, body, validator)
+        try:
+            payload: Payload = payload_type.model_validate(body)
+        except pydantic.ValidationError as exc:
+            raise InvalidEvent(str(exc), event_type=event_type) from None
+        return Event(
+            payload=payload,
+            id=attrs["ce_id"],
+            source=attrs["ce_source"],
+            time=_parse_time(attrs.get("ce_time")),
+            subject=attrs.get("ce_subject"),
+            traceparent=attrs.get("traceparent"),
+            tracestate=attrs.get("tracestate"),
+        )
+
+    @staticmethod
+    def _check(event_type: str, body: Any, validator: Any) -> None:
+        try:
+            validator.validate(body)
+        except jsonschema_rs.ValidationError as exc:
+            path = "/".join(str(p) for p in exc.instance_path) or "(body)"
+            raise InvalidEvent(
+                f"{TYPE_PREFIX}{event_type} body breaks its schema at {path}: {exc.message}",
+                event_type=event_type,
+            ) from None
+
+
+@cache
+def default_codec() -> Codec:
+    """The process-wide codec (built lazily; schemas are immutable)."""
+    return Codec()
+
+
+def _read_headers(headers: Headers) -> dict[str, str]:
+    attrs: dict[str, str] = {}
+    for name, raw in headers:
+        if name in attrs or raw is None:
+            continue
+        try:
+            attrs[name] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UndecodableEvent(f"header {name!r} is not UTF-8") from None
+    return attrs
+
+
+def _format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _parse_time(text: str | None) -> datetime:
+    if text is None:
+        return utcnow()
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UndecodableEvent(f"ce_time {text!r} is not an RFC 3339 timestamp") from None

@@ -1,0 +1,178 @@
+"""Typed bodies of Waypost events, one class per event type (``<Noun><PastVerb>``).
+
+The JSON Schemas in ``schemas/`` are the contract; these models give code typed access to
+bodies that already passed their schema. Unknown fields are kept (tolerant reader), so a
+newer producer's extra field does not break an older consumer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Payload(BaseModel):
+    """Base of every event body; ``TYPE`` is the event type without the ``waypost.`` prefix."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    TYPE: ClassVar[str]
+
+    def partition_key(self) -> str | None:
+        """Kafka key for this event; None means "use the event id"."""
+        workflow_id = getattr(self, "workflow_id", None)
+        return str(workflow_id) if workflow_id is not None else None
+
+
+class Usage(BaseModel):
+    """What one attempt cost."""
+
+    model_config = ConfigDict(frozen=True)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    duration_ms: float = 0.0
+
+
+class AgentInfo(BaseModel):
+    """Which agent worker produced a result."""
+
+    model_config = ConfigDict(frozen=True)
+    capability: str
+    version: str
+    instance: str
+
+
+class ErrorInfo(BaseModel):
+    """Why an attempt failed, and whether trying again could help."""
+
+    model_config = ConfigDict(frozen=True)
+    type: str
+    message: str
+    retryable: bool
+
+
+class TaskRef(Payload):
+    """Fields every task event carries."""
+
+    workflow_id: str
+    task_id: str
+    step: str
+    capability: str
+    attempt: int = Field(ge=1)
+
+
+class GoalSubmitted(Payload):
+    """A goal to plan; the envelope's id is the goal (and workflow) id."""
+
+    TYPE = "goal.submitted"
+    type: str
+    input: dict[str, Any]
+
+
+class TaskDispatched(TaskRef):
+    """A task handed to the agents of its capability."""
+
+    TYPE = "task.dispatched"
+    goal_type: str
+    input: dict[str, Any]
+    deadline: str
+
+    def partition_key(self) -> str:
+        """Tasks spread over partitions by task id."""
+        return self.task_id
+
+
+class TaskCompleted(TaskRef):
+    """An agent's output for one attempt."""
+
+    TYPE = "task.completed"
+    output: dict[str, Any]
+    confidence: float = Field(ge=0, le=1)
+    reasoning: list[str] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    agent: AgentInfo
+
+
+class TaskFailed(TaskRef):
+    """An attempt that did not produce an output."""
+
+    TYPE = "task.failed"
+    error: ErrorInfo
+    reasoning: list[str] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    agent: AgentInfo
+
+
+class TaskEscalated(TaskRef):
+    """A task now waits for a reviewer."""
+
+    TYPE = "task.escalated"
+    escalation_id: str
+    reason: str
+    version: int
+    digest: str
+    priority: int | None = None
+    due_at: str | None = None
+
+
+class DecisionRecorded(Payload):
+    """A reviewer's decision, bound to the escalation version and digest they saw."""
+
+    TYPE = "decision.recorded"
+    escalation_id: str
+    workflow_id: str
+    task_id: str
+    action: Literal["approve", "edit", "reject", "retry", "comment"]
+    reviewer: str
+    version: int
+    digest: str
+    output: dict[str, Any] | None = None
+    reason: str | None = None
+    comment: str | None = None
+
+
+class WorkflowStarted(Payload):
+    """A goal became a workflow of these steps."""
+
+    TYPE = "workflow.started"
+    workflow_id: str
+    type: str
+    steps: list[str]
+
+
+class WorkflowCompleted(Payload):
+    """Every step finished; the playbook's output mapping applied."""
+
+    TYPE = "workflow.completed"
+    workflow_id: str
+    type: str
+    output: dict[str, Any]
+    duration_ms: float | None = None
+
+
+class WorkflowFailed(Payload):
+    """A workflow stopped without completing."""
+
+    TYPE = "workflow.failed"
+    workflow_id: str
+    type: str
+    reason: str
+    step: str | None = None
+    error: ErrorInfo | None = None
+
+
+PAYLOAD_TYPES: dict[str, type[Payload]] = {
+    cls.TYPE: cls
+    for cls in (
+        GoalSubmitted,
+        TaskDispatched,
+        TaskCompleted,
+        TaskFailed,
+        TaskEscalated,
+        DecisionRecorded,
+        WorkflowStarted,
+        WorkflowCompleted,
+        WorkflowFailed,
+    )
+}

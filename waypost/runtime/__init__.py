@@ -1,0 +1,1 @@
+"""The agent runtime: runs ``@agent`` handlers as consumer groups (`waypost agent run`)."""

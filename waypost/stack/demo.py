@@ -1,0 +1,54 @@
+"""`waypost up --demo`: submit sample support tickets and print what each step produced."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import click
+
+from waypost.cli.client import Client
+from waypost.cli.render import progress_line, workflow_text
+
+SAMPLE_TICKETS = [
+    {
+        "subject": "Charged twice for my subscription",
+        "body": "Hi, my card was charged twice for the May invoice of my Pro plan. "
+        "Please refund the duplicate payment.",
+        "customer": "Dana",
+    },
+    {
+        "subject": "Cannot log in after password reset",
+        "body": "I reset my password this morning but the login page still says my "
+        "credentials are wrong, and now my account seems locked. I need access today.",
+        "customer": "Sam",
+    },
+    {
+        "subject": "Where is my order?",
+        "body": "My order was supposed to arrive last week and the tracking number has not "
+        "updated in six days. Can you tell me where the parcel is?",
+        "customer": "Ari",
+    },
+]
+
+
+def run_demo(http_url: str, echo: Callable[[str], None], stop_requested: threading.Event) -> None:
+    """Submit the sample tickets, wait for their workflows, print each result."""
+    client = Client(http_url)
+    try:
+        echo(click.style(f"Demo: submitting {len(SAMPLE_TICKETS)} support tickets", bold=True))
+        ids = [client.submit_goal("support.ticket", ticket) for ticket in SAMPLE_TICKETS]
+        for workflow_id in ids:
+            if stop_requested.is_set():
+                return
+            workflow = client.wait(
+                workflow_id,
+                timeout_s=120,
+                on_change=lambda w: echo("  " + progress_line(w)),
+            )
+            echo("")
+            echo(workflow_text(workflow))
+            echo("")
+        echo(click.style("Demo complete.", bold=True, fg="green") + " The stack keeps running.")
+    finally:
+        client.close()

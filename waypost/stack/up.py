@@ -1,0 +1,279 @@
+"""`waypost up`: start the whole platform on one machine and keep it running.
+
+Order: broker, PostgreSQL (each only if no external one is configured), migrations,
+topics, orchestrator, agent workers, HTTP app; then wait until the HTTP app is ready,
+write stack.json, and supervise. Ctrl-C (or SIGTERM) stops everything in reverse order;
+the data directory stays.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from waypost import migrate
+from waypost.bus.kafka import KafkaBus
+from waypost.db import make_engine
+from waypost.errors import ConfigError, StackError
+from waypost.lifecycle import stop_on_signals
+from waypost.settings import StackSettings
+from waypost.stack import stackfile
+from waypost.stack.broker import EmbeddedBroker, tansu_binary
+from waypost.stack.postgres import EmbeddedPostgres
+from waypost.stack.process import free_port, port_is_free
+from waypost.stack.supervisor import Supervisor, WaypostProcess, open_log, tail
+from waypost.topics import Topics
+
+BUILTIN_AGENT_MODULES = ("agents.support",)
+
+
+@dataclass
+class BrokerService:
+    """The embedded broker as a supervised service."""
+
+    broker: EmbeddedBroker
+    log_path: Path
+    name: str = "broker"
+
+    def start(self) -> None:
+        """Start on the same port every time (clients keep their bootstrap address)."""
+        with open_log(self.log_path) as log:
+            self.broker = EmbeddedBroker(self.broker.binary, self.broker.port, log)
+            self.broker.start()
+
+    def stop(self) -> None:
+        """Stop by PID."""
+        self.broker.stop()
+
+    def alive(self) -> bool:
+        """True while it runs."""
+        return self.broker.alive()
+
+    def log_tail(self, lines: int) -> str:
+        """The last lines of its log."""
+        return tail(self.log_path, lines)
+
+
+@dataclass
+class PostgresService:
+    """The embedded PostgreSQL as a supervised service."""
+
+    data_dir: Path
+    log_path: Path
+    server: EmbeddedPostgres | None = None
+    name: str = "postgres"
+
+    def start(self) -> None:
+        """Start (initialising the data directory on first start)."""
+        with open_log(self.log_path) as log:
+            self.server = EmbeddedPostgres(self.data_dir, log)
+            self.server.start()
+
+    def stop(self) -> None:
+        """Fast shutdown by PID."""
+        if self.server is not None:
+            self.server.stop()
+
+    def alive(self) -> bool:
+        """True while it runs."""
+        return self.server is not None and self.server.alive()
+
+    def log_tail(self, lines: int) -> str:
+        """The last lines of its log."""
+        return tail(self.log_path, lines)
+
+
+@dataclass
+class Console:
+    """Progress output of `waypost up`."""
+
+    echo: Callable[[str], None] = field(default=click.echo)
+
+    @contextmanager
+    def step(self, what: str) -> Iterator[dict[str, str]]:
+        """Print ``what``, run the block, then its result and how long it took."""
+        self.echo(f"  {what} ...")
+        started = time.monotonic()
+        outcome: dict[str, str] = {}
+        yield outcome
+        took = time.monotonic() - started
+        detail = outcome.get("detail", "")
+        self.echo(click.style("  ✓ ", fg="green") + f"{what} {detail} ({took:.1f} s)")
+
+
+@dataclass
+class UpOptions:
+    """What the command line asked for."""
+
+    demo: bool = False
+    readiness_timeout_s: float = 90.0
+
+
+def run(settings: StackSettings, options: UpOptions) -> int:
+    """Start the stack, supervise it until Ctrl-C, stop it; returns the exit code."""
+    console = Console()
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    running = stackfile.read(data_dir)
+    if running is not None and running.pid != os.getpid():
+        raise StackError(
+            f"a Waypost stack already runs from {data_dir} (pid {running.pid}); stop it "
+            "(Ctrl-C in its terminal) or use another WAYPOST_DATA_DIR"
+        )
+    if not port_is_free(settings.http_host, settings.http_port):
+        raise ConfigError(
+            f"WAYPOST_HTTP_PORT: port {settings.http_port} on {settings.http_host} is in use; "
+            "pass --port or set WAYPOST_HTTP_PORT to a free port"
+        )
+    agent_modules = [*BUILTIN_AGENT_MODULES, *settings.agent_modules]
+    logs = data_dir / "logs"
+    stop_requested = threading.Event()
+    stop_on_signals(stop_requested)
+    supervisor = Supervisor(lambda line: console.echo(click.style(line, fg="yellow")))
+    console.echo(click.style("Starting Waypost", bold=True) + f" (data in {data_dir})")
+    try:
+        kafka, kafka_label = _start_broker(settings, supervisor, console, logs)
+        database, database_label = _start_postgres(settings, supervisor, console, data_dir, logs)
+        with console.step("migrating the database") as out:
+            engine = make_engine(database, schema=settings.database_schema, pool_size=1)
+            try:
+                out["detail"] = f"schema {settings.database_schema!r} at revision " + str(
+                    migrate.upgrade(engine, settings.database_schema)
+                )
+            finally:
+                engine.dispose()
+        with console.step("creating topics") as out:
+            capabilities = _capabilities(settings, agent_modules)
+            specs = Topics(settings.namespace).specs(capabilities, settings)
+            created = KafkaBus(kafka, settings).admin().ensure_topics(specs)
+            out["detail"] = f"{len(specs)} topics ({len(created)} new)"
+        http_url = f"http://{settings.http_host}:{settings.http_port}"
+        env = _child_env(settings, kafka, database, data_dir)
+        for name, args in [
+            ("orchestrator", ["orchestrator", "run"]),
+            *[(f"agents:{m}", ["agent", "run", m]) for m in agent_modules],
+            ("http", ["serve"]),
+        ]:
+            with console.step(f"starting {name}") as out:
+                supervisor.start(WaypostProcess(name, args, env, logs / f"{_file(name)}.log"))
+                out["detail"] = f"(log: {logs / (_file(name) + '.log')})"
+        with console.step("waiting for the HTTP app to be ready") as out:
+            _wait_ready(http_url, options.readiness_timeout_s, stop_requested)
+            out["detail"] = http_url
+        stackfile.write(data_dir, stackfile.Endpoints(kafka, database, http_url, os.getpid()))
+        _summary(console, http_url, kafka_label, database_label, logs)
+        if options.demo:
+            from waypost.stack.demo import run_demo
+
+            run_demo(http_url, console.echo, stop_requested)
+        console.echo("Press Ctrl-C to stop.")
+        supervisor.watch(stop_requested)
+        return 0
+    finally:
+        console.echo("Stopping Waypost ...")
+        supervisor.stop_all()
+        stackfile.remove(data_dir)
+        console.echo("Stopped. Data kept in " + str(data_dir))
+
+
+def _start_broker(
+    settings: StackSettings, supervisor: Supervisor, console: Console, logs: Path
+) -> tuple[str, str]:
+    if settings.kafka_bootstrap:
+        console.echo(f"  using Kafka at {settings.kafka_bootstrap} (WAYPOST_KAFKA_BOOTSTRAP)")
+        return settings.kafka_bootstrap, f"{settings.kafka_bootstrap} (external)"
+    with console.step("starting Kafka broker (Tansu, memory storage)") as out:
+        service = BrokerService(
+            EmbeddedBroker(tansu_binary(settings.tansu_bin), free_port(), None),
+            logs / "broker.log",
+        )
+        supervisor.start(service)
+        out["detail"] = f"at {service.broker.bootstrap}"
+    return service.broker.bootstrap, f"{service.broker.bootstrap} (embedded Tansu, memory only)"
+
+
+def _start_postgres(
+    settings: StackSettings, supervisor: Supervisor, console: Console, data_dir: Path, logs: Path
+) -> tuple[str, str]:
+    if settings.database_url:
+        console.echo("  using PostgreSQL at WAYPOST_DATABASE_URL")
+        return settings.database_url, "external (WAYPOST_DATABASE_URL)"
+    with console.step("starting PostgreSQL 16 + pgvector") as out:
+        service = PostgresService(data_dir / "postgres", logs / "postgres.log")
+        supervisor.start(service)
+        assert service.server is not None
+        out["detail"] = f"(data in {service.data_dir})"
+    url = service.server.url()
+    return url, f"{url} (embedded)"
+
+
+def _capabilities(settings: StackSettings, agent_modules: list[str]) -> set[str]:
+    """Capabilities of every playbook and agent module (checked now, so errors show early)."""
+    from orchestrator.playbooks.registry import PlaybookRegistry
+    from waypost.runtime.loading import load_agents
+
+    playbooks = PlaybookRegistry.load(settings.playbook_dirs)
+    agents = load_agents(agent_modules)
+    return set(playbooks.capabilities()) | {a.capability for a in agents}
+
+
+def _child_env(
+    settings: StackSettings, kafka: str, database: str, data_dir: Path
+) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "WAYPOST_KAFKA_BOOTSTRAP": kafka,
+            "WAYPOST_DATABASE_URL": database,
+            "WAYPOST_DATA_DIR": str(data_dir),
+            "WAYPOST_HTTP_HOST": settings.http_host,
+            "WAYPOST_HTTP_PORT": str(settings.http_port),
+            "WAYPOST_PLAYBOOK_DIRS": ",".join(str(p.resolve()) for p in settings.playbook_dirs),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def _wait_ready(http_url: str, timeout_s: float, stop_requested: threading.Event) -> None:
+    from waypost.cli.client import Client
+
+    client = Client(http_url, timeout_s=2.0)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not client.ready():
+            if stop_requested.is_set():
+                raise StackError("interrupted while waiting for the HTTP app")
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"the HTTP app at {http_url} was not ready after {timeout_s:g} s; "
+                    "see its log in the logs directory"
+                )
+            stop_requested.wait(0.2)
+    finally:
+        client.close()
+
+
+def _summary(console: Console, http_url: str, kafka: str, database: str, logs: Path) -> None:
+    console.echo("")
+    console.echo(click.style("Waypost is running", bold=True, fg="green"))
+    console.echo(f"  HTTP API     {http_url}  (OpenAPI docs at {http_url}/docs)")
+    console.echo(f"  Kafka        {kafka}")
+    console.echo(f"  PostgreSQL   {database}")
+    console.echo(f"  logs         {logs}/")
+    console.echo(
+        "  try          waypost goal submit support.ticket --wait "
+        """--input '{"subject": "Charged twice", "body": "I was billed twice this month."}'"""
+    )
+    console.echo("")
+
+
+def _file(name: str) -> str:
+    return name.replace(":", "-")
