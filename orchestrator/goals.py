@@ -2,7 +2,8 @@
 
 The goal is stored as an accepted workflow together with its goal.submitted event in
 one transaction, so a 202 answer means the goal is durable even if the broker then loses
-the event: the reconciler plans accepted goals that nobody planned in time.
+the event: the reconciler plans accepted goals that nobody planned in time. The caller
+publishes the returned outbox rows after commit.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from orchestrator.service.outgoing import Outgoing
+from orchestrator.service.publishing import OutboxRows
 from orchestrator.store import outbox
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.workflows import NewWorkflow
@@ -37,6 +39,7 @@ class Accepted:
 
     workflow_id: str
     created: bool
+    outbox: OutboxRows = ()
 
 
 def submit(
@@ -45,7 +48,6 @@ def submit(
     goal: GoalSubmission,
     outgoing: Outgoing,
     now: datetime,
-    notify_channel: str,
 ) -> Accepted:
     """Record a goal and queue its event; the same goal id twice makes one workflow."""
     created = workflow_rows.insert_accepted(
@@ -68,5 +70,6 @@ def submit(
             traceparent=goal.traceparent,
             source=goal.source,
         )
-        outbox.enqueue(conn, records=[record], notify_channel=notify_channel)
-    return Accepted(goal.goal_id, bool(created))
+        ids = outbox.enqueue(conn, records=[record])
+        return Accepted(goal.goal_id, True, [(ids[0], record)])
+    return Accepted(goal.goal_id, False)

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine
 
 from orchestrator.playbooks.registry import PlaybookRegistry
 from orchestrator.service.outgoing import Outgoing
+from orchestrator.service.publishing import OutboxPublisher
 from waypost.bus.base import Admin
 from waypost.settings import HttpSettings
 
@@ -24,6 +25,7 @@ class AppState:
     playbooks: PlaybookRegistry
     outgoing: Outgoing
     admin: Admin
+    publisher: OutboxPublisher | None
 
 
 def _state(request: Request) -> AppState:

@@ -21,11 +21,13 @@ def main(settings: HttpSettings | None = None) -> int:
     engine = make_engine(
         endpoints.database_url, schema=settings.database_schema, pool_size=10, app="waypost-http"
     )
+    bus = KafkaBus(endpoints.kafka_bootstrap, settings)
     app = create_app(
         settings,
         engine=engine,
-        admin=KafkaBus(endpoints.kafka_bootstrap, settings).admin(),
+        admin=bus.admin(),
         playbooks=PlaybookRegistry.load(settings.playbook_dirs),
+        publisher=bus.publisher("http"),
     )
     try:
         uvicorn.run(

@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 Vectors = npt.NDArray[np.float32]
 
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")  # letters and digits of any script
 _STOP = frozenset(
     [
         "a",

@@ -201,6 +201,10 @@ def _signature(handler: Callable[..., Any]) -> tuple[type[BaseModel], type[BaseM
     input_model = hints.get(parameters[0])
     if not (isinstance(input_model, type) and issubclass(input_model, BaseModel)):
         raise AgentDefinitionError(f"{name}: annotate its input with a pydantic model")
+    if len(parameters) == 2 and hints.get(parameters[1], AgentContext) is not AgentContext:
+        raise AgentDefinitionError(
+            f"{name}: its second parameter receives the AgentContext; annotate it as such"
+        )
     returned = hints.get("return")
     candidates = [returned]
     if get_origin(returned) in (typing.Union, types.UnionType):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from waypost.errors import ConfigError
 
@@ -132,7 +132,13 @@ class OrchestratorSettings(CommonSettings):
     )
     relay_batch_size: int = Field(1000, ge=1, description="Outbox rows published per batch.")
     relay_poll_interval_s: float = Field(
-        0.5, gt=0, description="Longest the outbox relay sleeps without a wake-up."
+        1.0, gt=0, description="How often the outbox relay looks for unpublished events."
+    )
+    relay_grace_s: float = Field(
+        5.0,
+        gt=0,
+        description="Events are published by their writer right after commit; the relay "
+        "publishes those still in the outbox after this long.",
     )
     retry_backoff_initial_s: float = Field(
         1.0, gt=0, description="First retry delay; doubles per attempt, with full jitter."
@@ -186,6 +192,12 @@ def load(cls: type[S], **overrides: Any) -> S:
         return cls(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(cls, exc)) from None
+    except SettingsError as exc:
+        # Raised while reading the environment, e.g. malformed JSON in a dict setting;
+        # its message names the field ("error parsing value for field ...").
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = f"WAYPOST_{match[1].upper()}" if match else "a WAYPOST_ setting"
+        raise ConfigError(f"invalid setting:\n  {name}: {exc.__cause__ or exc}") from None
 
 
 def _describe(cls: type[CommonSettings], exc: ValidationError) -> str:

@@ -131,7 +131,8 @@ def _input_checker(schema: Mapping[str, Any] | None) -> Any:
 
 
 def _build_step(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Step:
-    backoff = raw.get("backoff", defaults.get("backoff"))
+    # A step's backoff refines the playbook's default, field by field.
+    backoff = {**defaults.get("backoff", {}), **raw.get("backoff", {})}
     return Step(
         name=raw["name"],
         capability=raw["capability"],

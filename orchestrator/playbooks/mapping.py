@@ -94,15 +94,22 @@ def evaluate(condition: Condition, context: Mapping[str, Any]) -> bool:
     return _compare(condition.operator, value, condition.value)
 
 
+def _same(left: Any, right: Any) -> bool:
+    """JSON equality: true is not 1 and false is not 0, as in JSON itself."""
+    if isinstance(left, bool) != isinstance(right, bool):
+        return False
+    return bool(left == right)
+
+
 def _compare(operator: str, left: Any, right: Any) -> bool:
     if operator == "eq":
-        return bool(left == right)
+        return _same(left, right)
     if operator == "ne":
-        return bool(left != right)
+        return not _same(left, right)
     if operator == "in":
-        return left in right
+        return any(_same(left, item) for item in right)
     if operator == "not_in":
-        return left not in right
+        return not any(_same(left, item) for item in right)
     if not isinstance(left, int | float) or isinstance(left, bool):
         return False  # ordering against a non-number (or null) is false, never an error
     if operator == "gt":

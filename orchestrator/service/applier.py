@@ -16,23 +16,26 @@ from sqlalchemy import Connection
 
 from orchestrator.playbooks.registry import PlaybookRegistry
 from orchestrator.service.outgoing import Outgoing
+from orchestrator.service.publishing import OutboxRows
 from orchestrator.store import outbox
 from orchestrator.store import workflows as workflow_rows
+from orchestrator.store.workflows import NewWorkflow
 from orchestrator.workflow.machine import Environment, decide
-from orchestrator.workflow.messages import Input
+from orchestrator.workflow.messages import GoalAccepted, Input
 from orchestrator.workflow.retry import RetryPolicy
-from orchestrator.workflow.state import WorkflowState
+from orchestrator.workflow.state import WorkflowState, WorkflowStatus
+from waypost.bus.records import OutgoingRecord
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class Applied:
-    """What one application did."""
+    """What one application did; ``outbox`` holds the rows to publish after commit."""
 
     applied: int = 0
     ignored: int = 0
-    published: int = 0
+    outbox: OutboxRows = ()
     notes: list[str] = field(default_factory=list)
 
 
@@ -52,7 +55,6 @@ class Applier:
         states: MutableMapping[str, WorkflowState],
         inputs: Sequence[tuple[str, Input]],
         now: datetime,
-        notify_channel: str | None = None,
     ) -> Applied:
         """Apply inputs in order to locked ``states``; write changes and their events."""
         before = dict(states)
@@ -74,11 +76,45 @@ class Applier:
             states[workflow_id] = decision.state
             records.extend(self.outgoing.for_commands(decision.state, decision.commands))
         workflow_rows.save(conn, before=before, after=states, now=now)
-        outbox.enqueue(conn, records=records, notify_channel=notify_channel)
-        result.published = len(records)
+        result.outbox = list(zip(outbox.enqueue(conn, records=records), records, strict=True))
         for note in result.notes:
             log.info("not applied: %s", note)
         return result
+
+    def plan_new(
+        self, conn: Connection, *, goals: Sequence[NewWorkflow], now: datetime
+    ) -> tuple[Applied, list[str]]:
+        """Plan goals in memory and insert the planned workflows in one go.
+
+        Returns what was applied and the ids that already existed: those go through
+        ``apply`` (with locks) as a GoalAccepted, which plans a goal accepted over HTTP
+        and ignores a repeated one.
+        """
+        planned: dict[str, tuple[WorkflowState, list[OutgoingRecord]]] = {}
+        for goal in goals:
+            if goal.id in planned:
+                continue  # the same goal twice in one batch
+            accepted = WorkflowState(
+                id=goal.id,
+                type=goal.type,
+                status=WorkflowStatus.ACCEPTED,
+                input=goal.input,
+                accepted_at=goal.accepted_at,
+                traceparent=goal.traceparent,
+                tracestate=goal.tracestate,
+            )
+            decision = decide(accepted, GoalAccepted(), self._environment(accepted, now))
+            planned[goal.id] = (
+                decision.state,
+                self.outgoing.for_commands(decision.state, decision.commands),
+            )
+        inserted = workflow_rows.insert_planned(
+            conn, states=[state for state, _ in planned.values()], now=now
+        )
+        records = [r for wid, (_, rs) in planned.items() if wid in inserted for r in rs]
+        result = Applied(applied=len(inserted))
+        result.outbox = list(zip(outbox.enqueue(conn, records=records), records, strict=True))
+        return result, [wid for wid in planned if wid not in inserted]
 
     def _environment(self, state: WorkflowState, now: datetime) -> Environment:
         return Environment(

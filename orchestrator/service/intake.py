@@ -10,6 +10,8 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from orchestrator.service.applier import Applier
+from orchestrator.service.publishing import OutboxPublisher
+from orchestrator.store import outbox
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.workflows import NewWorkflow
 from orchestrator.workflow.messages import GoalAccepted, Input, TaskAttemptFailed, TaskSucceeded
@@ -52,32 +54,42 @@ def to_input(event: Event) -> tuple[str, Input]:
 
 @dataclass
 class Intake:
-    """Applies a batch of deliveries in one transaction, then wakes the relay."""
+    """Applies a batch of deliveries in one transaction, then publishes its events."""
 
     engine: Engine
     applier: Applier
+    publisher: OutboxPublisher
     clock: Callable[[], datetime]
-    on_commit: Callable[[], None]
 
     def handle(self, deliveries: Sequence[Delivery]) -> None:
-        """Record new goals, then apply every event in order to its locked workflow."""
-        inputs = [to_input(d.event) for d in deliveries]
+        """Plan new goals, then apply every other event in order to its locked workflow."""
         now = self.clock()
-        goals = [
-            NewWorkflow(
-                id=d.event.id,
-                type=d.event.payload.type,
-                input=d.event.payload.input,
-                accepted_at=now,
-                traceparent=d.event.traceparent,
-                tracestate=d.event.tracestate,
-            )
-            for d in deliveries
-            if isinstance(d.event.payload, GoalSubmitted)
-        ]
+        goals: list[NewWorkflow] = []
+        inputs: list[tuple[str, Input]] = []
+        for delivery in deliveries:
+            event = delivery.event
+            if isinstance(event.payload, GoalSubmitted):
+                goals.append(
+                    NewWorkflow(
+                        id=event.id,
+                        type=event.payload.type,
+                        input=event.payload.input,
+                        accepted_at=now,
+                        traceparent=event.traceparent,
+                        tracestate=event.tracestate,
+                    )
+                )
+            else:
+                inputs.append(to_input(event))
         with self.engine.begin() as conn:
-            workflow_rows.insert_accepted(conn, new=goals)
+            # Rows of events acknowledged since the last batch go in this transaction.
+            outbox.remove(conn, ids=self.publisher.take_acknowledged())
+            planned, existing = self.applier.plan_new(conn, goals=goals, now=now)
+            inputs = [(workflow_id, GoalAccepted()) for workflow_id in existing] + inputs
             states = workflow_rows.lock(conn, ids=[workflow_id for workflow_id, _ in inputs])
             applied = self.applier.apply(conn, states=states, inputs=inputs, now=now)
-        if applied.published:
-            self.on_commit()
+        self.publisher.publish([*planned.outbox, *applied.outbox])
+
+    def idle(self) -> None:
+        """Nothing arrived: delete the outbox rows of acknowledged events now."""
+        self.publisher.remove_acknowledged()

@@ -1,4 +1,4 @@
-"""The orchestrator process: wiring of intake, relay, listener and reconciler threads."""
+"""The orchestrator process: wiring of the intake, relay and reconciler threads."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from orchestrator.playbooks.registry import PlaybookRegistry
 from orchestrator.service.applier import Applier
 from orchestrator.service.intake import Intake
 from orchestrator.service.outgoing import Outgoing
+from orchestrator.service.publishing import OutboxPublisher
 from orchestrator.service.reconciler import Reconciler
-from orchestrator.service.relay import OutboxListener, Relay
-from orchestrator.store.outbox import channel_for
+from orchestrator.service.relay import Relay
 from orchestrator.workflow.retry import RetryPolicy
 from waypost import migrate
 from waypost.bus.base import Bus
@@ -66,8 +66,8 @@ def workers(
         random=random.Random().random,  # noqa: S311 - retry jitter, not secrecy
         retry=RetryPolicy(settings.retry_backoff_initial_s, settings.retry_backoff_max_s),
     )
-    wakeup = threading.Event()
-    intake = Intake(engine=engine, applier=applier, clock=utcnow, on_commit=wakeup.set)
+    publisher = OutboxPublisher(engine, bus.publisher("orchestrator"), defer_removal=True)
+    intake = Intake(engine=engine, applier=applier, publisher=publisher, clock=utcnow)
     consumer = ConsumerLoop(
         subscriber=bus.subscriber(
             topics.orchestrator_group, [topics.goals, topics.results], "orchestrator"
@@ -79,22 +79,23 @@ def workers(
         stop=stop,
         batch_size=settings.consume_batch_size,
         transient=(OperationalError, BusError),
+        on_idle=intake.idle,
     )
     relay = Relay(
         engine=engine,
         publisher=bus.publisher("orchestrator-relay"),
-        wakeup=wakeup,
+        clock=utcnow,
+        grace_s=settings.relay_grace_s,
         batch_size=settings.relay_batch_size,
         poll_interval_s=settings.relay_poll_interval_s,
     )
-    listener = OutboxListener(engine, channel_for(settings.database_schema), wakeup)
     reconciler = Reconciler(
         engine=engine,
         applier=applier,
         admin=admin,
         topic_specs=specs,
+        publisher=publisher,
         clock=utcnow,
-        on_commit=wakeup.set,
         interval_s=settings.reconcile_interval_s,
         replan_after_s=settings.goal_replan_after_s,
         topic_check_interval_s=settings.topic_check_interval_s,
@@ -109,7 +110,6 @@ def workers(
     return {
         "intake": consumer.run,
         "relay": lambda: relay.run(stop),
-        "outbox-listener": lambda: listener.run(stop),
         "reconciler": lambda: reconciler.run(stop),
     }
 

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 
 from orchestrator.service.applier import Applied, Applier
+from orchestrator.service.publishing import OutboxPublisher
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.workflow.machine import due_timers
 from orchestrator.workflow.messages import GoalAccepted, Input
@@ -35,8 +36,8 @@ class Reconciler:
     applier: Applier
     admin: Admin
     topic_specs: Sequence[TopicSpec]
+    publisher: OutboxPublisher
     clock: Callable[[], datetime]
-    on_commit: Callable[[], None]
     interval_s: float = 1.0
     replan_after_s: float = 30.0
     topic_check_interval_s: float = 10.0
@@ -82,8 +83,7 @@ class Reconciler:
                 len(inputs) - len(stale),
                 len(stale),
             )
-        if applied.published:
-            self.on_commit()
+        self.publisher.publish(applied.outbox)
         return applied
 
     def ensure_topics(self) -> None:

@@ -1,52 +1,61 @@
 """The transactional outbox: events written in the same transaction as the state change
-that causes them, published later by the relay."""
+that causes them.
+
+Whoever writes rows publishes them right after commit and removes the acknowledged
+ones (``OutboxPublisher``); the relay sweeps rows older than a grace period, whose
+writer crashed or whose broker refused them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import Connection, delete, func, insert, select, text
+import orjson
+from sqlalchemy import Connection, text
 
-from orchestrator.store.tables import outbox
 from waypost.bus.records import OutgoingRecord
 
+# Binary parameters (%(name)b, see orchestrator/store/workflows.py): bytea arrays in text
+# format would escape every byte.
+_ENQUEUE = (
+    "INSERT INTO outbox (topic, key, value, headers) "
+    "SELECT v.topic, v.key, v.value, v.headers::jsonb FROM unnest("
+    "CAST(%(topic)b AS text[]), CAST(%(key)b AS bytea[]), CAST(%(value)b AS bytea[]), "
+    "CAST(%(headers)b AS text[])) AS v(topic, key, value, headers) RETURNING id"
+)
+_CLAIM = text(
+    "SELECT id, topic, key, value, headers FROM outbox WHERE created_at <= :before "
+    "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
+)
+_REMOVE = "DELETE FROM outbox WHERE id = ANY(CAST(%(ids)b AS int8[]))"
+_BACKLOG = text("SELECT count(*) FROM outbox")
 
-def channel_for(schema: str) -> str:
-    """The NOTIFY channel that wakes the relays of one schema."""
-    return f"waypost_outbox_{schema}"[:63]
 
-
-def enqueue(
-    conn: Connection, *, records: Sequence[OutgoingRecord], notify_channel: str | None = None
-) -> None:
-    """Add records to the outbox; optionally wake relays in other processes on commit."""
+def enqueue(conn: Connection, *, records: Sequence[OutgoingRecord]) -> list[int]:
+    """Add records to the outbox; returns their ids, in order."""
     if not records:
-        return
-    conn.execute(
-        insert(outbox),
-        [
-            {
-                "topic": r.topic,
-                "key": r.key,
-                "value": r.value,
-                "headers": [[name, value.decode()] for name, value in r.headers],
-            }
-            for r in records
-        ],
+        return []
+    rows = conn.exec_driver_sql(
+        _ENQUEUE,
+        {
+            "topic": [r.topic for r in records],
+            "key": [r.key for r in records],
+            "value": [r.value for r in records],
+            "headers": [
+                orjson.dumps([[name, value.decode()] for name, value in r.headers]).decode()
+                for r in records
+            ],
+        },
     )
-    if notify_channel is not None:
-        # Delivered at commit, only if the transaction commits.
-        conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": notify_channel})
+    return [row.id for row in rows]
 
 
-def claim(conn: Connection, *, limit: int) -> list[tuple[int, OutgoingRecord]]:
-    """The oldest unpublished records, locked; other relays skip them (SKIP LOCKED)."""
-    rows = conn.execute(
-        select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers)
-        .order_by(outbox.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
+def claim(
+    conn: Connection, *, limit: int, created_before: datetime
+) -> list[tuple[int, OutgoingRecord]]:
+    """Rows written before ``created_before``, oldest first, locked; other relays skip them."""
+    rows = conn.execute(_CLAIM, {"before": created_before, "limit": limit}).all()
     return [
         (
             row.id,
@@ -64,9 +73,9 @@ def claim(conn: Connection, *, limit: int) -> list[tuple[int, OutgoingRecord]]:
 def remove(conn: Connection, *, ids: Sequence[int]) -> None:
     """Forget records the broker acknowledged."""
     if ids:
-        conn.execute(delete(outbox).where(outbox.c.id.in_(list(ids))))
+        conn.exec_driver_sql(_REMOVE, {"ids": list(ids)})
 
 
 def backlog(conn: Connection) -> int:
     """How many records wait to be published."""
-    return int(conn.execute(select(func.count()).select_from(outbox)).scalar_one())
+    return int(conn.execute(_BACKLOG).scalar_one())

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+import orjson
+from sqlalchemy import Connection, Row, select, tuple_
 
 from orchestrator.store.tables import tasks, workflows
 from orchestrator.workflow.state import (
@@ -58,23 +58,58 @@ def insert_accepted(conn: Connection, *, new: Sequence[NewWorkflow]) -> set[str]
     """Record goals as accepted workflows; returns the ids that were not there before."""
     if not new:
         return set()
-    statement = (
-        pg_insert(workflows).on_conflict_do_nothing(index_elements=["id"]).returning(workflows.c.id)
-    )
-    rows = [
+    rows = conn.exec_driver_sql(
+        _INSERT_ACCEPTED,
         {
-            "id": w.id,
-            "type": w.type,
-            "status": WorkflowStatus.ACCEPTED.value,
-            "input": dict(w.input),
-            "traceparent": w.traceparent,
-            "tracestate": w.tracestate,
-            "accepted_at": w.accepted_at,
-            "updated_at": w.accepted_at,
-        }
-        for w in new
+            "id": [w.id for w in new],
+            "type": [w.type for w in new],
+            "input": [_json(dict(w.input)) for w in new],
+            "traceparent": [w.traceparent for w in new],
+            "tracestate": [w.tracestate for w in new],
+            "accepted_at": [w.accepted_at for w in new],
+        },
+    )
+    return {row.id for row in rows}
+
+
+def insert_planned(conn: Connection, *, states: Sequence[WorkflowState], now: datetime) -> set[str]:
+    """Insert workflows planned in memory, with their tasks, unless their id exists.
+
+    Returns the ids inserted; an id that already existed (a repeated goal, or one
+    accepted over HTTP and not yet planned) is left untouched for the caller to handle.
+    """
+    if not states:
+        return set()
+    rows = conn.exec_driver_sql(
+        _INSERT_PLANNED,
+        {
+            "now": now,
+            **_arrays(
+                [
+                    {
+                        "id": state.id,
+                        "type": state.type,
+                        "input": _json(dict(state.input)),
+                        "traceparent": state.traceparent,
+                        "tracestate": state.tracestate,
+                        "accepted_at": state.accepted_at,
+                        **_workflow_fields(state),
+                    }
+                    for state in states
+                ]
+            ),
+        },
+    )
+    inserted = {row.id for row in rows}
+    new_tasks = [
+        {"id": task.id, "workflow_id": state.id, "position": position, **_task_fields(task)}
+        for state in states
+        if state.id in inserted
+        for position, task in enumerate(state.tasks.values())
     ]
-    return {row.id for row in conn.execute(statement, rows)}
+    if new_tasks:
+        conn.exec_driver_sql(_INSERT_TASKS, {"now": now, **_arrays(new_tasks)})
+    return inserted
 
 
 def lock(
@@ -84,13 +119,8 @@ def lock(
     wanted = sorted(set(ids))  # a fixed lock order avoids deadlocks between batches
     if not wanted:
         return {}
-    rows = conn.execute(
-        select(workflows)
-        .where(workflows.c.id.in_(wanted))
-        .order_by(workflows.c.id)
-        .with_for_update(skip_locked=skip_locked)
-    ).all()
-    return _with_tasks(conn, rows)
+    statement = _LOCK_SKIP if skip_locked else _LOCK
+    return _with_tasks(conn, conn.exec_driver_sql(statement, {"ids": wanted}).all())
 
 
 def get(conn: Connection, *, workflow_id: str) -> WorkflowState | None:
@@ -114,18 +144,18 @@ def save(
     after: Mapping[str, WorkflowState],
     now: datetime,
 ) -> None:
-    """Write what changed between two snapshots of the same workflows."""
-    workflow_rows: list[dict[str, Any]] = []
+    """Write what changed between two snapshots of the same workflows (one statement per
+    table and kind of change, whatever the number of rows)."""
+    changed_workflows: list[dict[str, Any]] = []
     new_tasks: list[dict[str, Any]] = []
     changed_tasks: list[dict[str, Any]] = []
     for workflow_id, state in after.items():
         old = before.get(workflow_id)
         if old is not None and old == state:
             continue
-        if old is None or _workflow_fields(old) != _workflow_fields(state):
-            workflow_rows.append(
-                {"b_id": workflow_id, **_workflow_fields(state), "updated_at": now}
-            )
+        fields = _workflow_fields(state)
+        if old is None or _workflow_fields(old) != fields:
+            changed_workflows.append({"id": workflow_id, **fields})
         old_tasks = old.tasks if old is not None else {}
         for position, (name, task) in enumerate(state.tasks.items()):
             previous = old_tasks.get(name)
@@ -136,17 +166,16 @@ def save(
                         "workflow_id": workflow_id,
                         "position": position,
                         **_task_fields(task),
-                        "updated_at": now,
                     }
                 )
             elif previous != task:
-                changed_tasks.append({"b_id": task.id, **_task_fields(task), "updated_at": now})
-    if workflow_rows:
-        conn.execute(update(workflows).where(workflows.c.id == bindparam("b_id")), workflow_rows)
+                changed_tasks.append({"id": task.id, **_task_fields(task)})
+    if changed_workflows:
+        conn.exec_driver_sql(_UPDATE_WORKFLOWS, {"now": now, **_arrays(changed_workflows)})
     if new_tasks:
-        conn.execute(insert(tasks), new_tasks)
+        conn.exec_driver_sql(_INSERT_TASKS, {"now": now, **_arrays(new_tasks)})
     if changed_tasks:
-        conn.execute(update(tasks).where(tasks.c.id == bindparam("b_id")), changed_tasks)
+        conn.exec_driver_sql(_UPDATE_TASKS, {"now": now, **_arrays(changed_tasks)})
 
 
 def lock_due(conn: Connection, *, now: datetime, limit: int) -> dict[str, WorkflowState]:
@@ -241,10 +270,10 @@ def _encode_cursor(item: WorkflowSummary) -> str:
 def _workflow_fields(state: WorkflowState) -> dict[str, Any]:
     return {
         "status": state.status.value,
-        "output": dict(state.output) if state.output is not None else None,
+        "output": _json(state.output),
         "reason": state.reason,
         "failed_step": state.failed_step,
-        "error": state.error.as_dict() if state.error is not None else None,
+        "error": _json(state.error.as_dict() if state.error is not None else None),
         "started_at": state.started_at,
         "finished_at": state.finished_at,
     }
@@ -257,14 +286,14 @@ def _task_fields(task: TaskState) -> dict[str, Any]:
         "status": task.status.value,
         "attempt": task.attempt,
         "max_attempts": task.max_attempts,
-        "input": dict(task.input) if task.input is not None else None,
-        "output": dict(task.output) if task.output is not None else None,
+        "input": _json(task.input),
+        "output": _json(task.output),
         "confidence": task.confidence,
-        "reasoning": list(task.reasoning),
-        "usage": dict(task.usage) if task.usage is not None else None,
-        "agent": dict(task.agent) if task.agent is not None else None,
-        "error": task.error.as_dict() if task.error is not None else None,
-        "attempts": [_attempt_json(a) for a in task.attempts],
+        "reasoning": _json(list(task.reasoning)),
+        "usage": _json(task.usage),
+        "agent": _json(task.agent),
+        "error": _json(task.error.as_dict() if task.error is not None else None),
+        "attempts": _json([_attempt_json(a) for a in task.attempts]),
         "lease_expires_at": task.lease_expires_at,
         "next_attempt_at": task.next_attempt_at,
         "finished_at": task.finished_at,
@@ -284,11 +313,7 @@ def _attempt_json(attempt: Attempt) -> dict[str, Any]:
 def _with_tasks(conn: Connection, rows: Sequence[Row[Any]]) -> dict[str, WorkflowState]:
     if not rows:
         return {}
-    task_rows = conn.execute(
-        select(tasks)
-        .where(tasks.c.workflow_id.in_([r.id for r in rows]))
-        .order_by(tasks.c.workflow_id, tasks.c.position)
-    ).all()
+    task_rows = conn.exec_driver_sql(_TASKS_OF, {"ids": [r.id for r in rows]}).all()
     by_workflow: dict[str, dict[str, TaskState]] = {r.id: {} for r in rows}
     for row in task_rows:
         by_workflow[row.workflow_id][row.step] = _task(row)
@@ -349,3 +374,128 @@ def _error(data: Mapping[str, Any] | None) -> TaskError | None:
     if data is None:
         return None
     return TaskError(data["type"], data["message"], data.get("retryable", True))
+
+
+# --- bulk statements -----------------------------------------------------------------
+# Rows travel as one array per column through unnest(): the SQL text is the same for any
+# batch size, so it is parsed once and prepared by the server, and a batch costs one
+# round trip. Parameters use psycopg's binary format (%(name)b, run with
+# exec_driver_sql): text-format arrays cost about six times more to build, because every
+# quote and backslash of every JSON value is escaped. JSON columns travel as text and are
+# cast to jsonb.
+
+_WORKFLOW_COLUMNS = {
+    "status": "text",
+    "output": "jsonb",
+    "reason": "text",
+    "failed_step": "text",
+    "error": "jsonb",
+    "started_at": "timestamptz",
+    "finished_at": "timestamptz",
+}
+_TASK_COLUMNS = {
+    "step": "text",
+    "capability": "text",
+    "status": "text",
+    "attempt": "int4",
+    "max_attempts": "int4",
+    "input": "jsonb",
+    "output": "jsonb",
+    "confidence": "float8",
+    "reasoning": "jsonb",
+    "usage": "jsonb",
+    "agent": "jsonb",
+    "error": "jsonb",
+    "attempts": "jsonb",
+    "lease_expires_at": "timestamptz",
+    "next_attempt_at": "timestamptz",
+    "finished_at": "timestamptz",
+}
+
+
+def _unnest(columns: Mapping[str, str]) -> str:
+    arrays = ", ".join(
+        f"CAST(%({name})b AS {'text' if kind == 'jsonb' else kind}[])"
+        for name, kind in columns.items()
+    )
+    return f"unnest({arrays}) AS v({', '.join(columns)})"
+
+
+def _value(name: str, kind: str) -> str:
+    return f"v.{name}::jsonb" if kind == "jsonb" else f"v.{name}"
+
+
+_INSERT_ACCEPTED = (
+    "INSERT INTO workflows (id, type, status, input, traceparent, tracestate, accepted_at, "
+    "updated_at) SELECT v.id, v.type, 'accepted', v.input::jsonb, v.traceparent, v.tracestate, "
+    "v.accepted_at, v.accepted_at FROM "
+    + _unnest(
+        {
+            "id": "text",
+            "type": "text",
+            "input": "jsonb",
+            "traceparent": "text",
+            "tracestate": "text",
+            "accepted_at": "timestamptz",
+        }
+    )
+    + " ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+_NEW_WORKFLOW_COLUMNS = {
+    "id": "text",
+    "type": "text",
+    "input": "jsonb",
+    "traceparent": "text",
+    "tracestate": "text",
+    "accepted_at": "timestamptz",
+    **_WORKFLOW_COLUMNS,
+}
+_INSERT_PLANNED = (
+    "INSERT INTO workflows ("
+    + ", ".join(_NEW_WORKFLOW_COLUMNS)
+    + ", updated_at) SELECT "
+    + ", ".join(_value(n, k) for n, k in _NEW_WORKFLOW_COLUMNS.items())
+    + ", %(now)b FROM "
+    + _unnest(_NEW_WORKFLOW_COLUMNS)
+    + " ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+_LOCK = "SELECT * FROM workflows WHERE id = ANY(CAST(%(ids)b AS text[])) ORDER BY id FOR UPDATE"
+_LOCK_SKIP = (
+    "SELECT * FROM workflows WHERE id = ANY(CAST(%(ids)b AS text[])) ORDER BY id "
+    "FOR UPDATE SKIP LOCKED"
+)
+_TASKS_OF = (
+    "SELECT * FROM tasks WHERE workflow_id = ANY(CAST(%(ids)b AS text[])) "
+    "ORDER BY workflow_id, position"
+)
+_UPDATE_WORKFLOWS = (
+    "UPDATE workflows AS w SET "
+    + ", ".join(f"{n} = {_value(n, k)}" for n, k in _WORKFLOW_COLUMNS.items())
+    + ", updated_at = %(now)b FROM "
+    + _unnest({"id": "text", **_WORKFLOW_COLUMNS})
+    + " WHERE w.id = v.id"
+)
+_INSERT_TASKS = (
+    "INSERT INTO tasks (id, workflow_id, position, "
+    + ", ".join(_TASK_COLUMNS)
+    + ", updated_at) SELECT v.id, v.workflow_id, v.position, "
+    + ", ".join(_value(n, k) for n, k in _TASK_COLUMNS.items())
+    + ", %(now)b FROM "
+    + _unnest({"id": "text", "workflow_id": "text", "position": "int4", **_TASK_COLUMNS})
+)
+_UPDATE_TASKS = (
+    "UPDATE tasks AS t SET "
+    + ", ".join(f"{n} = {_value(n, k)}" for n, k in _TASK_COLUMNS.items())
+    + ", updated_at = %(now)b FROM "
+    + _unnest({"id": "text", **_TASK_COLUMNS})
+    + " WHERE t.id = v.id"
+)
+
+
+def _arrays(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Column-wise lists of row dicts (all rows have the same keys)."""
+    return {name: [row[name] for row in rows] for name in rows[0]}
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()

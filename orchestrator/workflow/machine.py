@@ -143,7 +143,7 @@ def _succeeded(
         lease_expires_at=None,
         next_attempt_at=None,
         finished_at=env.now,
-        attempts=_close_attempt(task.attempts, event.attempt, env.now, "completed", None),
+        attempts=_record_success(task.attempts, event.attempt, env.now),
     )
     assert env.playbook is not None
     advanced, commands = _advance(state.with_task(done), env.playbook, env)
@@ -289,6 +289,22 @@ def _close_attempt(
         else a
         for a in attempts
     )
+
+
+def _record_success(
+    attempts: tuple[Attempt, ...], number: int, now: datetime
+) -> tuple[Attempt, ...]:
+    """The winning attempt completed (even after its lease expired); open ones are moot."""
+    recorded = []
+    for attempt in attempts:
+        if attempt.number == number:
+            attempt = replace(
+                attempt, finished_at=attempt.finished_at or now, outcome="completed", error=None
+            )
+        elif attempt.finished_at is None:
+            attempt = replace(attempt, finished_at=now, outcome="superseded")
+        recorded.append(attempt)
+    return tuple(recorded)
 
 
 def _context(state: WorkflowState) -> dict[str, Any]:

@@ -70,7 +70,8 @@ class Attempt:
     number: int
     dispatched_at: datetime
     finished_at: datetime | None = None
-    outcome: str | None = None  # completed | failed | lease_expired | cancelled
+    # completed | failed | lease_expired | cancelled | superseded (an earlier attempt won)
+    outcome: str | None = None
     error: TaskError | None = None
 
 

@@ -10,9 +10,8 @@ from fastapi import APIRouter, Header, Response
 from orchestrator import goals
 from orchestrator.errors import InvalidGoalInput, UnknownGoalType
 from orchestrator.store import workflows as workflow_rows
-from orchestrator.store.outbox import channel_for
 from review_ui.api.models import GoalAcceptedPublic, GoalCreate
-from review_ui.deps import ConnectionDep, StateDep
+from review_ui.deps import StateDep
 from review_ui.problems import Problem
 from waypost.events import new_id, new_traceparent, utcnow
 
@@ -34,7 +33,6 @@ _TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 def submit_goal(
     goal: GoalCreate,
     state: StateDep,
-    connection: ConnectionDep,
     response: Response,
     idempotency_key: Annotated[
         str | None,
@@ -56,31 +54,30 @@ def submit_goal(
     except InvalidGoalInput as exc:
         raise Problem(422, "Invalid goal input", str(exc), errors=exc.errors) from None
     goal_id = idempotency_key or new_id()
-    accepted = goals.submit(
-        connection,
-        goal=goals.GoalSubmission(
-            goal_id=goal_id,
-            type=goal.type,
-            input=goal.input,
-            traceparent=traceparent
-            if traceparent and _TRACEPARENT.match(traceparent)
-            else new_traceparent(),
-        ),
-        outgoing=state.outgoing,
-        now=utcnow(),
-        notify_channel=channel_for(state.settings.database_schema),
-    )
-    if not accepted.created:
-        existing = workflow_rows.get(connection, workflow_id=goal_id)
-        if existing is not None and (existing.type, dict(existing.input)) != (
-            goal.type,
-            goal.input,
-        ):
-            raise Problem(
-                409,
-                "Idempotency-Key reused",
-                f"goal {goal_id!r} was already submitted with a different type or input",
-            )
+    with state.engine.begin() as connection:
+        accepted = goals.submit(
+            connection,
+            goal=goals.GoalSubmission(
+                goal_id=goal_id,
+                type=goal.type,
+                input=goal.input,
+                traceparent=traceparent
+                if traceparent and _TRACEPARENT.match(traceparent)
+                else new_traceparent(),
+            ),
+            outgoing=state.outgoing,
+            now=utcnow(),
+        )
+        existing = None if accepted.created else workflow_rows.get(connection, workflow_id=goal_id)
+    if existing is not None and (existing.type, dict(existing.input)) != (goal.type, goal.input):
+        raise Problem(
+            409,
+            "Idempotency-Key reused",
+            f"goal {goal_id!r} was already submitted with a different type or input",
+        )
+    if state.publisher is not None:
+        # Committed first: a 202 means the goal is durable whatever the broker does next.
+        state.publisher.publish(accepted.outbox)
     url = f"/api/v1/workflows/{accepted.workflow_id}"
     response.headers["Location"] = url
     return GoalAcceptedPublic(workflow_id=accepted.workflow_id, status_url=url)

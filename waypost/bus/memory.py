@@ -19,6 +19,7 @@ from waypost.bus.records import OutgoingRecord, ReceivedRecord
 class _Group:
     members: list[MemorySubscriber] = field(default_factory=list)
     committed: dict[tuple[str, int], int] = field(default_factory=dict)
+    layout: int = -1  # the broker layout the current assignment was made for
 
 
 class MemoryBroker:
@@ -28,6 +29,7 @@ class MemoryBroker:
         self.topics: dict[str, list[list[ReceivedRecord]]] = {}
         self.groups: dict[str, _Group] = {}
         self.changed = threading.Condition()
+        self.layout = 0  # bumped when topics are created: members then re-balance
 
     def records(self, topic: str) -> list[ReceivedRecord]:
         """Every record of a topic, partition by partition (for assertions)."""
@@ -35,6 +37,7 @@ class MemoryBroker:
             return [r for partition in self.topics.get(topic, []) for r in partition]
 
     def _rebalance(self, group: _Group) -> None:
+        group.layout = self.layout
         for index, member in enumerate(group.members):
             member._assign(
                 [
@@ -116,7 +119,8 @@ class MemorySubscriber:
     def poll(self, max_records: int, timeout_s: float) -> list[ReceivedRecord]:
         """Records after this member's positions, waiting up to ``timeout_s`` for one."""
         with self._broker.changed:
-            self._broker._rebalance(self._group)  # topics may have appeared meanwhile
+            if self._group.layout != self._broker.layout:
+                self._broker._rebalance(self._group)  # topics appeared meanwhile
             batch = self._take(max_records)
             if not batch:
                 self._broker.changed.wait(timeout_s)
@@ -161,6 +165,8 @@ class MemoryAdmin:
                 if spec.name not in self._broker.topics:
                     self._broker.topics[spec.name] = [[] for _ in range(spec.partitions)]
                     created.append(spec.name)
+            if created:
+                self._broker.layout += 1
         return created
 
     def list_topics(self) -> dict[str, int]:

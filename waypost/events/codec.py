@@ -43,11 +43,13 @@ class Codec:
         registry = jsonschema_rs.Registry(list(schemas.shared_documents().items()))
         self._validators: dict[str, Any] = {}
         self._schema_uri: dict[str, str] = {}
+        self._type_of_uri: dict[str, str] = {}
         for schema in schemas.all_schemas():
             validator = jsonschema_rs.validator_for(
                 schema.document, registry=registry, validate_formats=True
             )
             self._validators[schema.uri] = validator
+            self._type_of_uri[schema.uri] = schema.event_type
             # Later versions overwrite earlier ones: producers write the latest.
             self._validators[schema.event_type] = validator
             self._schema_uri[schema.event_type] = schema.uri
@@ -110,6 +112,11 @@ class Codec:
         except orjson.JSONDecodeError as exc:
             raise UndecodableEvent(f"body is not JSON: {exc}", event_type=event_type) from None
         schema_uri = attrs.get("ce_dataschema")
+        if schema_uri is not None and self._type_of_uri.get(schema_uri, event_type) != event_type:
+            raise InvalidEvent(
+                f"ce_dataschema {schema_uri} is not a schema of {ce_type}", event_type=event_type
+            )
+        # A known version of this type's schema if named, else the newest one.
         validator = self._validators.get(schema_uri or event_type) or self._validators[event_type]
         self._check(event_type, body, validator)
         try:
@@ -144,10 +151,27 @@ def default_codec() -> Codec:
     return Codec()
 
 
+# Headers the codec reads; any others (a foreign client's, binary ones) are left alone.
+_READ = frozenset(
+    {
+        "ce_specversion",
+        "ce_id",
+        "ce_source",
+        "ce_type",
+        "ce_time",
+        "ce_subject",
+        "ce_dataschema",
+        "content-type",
+        "traceparent",
+        "tracestate",
+    }
+)
+
+
 def _read_headers(headers: Headers) -> dict[str, str]:
     attrs: dict[str, str] = {}
     for name, raw in headers:
-        if name in attrs or raw is None:
+        if name in attrs or raw is None or name not in _READ:
             continue
         try:
             attrs[name] = raw.decode("utf-8")
@@ -164,6 +188,11 @@ def _parse_time(text: str | None) -> datetime:
     if text is None:
         return utcnow()
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text)
     except ValueError:
-        raise UndecodableEvent(f"ce_time {text!r} is not an RFC 3339 timestamp") from None
+        moment = None
+    if moment is None or moment.tzinfo is None or "T" not in text.upper():
+        raise UndecodableEvent(
+            f"ce_time {text!r} is not an RFC 3339 timestamp with a UTC offset"
+        ) from None
+    return moment

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints Waypost's rate next to the raw Kafka rate on the same broker."""

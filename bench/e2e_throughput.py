@@ -1,0 +1,120 @@
+"""End-to-end throughput: single-step workflows through the whole platform vs raw Kafka.
+
+Platform: N goal events produced to `<ns>.goals` (as any Kafka client would) -> the
+orchestrator plans each into a one-step workflow (Postgres + outbox) -> the relay
+dispatches the task -> an agent process echoes it -> the orchestrator applies the
+result and completes the workflow -> workflow.completed arrives on
+`<ns>.workflow.events`. The clock runs from the first goal produced to the last
+workflow.completed received.
+
+Raw baseline, same broker, same run: N records produced -> a plain confluent-kafka
+echo process consumes and re-produces them -> a sink consumes them. Same clock.
+
+The last line printed is JSON: platform_tasks_per_s, raw_msgs_per_s, ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from bench.harness import (
+    ROOT,
+    Sink,
+    Stack,
+    embedded_stack,
+    migrate_schema,
+    processes,
+    producer,
+    raw_pipeline_rate,
+    unique,
+    waypost_env,
+)
+from waypost.events import Event, GoalSubmitted, default_codec
+from waypost.topics import Topics
+
+COMPLETED = ("ce_type", b"waypost.workflow.completed")
+
+
+def platform_rate(stack: Stack, count: int, logdir: Path) -> float:
+    """Workflows per second from first goal produced to last workflow.completed."""
+    namespace, schema = unique("bench"), unique("bench_")
+    migrate_schema(stack, schema)
+    topics = Topics(namespace)
+    env = waypost_env(
+        stack,
+        namespace=namespace,
+        schema=schema,
+        WAYPOST_PLAYBOOK_DIRS=str(ROOT / "bench" / "playbooks"),
+    )
+    commands = [
+        ("orchestrator", ["-m", "waypost", "orchestrator", "run"]),
+        ("agent", ["-m", "waypost", "agent", "run", "bench.echo_agent"]),
+    ]
+    with processes(commands, env, logdir):
+        _wait_for_topic(stack, topics.workflow_events)
+        sink = Sink(stack.bootstrap, topics.workflow_events)
+        out = producer(stack.bootstrap)
+        codec = default_codec()
+
+        def goal(n: int) -> None:
+            encoded = codec.encode(
+                Event(GoalSubmitted(type="bench.echo", input={"n": n}), source="bench")
+            )
+            out.produce(topics.goals, key=encoded.key, value=encoded.value,
+                        headers=list(encoded.headers))
+
+        goal(-1)  # warm-up: every consumer group has joined once this one completes
+        out.flush()
+        sink.wait_for(1, 120, COMPLETED)
+        started = time.monotonic()
+        for n in range(count):
+            goal(n)
+            if n % 1000 == 0:
+                out.poll(0)
+        out.flush()
+        finished = sink.wait_for(count + 1, 600, COMPLETED)
+        sink.close()
+    return count / (finished - started)
+
+
+def _wait_for_topic(stack: Stack, topic: str) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap})
+    deadline = time.monotonic() + 60
+    while topic not in admin.list_topics(timeout=5).topics:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{topic} was not created; see the orchestrator log")
+        time.sleep(0.1)
+
+
+def main() -> None:
+    """Run both pipelines and print their rates."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tasks", type=int, default=5000, help="workflows (and raw messages)")
+    parser.add_argument("--logs", type=Path, default=ROOT / ".bench", help="process logs")
+    args = parser.parse_args()
+    args.logs.mkdir(parents=True, exist_ok=True)
+    with embedded_stack() as stack:
+        print(f"platform: {args.tasks} single-step workflows ...", file=sys.stderr)
+        platform = platform_rate(stack, args.tasks, args.logs)
+        print(f"platform: {platform:,.0f} tasks/s", file=sys.stderr)
+        print(f"raw: {args.tasks} messages through an echo pipeline ...", file=sys.stderr)
+        raw = raw_pipeline_rate(stack, args.tasks, args.logs)
+        print(f"raw: {raw:,.0f} msgs/s", file=sys.stderr)
+    result = {
+        "tasks": args.tasks,
+        "platform_tasks_per_s": round(platform, 1),
+        "raw_msgs_per_s": round(raw, 1),
+        "ratio": round(platform / raw, 3),
+    }
+    print(f"ratio: {result['ratio']}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
