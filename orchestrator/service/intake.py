@@ -81,13 +81,18 @@ class Intake:
                 )
             else:
                 inputs.append(to_input(event))
-        with self.engine.begin() as conn:
-            # Rows of events acknowledged since the last batch go in this transaction.
-            outbox.remove(conn, ids=self.publisher.take_acknowledged())
-            planned, existing = self.applier.plan_new(conn, goals=goals, now=now)
-            inputs = [(workflow_id, GoalAccepted()) for workflow_id in existing] + inputs
-            states = workflow_rows.lock(conn, ids=[workflow_id for workflow_id, _ in inputs])
-            applied = self.applier.apply(conn, states=states, inputs=inputs, now=now)
+        acknowledged = self.publisher.take_acknowledged()
+        try:
+            with self.engine.begin() as conn:
+                # Rows of events acknowledged since the last batch go in this transaction.
+                outbox.remove(conn, ids=acknowledged)
+                planned, existing = self.applier.plan_new(conn, goals=goals, now=now)
+                inputs = [(workflow_id, GoalAccepted()) for workflow_id in existing] + inputs
+                states = workflow_rows.lock(conn, ids=[wid for wid, _ in inputs])
+                applied = self.applier.apply(conn, states=states, inputs=inputs, now=now)
+        except BaseException:
+            self.publisher.give_back(acknowledged)  # rolled back: still to be deleted
+            raise
         self.publisher.publish([*planned.outbox, *applied.outbox])
 
     def idle(self) -> None:

@@ -61,9 +61,18 @@ class OutboxPublisher:
             taken, self._acknowledged = self._acknowledged, []
         return taken
 
+    def give_back(self, ids: Sequence[int]) -> None:
+        """Return ids from ``take_acknowledged`` whose deletion was rolled back."""
+        with self._lock:
+            self._acknowledged.extend(ids)
+
     def remove_acknowledged(self) -> None:
         """Delete acknowledged rows now (in a transaction of their own)."""
         ids = self.take_acknowledged()
         if ids:
-            with self.engine.begin() as conn:
-                outbox.remove(conn, ids=ids)
+            try:
+                with self.engine.begin() as conn:
+                    outbox.remove(conn, ids=ids)
+            except BaseException:
+                self.give_back(ids)
+                raise

@@ -55,6 +55,7 @@ class Relay:
                 return 0, 0
             outcome = self.publisher.send([record for _, record in claimed])
             outbox.remove(conn, ids=[claimed[i][0] for i in outcome.delivered])
+            outbox.postpone(conn, ids=[claimed[i][0] for i in outcome.failed])
         if outcome.delivered:
             log.info("relay published %d event(s) left in the outbox", len(outcome.delivered))
         if outcome.failed:

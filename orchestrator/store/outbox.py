@@ -26,8 +26,9 @@ _ENQUEUE = (
 )
 _CLAIM = text(
     "SELECT id, topic, key, value, headers FROM outbox WHERE created_at <= :before "
-    "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
+    "ORDER BY created_at, id LIMIT :limit FOR UPDATE SKIP LOCKED"
 )
+_POSTPONE = "UPDATE outbox SET created_at = now() WHERE id = ANY(CAST(%(ids)b AS int8[]))"
 _REMOVE = "DELETE FROM outbox WHERE id = ANY(CAST(%(ids)b AS int8[]))"
 _BACKLOG = text("SELECT count(*) FROM outbox")
 
@@ -74,6 +75,13 @@ def remove(conn: Connection, *, ids: Sequence[int]) -> None:
     """Forget records the broker acknowledged."""
     if ids:
         conn.exec_driver_sql(_REMOVE, {"ids": list(ids)})
+
+
+def postpone(conn: Connection, *, ids: Sequence[int]) -> None:
+    """Send rows the broker refused to the back of the queue (a topic that no longer
+    exists must not keep every later row from being swept)."""
+    if ids:
+        conn.exec_driver_sql(_POSTPONE, {"ids": list(ids)})
 
 
 def backlog(conn: Connection) -> int:

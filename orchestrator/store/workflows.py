@@ -258,6 +258,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         text = base64.urlsafe_b64decode(cursor.encode()).decode()
         moment, workflow_id = text.split("|", 1)
+        if "\x00" in workflow_id:
+            raise ValueError("NUL in cursor")
         return datetime.fromisoformat(moment), workflow_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"invalid cursor {cursor!r}") from exc

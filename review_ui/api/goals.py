@@ -14,6 +14,7 @@ from review_ui.api.models import GoalAcceptedPublic, GoalCreate
 from review_ui.deps import StateDep
 from review_ui.problems import Problem
 from waypost.events import new_id, new_traceparent, utcnow
+from waypost.events.storable import value_problem
 
 router = APIRouter(tags=["goals"])
 
@@ -47,6 +48,9 @@ def submit_goal(
             "Invalid Idempotency-Key",
             "use 1-200 characters from letters, digits, '.', '_', ':' and '-'",
         )
+    problem = value_problem(goal.input)
+    if problem is not None:
+        raise Problem(422, "Invalid goal input", f"the input cannot be stored: {problem}")
     try:
         state.playbooks.check_goal(goal.type, goal.input)
     except UnknownGoalType as exc:

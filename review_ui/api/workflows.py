@@ -18,7 +18,10 @@ router = APIRouter(tags=["workflows"])
 @router.get("/workflows/{workflow_id}", response_model=WorkflowPublic)
 def get_workflow(workflow_id: str, connection: ConnectionDep) -> WorkflowPublic:
     """One workflow with every task."""
-    state = workflow_rows.get(connection, workflow_id=workflow_id)
+    # PostgreSQL text cannot hold NUL, so no stored id contains one.
+    state = (
+        None if "\x00" in workflow_id else workflow_rows.get(connection, workflow_id=workflow_id)
+    )
     if state is None:
         raise Problem(404, "Workflow not found", f"no workflow with id {workflow_id!r}")
     return WorkflowPublic.of(state)
@@ -34,6 +37,9 @@ def list_workflows(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> WorkflowPagePublic:
     """Workflows newest first, filtered by status, goal type or goal id."""
+    for name, value in (("type", type), ("goal_id", goal_id)):
+        if value is not None and "\x00" in value:
+            raise Problem(422, "Invalid filter", f"{name} must not contain the NUL character")
     if cursor is not None:
         try:
             workflow_rows.decode_cursor(cursor)

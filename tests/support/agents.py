@@ -15,6 +15,7 @@ class EchoIn(BaseModel):
     fail: str | None = None  # "retryable" | "permanent"
     sleep_s: float = 0.0
     marker_dir: str | None = None  # a file per execution, to count executions
+    stall_once_s: float = 0.0  # the first execution (no "stalled" marker yet) hangs
 
 
 class EchoOut(BaseModel):
@@ -29,6 +30,11 @@ def echo(task: EchoIn, ctx: AgentContext) -> AgentResult[EchoOut]:
         path = os.path.join(task.marker_dir, f"{ctx.task.task_id}.{ctx.task.attempt}.{os.getpid()}")
         with open(path, "w") as handle:
             handle.write("started\n")
+        stalled = os.path.join(task.marker_dir, "stalled")
+        if task.stall_once_s and not os.path.exists(stalled):
+            with open(stalled, "w") as handle:
+                handle.write(f"{os.getpid()}\n")
+            time.sleep(task.stall_once_s)
     if task.sleep_s:
         time.sleep(task.sleep_s)
     if task.fail == "permanent":

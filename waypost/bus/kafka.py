@@ -52,7 +52,9 @@ class KafkaBus:
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": self._settings.kafka_linger_ms,
-            "message.timeout.ms": 30000,
+            # Undelivered records are retried by their owner (outbox relay, agent retry);
+            # a shorter timeout hands them back sooner when a producer is stuck.
+            "message.timeout.ms": 10000,
         }
         return KafkaPublisher(config)
 
@@ -76,11 +78,20 @@ class KafkaBus:
 
 
 class KafkaPublisher:
-    """An idempotent producer that reports per-record delivery."""
+    """An idempotent producer that reports per-record delivery.
+
+    The producer is replaced by a fresh one before the next batch when the last batch
+    had an unacknowledged record, when librdkafka reported a fatal error, or when every
+    broker was down meanwhile. A broker that restarted without its state (Tansu keeps
+    everything in memory) otherwise answers "unknown producer id" to the old producer's
+    every request, forever: measured, the old producer never recovers, a new one does at
+    once. Replacing it is safe because ``send`` waits for every delivery report, so
+    nothing is in flight at that moment.
+    """
 
     def __init__(self, config: dict[str, Any]) -> None:
         self._config = config
-        self._fatal: str | None = None
+        self._stale: str | None = None
         self._lock = threading.Lock()
         self._producer = self._new_producer()
 
@@ -89,18 +100,16 @@ class KafkaPublisher:
         return Producer(config)
 
     def _on_error(self, error: KafkaError) -> None:
-        if error.fatal():
-            # Typically a broker that restarted and forgot our producer id: the idempotent
-            # producer cannot continue; a fresh one is made before the next batch.
-            self._fatal = error.str()
-            log.warning("producer hit a fatal error, will be re-created: %s", error.str())
+        if error.fatal() or error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._stale = error.str()
 
     def send(self, records: Sequence[OutgoingRecord]) -> PublishOutcome:
         """Publish a batch and wait for every delivery report."""
         with self._lock:
-            if self._fatal is not None:
+            if self._stale is not None:
+                log.info("replacing the producer (%s)", self._stale)
                 self._producer = self._new_producer()
-                self._fatal = None
+                self._stale = None
             outcome = PublishOutcome()
 
             def report(index: int) -> Any:
@@ -117,10 +126,11 @@ class KafkaPublisher:
             remaining = self._producer.flush(60)
             if remaining:
                 log.warning("%d record(s) still unacknowledged after 60 s", remaining)
-            if self._fatal is not None:
-                for index in range(len(records)):
-                    if index not in outcome.failed and index not in outcome.delivered:
-                        outcome.failed[index] = self._fatal
+            for index in range(len(records)):
+                if index not in outcome.failed and index not in outcome.delivered:
+                    outcome.failed[index] = self._stale or "no delivery report"
+            if outcome.failed:
+                self._stale = next(iter(outcome.failed.values()))
             return outcome
 
     def _produce(

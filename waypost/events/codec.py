@@ -21,6 +21,7 @@ from waypost.bus.records import Headers
 from waypost.errors import InvalidEvent, UndecodableEvent
 from waypost.events.envelope import TYPE_PREFIX, Event, utcnow
 from waypost.events.payloads import PAYLOAD_TYPES, Payload
+from waypost.events.storable import json_problem
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -58,6 +59,13 @@ class Codec:
         """Serialize an event; InvalidEvent if its body breaks the schema."""
         body = event.payload.model_dump(mode="json", exclude_none=True)
         self._check(event.type, body, self._validators[event.type])
+        try:
+            serialized = orjson.dumps(body)
+        except TypeError as exc:
+            raise InvalidEvent(f"{event.ce_type} body cannot be serialized: {exc}") from None
+        problem = json_problem(serialized)
+        if problem is not None:
+            raise InvalidEvent(f"{event.ce_type} body cannot be stored: {problem}")
         headers: list[tuple[str, bytes]] = [
             ("ce_specversion", b"1.0"),
             ("ce_id", event.id.encode()),
@@ -78,7 +86,7 @@ class Codec:
         ):
             if value is not None:
                 headers.append((name, value.encode()))
-        return EncodedEvent(event.key.encode(), orjson.dumps(body), tuple(headers))
+        return EncodedEvent(event.key.encode(), serialized, tuple(headers))
 
     def decode(self, value: bytes | None, headers: Headers) -> Event:
         """Parse and validate a record's headers and body into a typed Event."""
@@ -111,6 +119,9 @@ class Codec:
             body = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
             raise UndecodableEvent(f"body is not JSON: {exc}", event_type=event_type) from None
+        problem = json_problem(value)
+        if problem is not None:
+            raise InvalidEvent(f"{ce_type} body cannot be stored: {problem}", event_type=event_type)
         schema_uri = attrs.get("ce_dataschema")
         if schema_uri is not None and self._type_of_uri.get(schema_uri, event_type) != event_type:
             raise InvalidEvent(

@@ -34,6 +34,7 @@ from waypost.events import (
     Usage,
     utcnow,
 )
+from waypost.events.storable import value_problem
 from waypost.sdk import Agent, AgentContext, AgentResult, TaskInfo
 from waypost.topics import Topics
 
@@ -123,7 +124,12 @@ class AgentWorker:
         error: ErrorInfo | None = None
         for attempt in range(1, self.max_local_attempts + 1):
             try:
-                return self.agent.run(task_input, context)
+                result = self.agent.run(task_input, context)
+                problem = value_problem(result.output.model_dump(mode="json"))
+                if problem is not None:
+                    # The same input would produce the same output: do not retry.
+                    return ErrorInfo(type="InvalidOutput", message=problem, retryable=False)
+                return result
             except NonRetryableError as exc:
                 return ErrorInfo(type=type(exc).__name__, message=str(exc), retryable=False)
             except Exception as exc:

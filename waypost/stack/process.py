@@ -27,6 +27,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 def port_is_free(host: str, port: int) -> bool:
     """True if nothing listens on ``host:port``."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Connections of a stopped server linger in TIME_WAIT; servers bind over them
+        # with SO_REUSEADDR, and only a live listener makes this bind fail.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -78,7 +78,7 @@ def test_load_dirs_reads_every_yaml_in_name_order(tmp_path: Path) -> None:
 
     playbooks = load_dirs([tmp_path, SUPPORT])
 
-    assert [p.type for p in playbooks] == ["ay", "bee", "test.echo"]
+    assert [p.type for p in playbooks] == ["ay", "bee", "test.echo", "test.echo.short"]
     assert playbooks[0].source == str(tmp_path / "a.yaml")
 
 

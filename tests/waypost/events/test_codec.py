@@ -479,5 +479,5 @@ def test_a_dataschema_of_another_event_type_does_not_bypass_the_types_schema() -
         encoded.headers, "ce_dataschema", b"https://schemas.waypost.dev/workflow.failed.v1.json"
     )
 
-    with pytest.raises(InvalidEvent, match="is not a schema of waypost.task.completed"):
+    with pytest.raises(InvalidEvent, match=r"is not a schema of waypost\.task\.completed"):
         CODEC.decode(orjson.dumps(body), headers)
