@@ -1,0 +1,152 @@
+"""`waypost up`: the embedded stack as a newcomer runs it, and the CLI against it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.waiting import wait_for
+from waypost.stack.process import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Up:
+    """A `waypost up` process and everything it printed so far."""
+
+    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.env = {**os.environ, "WAYPOST_DATA_DIR": str(data_dir), **(env or {})}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "waypost", "up", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=ROOT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        """Everything printed so far."""
+        return "\n".join(self.lines)
+
+    def wait_for_line(self, text: str, timeout: float) -> None:
+        """Wait until a printed line contains ``text`` (fail early if the process exits)."""
+
+        def seen() -> bool:
+            if self.process.poll() is not None and not any(text in line for line in self.lines):
+                raise AssertionError(f"waypost up exited early:\n{self.output}")
+            return any(text in line for line in self.lines)
+
+        wait_for(seen, timeout=timeout, interval=0.2, what=f"{text!r} in the output")
+
+    def waypost(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run another `waypost` command against this stack."""
+        return subprocess.run(
+            [sys.executable, "-m", "waypost", *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=ROOT,
+            timeout=timeout,
+        )
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A data directory outside root's home and pytest's private tmp (PostgreSQL runs as
+    another user and must be able to enter it)."""
+    path = Path(tempfile.mkdtemp(prefix="waypost-up-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_up_demo_runs_the_samples_the_cli_works_and_ctrl_c_leaves_nothing(
+    data_dir: Path,
+) -> None:
+    port = free_port()
+    up = Up(data_dir / "data", "--demo", "--port", str(port))
+    try:
+        up.wait_for_line("Demo complete.", timeout=240)
+        for step in (
+            "triage [triage] completed",
+            "knowledge [knowledge] completed",
+            "reply [reply] completed",
+        ):
+            assert up.output.count(step) == 3, up.output
+        assert f"HTTP API     http://127.0.0.1:{port}" in up.output
+        stack = json.loads((data_dir / "data" / "stack.json").read_text())
+        assert stack["http_url"] == f"http://127.0.0.1:{port}"
+
+        ticket = {"subject": "Parcel never arrived", "body": "Tracking shows nothing for a week."}
+        submitted = up.waypost(
+            "goal", "submit", "support.ticket", "--input", json.dumps(ticket), "--wait"
+        )
+        assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+        for step in ("triage", "knowledge", "reply"):
+            assert f"- {step} [{step}] " in submitted.stdout
+        workflow_id = submitted.stdout.split()[1]
+        shown = up.waypost("workflow", "show", workflow_id, "--json")
+        assert json.loads(shown.stdout)["status"] == "completed"
+        topics = up.waypost("topics")
+        assert "waypost.tasks.triage" in topics.stdout
+
+        family = psutil.Process(up.process.pid).children(recursive=True)
+        assert len(family) >= 5  # broker, postgres, orchestrator, agents, http
+    finally:
+        up.process.send_signal(signal.SIGINT)  # what Ctrl-C does
+        up.process.wait(90)
+
+    assert up.process.returncode == 0, up.output
+    still_running = [p for p in family if p.is_running() and p.status() != "zombie"]
+    assert still_running == []
+    assert "Stopped. Data kept in" in up.output
+    assert (data_dir / "data" / "postgres" / "PG_VERSION").exists()
+    assert not (data_dir / "data" / "stack.json").exists()
+
+
+def test_a_bad_setting_stops_start_up_with_a_message_naming_it(data_dir: Path) -> None:
+    up = Up(data_dir, env={"WAYPOST_TOPIC_PARTITIONS": "0"})
+    up.process.wait(60)
+    up._reader.join(5)
+
+    assert up.process.returncode == 2
+    assert "WAYPOST_TOPIC_PARTITIONS" in up.output
+    assert "greater than or equal to 1" in up.output
+    assert not (data_dir / "postgres").exists()  # nothing was started
+
+
+def test_commands_without_a_running_stack_say_how_to_start_one(data_dir: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "waypost", "goal", "submit", "support.ticket", "--input", "{}"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "WAYPOST_DATA_DIR": str(data_dir)},
+        cwd=ROOT,
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    assert "no running Waypost stack found" in result.stderr
+    assert "waypost up" in result.stderr
