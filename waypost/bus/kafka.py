@@ -7,7 +7,9 @@ clients never ask the broker to auto-create topics (provisioning is explicit).
 from __future__ import annotations
 
 import logging
+import re
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +23,34 @@ from waypost.errors import TopicError
 from waypost.settings import CommonSettings
 
 log = logging.getLogger(__name__)
+
+
+class _Throttle(logging.Filter):
+    """Lets the same librdkafka message (numbers ignored) through once a minute.
+
+    A broker outage makes every client report "connection refused" several times a
+    second; one line a minute per kind says the same.
+    """
+
+    def __init__(self, interval_s: float = 60.0) -> None:
+        super().__init__()
+        self._interval_s = interval_s
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = re.sub(r"\d+", "#", record.getMessage())
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(key, -self._interval_s) < self._interval_s:
+                return False
+            self._last[key] = now
+        return True
+
+
+# librdkafka's own log lines (through Python logging rather than raw stderr).
+client_log = logging.getLogger("waypost.kafka.client")
+client_log.addFilter(_Throttle())
 
 # librdkafka errors that mean "the topic is not there (yet)": after a broker that lost its
 # data restarts, or before provisioning ran. The reconciler re-creates topics.
@@ -41,7 +71,8 @@ class KafkaBus:
             "allow.auto.create.topics": False,
             # Notice re-created topics quickly (a Tansu restart forgets every topic).
             "topic.metadata.refresh.interval.ms": 5000,
-            "log_level": 3,
+            "logger": client_log,
+            "log_level": 4,  # warnings and worse
             **self._settings.kafka_client_config,
         }
 
