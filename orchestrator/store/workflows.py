@@ -8,13 +8,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, Row, select, tuple_
 
+from orchestrator.store import statements as sql
+from orchestrator.store.rows import (
+    arrays,
+    task_fields,
+    task_state,
+    to_json,
+    workflow_fields,
+    workflow_state,
+)
 from orchestrator.store.tables import tasks, workflows
 from orchestrator.workflow.state import (
-    Attempt,
-    TaskError,
     TaskState,
     TaskStatus,
     WorkflowState,
@@ -59,11 +65,11 @@ def insert_accepted(conn: Connection, *, new: Sequence[NewWorkflow]) -> set[str]
     if not new:
         return set()
     rows = conn.exec_driver_sql(
-        _INSERT_ACCEPTED,
+        sql.INSERT_ACCEPTED,
         {
             "id": [w.id for w in new],
             "type": [w.type for w in new],
-            "input": [_json(dict(w.input)) for w in new],
+            "input": [to_json(dict(w.input)) for w in new],
             "traceparent": [w.traceparent for w in new],
             "tracestate": [w.tracestate for w in new],
             "accepted_at": [w.accepted_at for w in new],
@@ -81,19 +87,19 @@ def insert_planned(conn: Connection, *, states: Sequence[WorkflowState], now: da
     if not states:
         return set()
     rows = conn.exec_driver_sql(
-        _INSERT_PLANNED,
+        sql.INSERT_PLANNED,
         {
             "now": now,
-            **_arrays(
+            **arrays(
                 [
                     {
                         "id": state.id,
                         "type": state.type,
-                        "input": _json(dict(state.input)),
+                        "input": to_json(dict(state.input)),
                         "traceparent": state.traceparent,
                         "tracestate": state.tracestate,
                         "accepted_at": state.accepted_at,
-                        **_workflow_fields(state),
+                        **workflow_fields(state),
                     }
                     for state in states
                 ]
@@ -102,13 +108,13 @@ def insert_planned(conn: Connection, *, states: Sequence[WorkflowState], now: da
     )
     inserted = {row.id for row in rows}
     new_tasks = [
-        {"id": task.id, "workflow_id": state.id, "position": position, **_task_fields(task)}
+        {"id": task.id, "workflow_id": state.id, "position": position, **task_fields(task)}
         for state in states
         if state.id in inserted
         for position, task in enumerate(state.tasks.values())
     ]
     if new_tasks:
-        conn.exec_driver_sql(_INSERT_TASKS, {"now": now, **_arrays(new_tasks)})
+        conn.exec_driver_sql(sql.INSERT_TASKS, {"now": now, **arrays(new_tasks)})
     return inserted
 
 
@@ -119,7 +125,7 @@ def lock(
     wanted = sorted(set(ids))  # a fixed lock order avoids deadlocks between batches
     if not wanted:
         return {}
-    statement = _LOCK_SKIP if skip_locked else _LOCK
+    statement = sql.LOCK_SKIP if skip_locked else sql.LOCK
     return _with_tasks(conn, conn.exec_driver_sql(statement, {"ids": wanted}).all())
 
 
@@ -153,8 +159,8 @@ def save(
         old = before.get(workflow_id)
         if old is not None and old == state:
             continue
-        fields = _workflow_fields(state)
-        if old is None or _workflow_fields(old) != fields:
+        fields = workflow_fields(state)
+        if old is None or workflow_fields(old) != fields:
             changed_workflows.append({"id": workflow_id, **fields})
         old_tasks = old.tasks if old is not None else {}
         for position, (name, task) in enumerate(state.tasks.items()):
@@ -165,17 +171,17 @@ def save(
                         "id": task.id,
                         "workflow_id": workflow_id,
                         "position": position,
-                        **_task_fields(task),
+                        **task_fields(task),
                     }
                 )
             elif previous != task:
-                changed_tasks.append({"id": task.id, **_task_fields(task)})
+                changed_tasks.append({"id": task.id, **task_fields(task)})
     if changed_workflows:
-        conn.exec_driver_sql(_UPDATE_WORKFLOWS, {"now": now, **_arrays(changed_workflows)})
+        conn.exec_driver_sql(sql.UPDATE_WORKFLOWS, {"now": now, **arrays(changed_workflows)})
     if new_tasks:
-        conn.exec_driver_sql(_INSERT_TASKS, {"now": now, **_arrays(new_tasks)})
+        conn.exec_driver_sql(sql.INSERT_TASKS, {"now": now, **arrays(new_tasks)})
     if changed_tasks:
-        conn.exec_driver_sql(_UPDATE_TASKS, {"now": now, **_arrays(changed_tasks)})
+        conn.exec_driver_sql(sql.UPDATE_TASKS, {"now": now, **arrays(changed_tasks)})
 
 
 def lock_due(conn: Connection, *, now: datetime, limit: int) -> dict[str, WorkflowState]:
@@ -269,235 +275,11 @@ def _encode_cursor(item: WorkflowSummary) -> str:
     return base64.urlsafe_b64encode(f"{item.accepted_at.isoformat()}|{item.id}".encode()).decode()
 
 
-def _workflow_fields(state: WorkflowState) -> dict[str, Any]:
-    return {
-        "status": state.status.value,
-        "output": _json(state.output),
-        "reason": state.reason,
-        "failed_step": state.failed_step,
-        "error": _json(state.error.as_dict() if state.error is not None else None),
-        "started_at": state.started_at,
-        "finished_at": state.finished_at,
-    }
-
-
-def _task_fields(task: TaskState) -> dict[str, Any]:
-    return {
-        "step": task.step,
-        "capability": task.capability,
-        "status": task.status.value,
-        "attempt": task.attempt,
-        "max_attempts": task.max_attempts,
-        "input": _json(task.input),
-        "output": _json(task.output),
-        "confidence": task.confidence,
-        "reasoning": _json(list(task.reasoning)),
-        "usage": _json(task.usage),
-        "agent": _json(task.agent),
-        "error": _json(task.error.as_dict() if task.error is not None else None),
-        "attempts": _json([_attempt_json(a) for a in task.attempts]),
-        "lease_expires_at": task.lease_expires_at,
-        "next_attempt_at": task.next_attempt_at,
-        "finished_at": task.finished_at,
-    }
-
-
-def _attempt_json(attempt: Attempt) -> dict[str, Any]:
-    return {
-        "number": attempt.number,
-        "dispatched_at": attempt.dispatched_at.isoformat(),
-        "finished_at": attempt.finished_at.isoformat() if attempt.finished_at else None,
-        "outcome": attempt.outcome,
-        "error": attempt.error.as_dict() if attempt.error else None,
-    }
-
-
 def _with_tasks(conn: Connection, rows: Sequence[Row[Any]]) -> dict[str, WorkflowState]:
     if not rows:
         return {}
-    task_rows = conn.exec_driver_sql(_TASKS_OF, {"ids": [r.id for r in rows]}).all()
+    task_rows = conn.exec_driver_sql(sql.TASKS_OF, {"ids": [r.id for r in rows]}).all()
     by_workflow: dict[str, dict[str, TaskState]] = {r.id: {} for r in rows}
     for row in task_rows:
-        by_workflow[row.workflow_id][row.step] = _task(row)
-    return {r.id: _workflow(r, by_workflow[r.id]) for r in rows}
-
-
-def _workflow(row: Row[Any], task_states: dict[str, TaskState]) -> WorkflowState:
-    return WorkflowState(
-        id=row.id,
-        type=row.type,
-        status=WorkflowStatus(row.status),
-        input=row.input,
-        accepted_at=row.accepted_at,
-        tasks=task_states,
-        output=row.output,
-        reason=row.reason,
-        failed_step=row.failed_step,
-        error=_error(row.error),
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        traceparent=row.traceparent,
-        tracestate=row.tracestate,
-    )
-
-
-def _task(row: Row[Any]) -> TaskState:
-    return TaskState(
-        id=row.id,
-        step=row.step,
-        capability=row.capability,
-        status=TaskStatus(row.status),
-        max_attempts=row.max_attempts,
-        attempt=row.attempt,
-        input=row.input,
-        output=row.output,
-        confidence=row.confidence,
-        reasoning=tuple(row.reasoning or ()),
-        usage=row.usage,
-        agent=row.agent,
-        error=_error(row.error),
-        lease_expires_at=row.lease_expires_at,
-        next_attempt_at=row.next_attempt_at,
-        finished_at=row.finished_at,
-        attempts=tuple(
-            Attempt(
-                number=a["number"],
-                dispatched_at=datetime.fromisoformat(a["dispatched_at"]),
-                finished_at=datetime.fromisoformat(a["finished_at"]) if a["finished_at"] else None,
-                outcome=a["outcome"],
-                error=_error(a["error"]),
-            )
-            for a in row.attempts
-        ),
-    )
-
-
-def _error(data: Mapping[str, Any] | None) -> TaskError | None:
-    if data is None:
-        return None
-    return TaskError(data["type"], data["message"], data.get("retryable", True))
-
-
-# --- bulk statements -----------------------------------------------------------------
-# Rows travel as one array per column through unnest(): the SQL text is the same for any
-# batch size, so it is parsed once and prepared by the server, and a batch costs one
-# round trip. Parameters use psycopg's binary format (%(name)b, run with
-# exec_driver_sql): text-format arrays cost about six times more to build, because every
-# quote and backslash of every JSON value is escaped. JSON columns travel as text and are
-# cast to jsonb.
-
-_WORKFLOW_COLUMNS = {
-    "status": "text",
-    "output": "jsonb",
-    "reason": "text",
-    "failed_step": "text",
-    "error": "jsonb",
-    "started_at": "timestamptz",
-    "finished_at": "timestamptz",
-}
-_TASK_COLUMNS = {
-    "step": "text",
-    "capability": "text",
-    "status": "text",
-    "attempt": "int4",
-    "max_attempts": "int4",
-    "input": "jsonb",
-    "output": "jsonb",
-    "confidence": "float8",
-    "reasoning": "jsonb",
-    "usage": "jsonb",
-    "agent": "jsonb",
-    "error": "jsonb",
-    "attempts": "jsonb",
-    "lease_expires_at": "timestamptz",
-    "next_attempt_at": "timestamptz",
-    "finished_at": "timestamptz",
-}
-
-
-def _unnest(columns: Mapping[str, str]) -> str:
-    arrays = ", ".join(
-        f"CAST(%({name})b AS {'text' if kind == 'jsonb' else kind}[])"
-        for name, kind in columns.items()
-    )
-    return f"unnest({arrays}) AS v({', '.join(columns)})"
-
-
-def _value(name: str, kind: str) -> str:
-    return f"v.{name}::jsonb" if kind == "jsonb" else f"v.{name}"
-
-
-_INSERT_ACCEPTED = (
-    "INSERT INTO workflows (id, type, status, input, traceparent, tracestate, accepted_at, "
-    "updated_at) SELECT v.id, v.type, 'accepted', v.input::jsonb, v.traceparent, v.tracestate, "
-    "v.accepted_at, v.accepted_at FROM "
-    + _unnest(
-        {
-            "id": "text",
-            "type": "text",
-            "input": "jsonb",
-            "traceparent": "text",
-            "tracestate": "text",
-            "accepted_at": "timestamptz",
-        }
-    )
-    + " ON CONFLICT (id) DO NOTHING RETURNING id"
-)
-_NEW_WORKFLOW_COLUMNS = {
-    "id": "text",
-    "type": "text",
-    "input": "jsonb",
-    "traceparent": "text",
-    "tracestate": "text",
-    "accepted_at": "timestamptz",
-    **_WORKFLOW_COLUMNS,
-}
-_INSERT_PLANNED = (
-    "INSERT INTO workflows ("
-    + ", ".join(_NEW_WORKFLOW_COLUMNS)
-    + ", updated_at) SELECT "
-    + ", ".join(_value(n, k) for n, k in _NEW_WORKFLOW_COLUMNS.items())
-    + ", %(now)b FROM "
-    + _unnest(_NEW_WORKFLOW_COLUMNS)
-    + " ON CONFLICT (id) DO NOTHING RETURNING id"
-)
-_LOCK = "SELECT * FROM workflows WHERE id = ANY(CAST(%(ids)b AS text[])) ORDER BY id FOR UPDATE"
-_LOCK_SKIP = (
-    "SELECT * FROM workflows WHERE id = ANY(CAST(%(ids)b AS text[])) ORDER BY id "
-    "FOR UPDATE SKIP LOCKED"
-)
-_TASKS_OF = (
-    "SELECT * FROM tasks WHERE workflow_id = ANY(CAST(%(ids)b AS text[])) "
-    "ORDER BY workflow_id, position"
-)
-_UPDATE_WORKFLOWS = (
-    "UPDATE workflows AS w SET "
-    + ", ".join(f"{n} = {_value(n, k)}" for n, k in _WORKFLOW_COLUMNS.items())
-    + ", updated_at = %(now)b FROM "
-    + _unnest({"id": "text", **_WORKFLOW_COLUMNS})
-    + " WHERE w.id = v.id"
-)
-_INSERT_TASKS = (
-    "INSERT INTO tasks (id, workflow_id, position, "
-    + ", ".join(_TASK_COLUMNS)
-    + ", updated_at) SELECT v.id, v.workflow_id, v.position, "
-    + ", ".join(_value(n, k) for n, k in _TASK_COLUMNS.items())
-    + ", %(now)b FROM "
-    + _unnest({"id": "text", "workflow_id": "text", "position": "int4", **_TASK_COLUMNS})
-)
-_UPDATE_TASKS = (
-    "UPDATE tasks AS t SET "
-    + ", ".join(f"{n} = {_value(n, k)}" for n, k in _TASK_COLUMNS.items())
-    + ", updated_at = %(now)b FROM "
-    + _unnest({"id": "text", **_TASK_COLUMNS})
-    + " WHERE t.id = v.id"
-)
-
-
-def _arrays(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-    """Column-wise lists of row dicts (all rows have the same keys)."""
-    return {name: [row[name] for row in rows] for name in rows[0]}
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
+        by_workflow[row.workflow_id][row.step] = task_state(row)
+    return {r.id: workflow_state(r, by_workflow[r.id]) for r in rows}

@@ -39,7 +39,7 @@ def workflow_text(workflow: dict[str, Any], *, show_input: bool = True) -> str:
     if workflow.get("reason"):
         lines.append(f"  reason: {workflow['reason']}")
     if show_input:
-        lines.append(f"  input: {_compact(workflow['input'])}")
+        lines.append(f"  input: {_compact(workflow['input'], 150)}")
     for task in workflow["tasks"]:
         header = f"  - {task['step']} [{task['capability']}] {status(task['status'])}"
         if task["attempt"]:
@@ -48,7 +48,7 @@ def workflow_text(workflow: dict[str, Any], *, show_input: bool = True) -> str:
             header += f", confidence {task['confidence']:.2f}"
         lines.append(header)
         if task.get("output") is not None:
-            lines.extend("      " + line for line in _pretty(task["output"]).splitlines())
+            lines.extend("      " + line for line in readable(task["output"]))
         if task.get("error"):
             error = task["error"]
             lines.append(f"      error: {error['type']}: {error['message']}")
@@ -57,10 +57,26 @@ def workflow_text(workflow: dict[str, Any], *, show_input: bool = True) -> str:
     return "\n".join(lines)
 
 
-def _pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False)
+def readable(value: Any, width: int = 110) -> list[str]:
+    """A JSON value as short lines: ``key: value``, text blocks, one line per list item."""
+    if not isinstance(value, dict):
+        return [_compact(value, width)]
+    lines: list[str] = []
+    for key, item in value.items():
+        if isinstance(item, str) and "\n" in item:
+            lines.append(f"{key}: |")
+            lines.extend("  " + line for line in item.splitlines())
+        elif isinstance(item, dict) and item:
+            lines.append(f"{key}:")
+            lines.extend("  " + line for line in readable(item, width - 2))
+        elif isinstance(item, list) and item and all(isinstance(i, dict) for i in item):
+            lines.append(f"{key}:")
+            lines.extend(f"  - {_compact(i, width - 4)}" for i in item)
+        else:
+            lines.append(f"{key}: {_compact(item, width - len(key) - 2)}")
+    return lines
 
 
-def _compact(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 200 else text[:197] + "..."
+def _compact(value: Any, width: int = 200) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 3] + "..."

@@ -1,0 +1,133 @@
+"""Converting between workflow/task rows and the state machine's values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Row
+
+from orchestrator.workflow.state import (
+    Attempt,
+    TaskError,
+    TaskState,
+    TaskStatus,
+    WorkflowState,
+    WorkflowStatus,
+)
+
+
+def workflow_fields(state: WorkflowState) -> dict[str, Any]:
+    """The mutable columns of a workflow row."""
+    return {
+        "status": state.status.value,
+        "output": to_json(state.output),
+        "reason": state.reason,
+        "failed_step": state.failed_step,
+        "error": to_json(state.error.as_dict() if state.error is not None else None),
+        "started_at": state.started_at,
+        "finished_at": state.finished_at,
+    }
+
+
+def task_fields(task: TaskState) -> dict[str, Any]:
+    """The columns of a task row (without id, workflow_id, position)."""
+    return {
+        "step": task.step,
+        "capability": task.capability,
+        "status": task.status.value,
+        "attempt": task.attempt,
+        "max_attempts": task.max_attempts,
+        "input": to_json(task.input),
+        "output": to_json(task.output),
+        "confidence": task.confidence,
+        "reasoning": to_json(list(task.reasoning)),
+        "usage": to_json(task.usage),
+        "agent": to_json(task.agent),
+        "error": to_json(task.error.as_dict() if task.error is not None else None),
+        "attempts": to_json([attempt_json(a) for a in task.attempts]),
+        "lease_expires_at": task.lease_expires_at,
+        "next_attempt_at": task.next_attempt_at,
+        "finished_at": task.finished_at,
+    }
+
+
+def attempt_json(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "number": attempt.number,
+        "dispatched_at": attempt.dispatched_at.isoformat(),
+        "finished_at": attempt.finished_at.isoformat() if attempt.finished_at else None,
+        "outcome": attempt.outcome,
+        "error": attempt.error.as_dict() if attempt.error else None,
+    }
+
+
+def workflow_state(row: Row[Any], task_states: dict[str, TaskState]) -> WorkflowState:
+    """A workflow row and its tasks as state."""
+    return WorkflowState(
+        id=row.id,
+        type=row.type,
+        status=WorkflowStatus(row.status),
+        input=row.input,
+        accepted_at=row.accepted_at,
+        tasks=task_states,
+        output=row.output,
+        reason=row.reason,
+        failed_step=row.failed_step,
+        error=error_of(row.error),
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        traceparent=row.traceparent,
+        tracestate=row.tracestate,
+    )
+
+
+def task_state(row: Row[Any]) -> TaskState:
+    """A task row as state."""
+    return TaskState(
+        id=row.id,
+        step=row.step,
+        capability=row.capability,
+        status=TaskStatus(row.status),
+        max_attempts=row.max_attempts,
+        attempt=row.attempt,
+        input=row.input,
+        output=row.output,
+        confidence=row.confidence,
+        reasoning=tuple(row.reasoning or ()),
+        usage=row.usage,
+        agent=row.agent,
+        error=error_of(row.error),
+        lease_expires_at=row.lease_expires_at,
+        next_attempt_at=row.next_attempt_at,
+        finished_at=row.finished_at,
+        attempts=tuple(
+            Attempt(
+                number=a["number"],
+                dispatched_at=datetime.fromisoformat(a["dispatched_at"]),
+                finished_at=datetime.fromisoformat(a["finished_at"]) if a["finished_at"] else None,
+                outcome=a["outcome"],
+                error=error_of(a["error"]),
+            )
+            for a in row.attempts
+        ),
+    )
+
+
+def error_of(data: Mapping[str, Any] | None) -> TaskError | None:
+    """A stored error, or None."""
+    if data is None:
+        return None
+    return TaskError(data["type"], data["message"], data.get("retryable", True))
+
+
+def arrays(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Column-wise lists of row dicts (all rows have the same keys)."""
+    return {name: [row[name] for row in rows] for name in rows[0]}
+
+
+def to_json(value: Any) -> str | None:
+    """JSON text for a jsonb parameter (None stays NULL)."""
+    return None if value is None else orjson.dumps(value).decode()
