@@ -12,6 +12,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -150,3 +151,49 @@ def test_commands_without_a_running_stack_say_how_to_start_one(data_dir: Path) -
     assert result.returncode == 2
     assert "no running Waypost stack found" in result.stderr
     assert "waypost up" in result.stderr
+
+
+def test_up_uses_external_services_and_runs_user_agents_and_playbooks(
+    data_dir: Path, broker: Any, postgres: Any, schema: str, namespace: str
+) -> None:
+    port = free_port()
+    up = Up(
+        data_dir / "data",
+        "--port",
+        str(port),
+        "--agents",
+        "tests.support.agents",
+        "--playbooks",
+        "tests/support/playbooks",
+        env={
+            "WAYPOST_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "WAYPOST_DATABASE_URL": postgres.url(),
+            "WAYPOST_DATABASE_SCHEMA": schema,
+            "WAYPOST_NAMESPACE": namespace,
+            "WAYPOST_KAFKA_SESSION_TIMEOUT_MS": "2000",
+        },
+    )
+    try:
+        up.wait_for_line("Press Ctrl-C to stop.", timeout=120)
+        assert f"using Kafka at {broker.bootstrap}" in up.output
+        assert "using PostgreSQL at WAYPOST_DATABASE_URL" in up.output
+        names = {p.name() for p in psutil.Process(up.process.pid).children(recursive=True)}
+        assert "tansu" not in names
+        assert "postgres" not in names
+
+        result = up.waypost(
+            "goal",
+            "submit",
+            "test.echo",
+            "--input",
+            '{"text": "from a user agent"}',
+            "--wait",
+            "--json",
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        workflow = json.loads(result.stdout)
+        assert workflow["tasks"][0]["output"] == {"text": "from a user agent", "attempt": 1}
+    finally:
+        up.process.send_signal(signal.SIGINT)
+        up.process.wait(90)
+    assert up.process.returncode == 0, up.output
