@@ -88,8 +88,9 @@ def waypost_env(stack: Stack, *, namespace: str, schema: str, **extra: str) -> d
 
 
 @contextmanager
-def processes(commands: Sequence[tuple[str, Sequence[str]]], env: dict[str, str],
-              logdir: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+def processes(
+    commands: Sequence[tuple[str, Sequence[str]]], env: dict[str, str], logdir: Path
+) -> Iterator[list[subprocess.Popen[bytes]]]:
     """Run `python ARGS...` children (logs in logdir); stop them by PID afterwards."""
     started: list[subprocess.Popen[bytes]] = []
     try:
@@ -114,8 +115,7 @@ def create_topics(bootstrap: str, names: Sequence[str], partitions: int = PARTIT
 def producer(bootstrap: str) -> Producer:
     """A producer configured like Waypost's."""
     return Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-         "linger.ms": 5}
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5}
     )
 
 
@@ -138,8 +138,9 @@ class Sink:
         self._consumer.subscribe([topic])
         self._seen = 0
 
-    def wait_for(self, total: int, timeout_s: float, header: tuple[str, bytes] | None = None
-                 ) -> float:
+    def wait_for(
+        self, total: int, timeout_s: float, header: tuple[str, bytes] | None = None
+    ) -> float:
         """Block until ``total`` matching records arrived in all; returns the arrival time."""
         deadline = time.monotonic() + timeout_s
         while self._seen < total:
@@ -163,8 +164,9 @@ def raw_pipeline_rate(stack: Stack, count: int, logdir: Path) -> float:
     create_topics(stack.bootstrap, [source, target])
     sink = Sink(stack.bootstrap, target)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    echo = [("raw-echo", ["-m", "bench.raw_echo", stack.bootstrap, source, target,
-                          unique("raw-echo-")])]
+    echo = [
+        ("raw-echo", ["-m", "bench.raw_echo", stack.bootstrap, source, target, unique("raw-echo-")])
+    ]
     with processes(echo, env, logdir):
         out = producer(stack.bootstrap)
         out.produce(source, key=b"warm-up", value=b"{}")  # the echo group joins first

@@ -40,8 +40,9 @@ def main(bootstrap: str, source: str, target: str, group: str) -> None:
     while running:
         messages = [m for m in consumer.consume(500, 0.5) if m.error() is None]
         for message in messages:
-            producer.produce(target, key=message.key(), value=message.value(),
-                             headers=message.headers())
+            producer.produce(
+                target, key=message.key(), value=message.value(), headers=message.headers()
+            )
         if messages:
             producer.flush()
             consumer.commit(asynchronous=False)
