@@ -14,11 +14,15 @@ import psycopg
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, text
 
-from waypost.embeddings import Embedder, Vectors
+from waypost.embeddings import DEFAULT_DIMENSION, Embedder, Vectors
 from waypost.errors import ConfigError
 
-EMBEDDING_DIMENSION = 256
-"""Length of ``kb_articles.embedding`` (migration 0002); the embedder must match it."""
+EMBEDDING_DIMENSION = DEFAULT_DIMENSION
+"""Length of ``kb_articles.embedding`` (migration 0002); the embedder must match it.
+
+It follows the default embedder's dimension; changing that needs a migration that alters
+the column (and rebuilds the HNSW index), which a test checks against the live table.
+"""
 
 INDEX_NAME = "kb_articles_embedding_hnsw"
 
@@ -45,14 +49,27 @@ class Article(BaseModel):
 
 
 def article_text(article: SourceArticle) -> str:
-    """The text embedded for an article: title, summary and tags.
+    """The text embedded for an article: title, summary and tags twice, then the body.
 
-    The body is left out on purpose: with a bag-of-words embedder its many incidental
-    words drown the few that say what the article is about (on a set of hand-written
-    queries, leaving it out raised the right article's presence in the top 3 from 17 to
-    20 of 20).
+    The body supplies the words customers actually use ("boiler", "spam folder"), but
+    it is long and full of incidental words, so the heading lines are repeated to stay
+    the strongest signal (term frequency is sub-linear: a second occurrence adds about
+    0.7 of the first). Knowledge top-1 / top-3 hits on the queries of bench/quality.py
+    (1536 dimensions, mean of 8 hash seeds): heading only 0.78 / 0.89, heading and body
+    0.83 / 0.94, heading twice and body 0.85 / 0.95. Cutting the body to its first 40
+    or 60 words did not help.
     """
-    return "\n".join([article.title, article.summary, " ".join(article.tags)])
+    heading = "\n".join([article.title, article.summary, " ".join(article.tags)])
+    return "\n".join([heading, heading, article.body])
+
+
+def embed_articles(embedder: Embedder, articles: Sequence[SourceArticle]) -> Vectors:
+    """One embedding row per article, as stored in ``kb_articles.embedding``.
+
+    The loader and bench/quality.py (which ranks articles in numpy) both call this, so
+    what is measured is what is stored.
+    """
+    return embedder.embed([article_text(article) for article in articles])
 
 
 def vector_literal(vector: Vectors) -> str:
@@ -150,7 +167,7 @@ class KnowledgeBase:
             # Checked under the lock: another worker may have loaded while we waited.
             loaded = 0
             if count_articles(connection=connection) == 0 and articles:
-                embeddings = self._embedder.embed([article_text(a) for a in articles])
+                embeddings = embed_articles(self._embedder, articles)
                 copy_articles(connection=connection, articles=articles, embeddings=embeddings)
                 loaded = len(articles)
             # Also on later starts, so a table loaded by hand still gets its index.

@@ -21,7 +21,7 @@ depends_on = None
 
 # Frozen here on purpose: a migration describes the schema as it was at this revision.
 # agents.knowledge_base.EMBEDDING_DIMENSION must equal it (a test checks the live column).
-_DIMENSION = 256
+_DIMENSION = 1536
 
 
 def upgrade() -> None:

@@ -193,7 +193,9 @@ def test_stop_words_only_find_nothing(loaded: KnowledgeBase) -> None:
 
 
 def test_embedder_of_another_dimension_is_refused(engine: Engine) -> None:
-    with pytest.raises(ConfigError, match=r"256-dimensional embeddings.*produces 384"):
+    with pytest.raises(
+        ConfigError, match=rf"{EMBEDDING_DIMENSION}-dimensional embeddings.*produces 384"
+    ):
         KnowledgeBase(engine, HashingEmbedder(384))
 
 

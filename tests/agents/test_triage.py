@@ -8,14 +8,19 @@ import numpy as np
 import pytest
 
 from agents.triage import (
+    CUE_WEIGHT,
+    URGENCY_CUES,
     Examples,
     LabelledTicket,
     Ticket,
     TriageIndex,
+    UrgencyCue,
     build_index,
     classify,
+    find_urgency_cues,
     load_examples,
     triage,
+    weigh_urgency,
 )
 from tests.agents.environment import Environment, context
 
@@ -104,6 +109,91 @@ def test_no_evidence_means_zero_confidence() -> None:
 
     assert decision.confidence == 0.0
     assert decision.category == "billing"  # the nearest (first) example breaks the tie
+
+
+@pytest.mark.parametrize(
+    ("text", "levels"),
+    [
+        ("URGENT: cameras down\nWe need help immediately!!", ["urgent", "urgent", "urgent"]),
+        ("Someone hacked my account", ["urgent"]),
+        ("The alarm hub failed and my elderly mother has no alarm tonight", ["urgent"] * 3),
+        ("I can't log in since yesterday", ["high"]),
+        ("I can\u2019t sign in", ["high"]),  # a typographic apostrophe
+        ("I cannot access my account", ["high"]),
+        ("Tracking says delivered but the parcel was stolen", ["high"]),
+        ("How do I change my display name?", ["low"]),
+        ("Paying yearly\nIs there a way to pay once a year?", ["low", "low"]),
+        ("No rush, but the invoice shows the wrong plan", ["low"]),
+        ("The invoice shows the wrong plan", []),
+    ],
+)
+def test_urgency_cues_in_the_wording(text: str, levels: list[str]) -> None:
+    assert [cue.urgency for cue in find_urgency_cues(text)] == levels
+
+
+def test_a_cue_reports_the_words_as_written_and_why_they_count() -> None:
+    assert find_urgency_cues("Please help   ASAP") == [
+        UrgencyCue(urgency="urgent", phrase="ASAP", reason="asks for speed")
+    ]
+
+
+def test_a_repeated_cue_counts_once() -> None:
+    assert len(find_urgency_cues("urgent urgent URGENT")) == 1
+
+
+def test_a_question_is_not_relaxed_when_it_also_says_it_is_urgent() -> None:
+    cues = find_urgency_cues("Can you lock my account right now? It was hacked.")
+
+    assert [cue.phrase for cue in cues] == ["right now", "hacked"]
+
+
+def test_every_cue_pattern_is_a_valid_lowercase_regex() -> None:
+    for group in URGENCY_CUES:
+        assert group.urgency in {"low", "high", "urgent"}  # "normal" is the absence of cues
+        for pattern in group.patterns:
+            assert pattern == pattern.lower(), pattern
+
+
+def test_urgency_scores_are_vote_shares_plus_cue_weights() -> None:
+    high_cue = UrgencyCue(urgency="high", phrase="today", reason="deadline within a day")
+
+    scores = weigh_urgency({"normal": 3.0, "low": 1.0}, [high_cue])
+
+    # Voted levels first (nearest first), then the others.
+    assert list(scores) == ["normal", "low", "high", "urgent"]
+    assert scores == pytest.approx({"normal": 0.75, "low": 0.25, "high": CUE_WEIGHT, "urgent": 0.0})
+
+
+def test_without_votes_the_cues_decide() -> None:
+    cue = UrgencyCue(urgency="urgent", phrase="emergency", reason="asks for speed")
+
+    assert weigh_urgency({}, [cue]) == {"low": 0, "normal": 0, "high": 0, "urgent": CUE_WEIGHT}
+
+
+def test_a_cue_tips_a_split_vote() -> None:
+    examples = _examples(
+        ("billing", "normal", [1.0, 0.0, 0.0]),  # similarity 1.0
+        ("billing", "high", [1.0, 0.2, 0.0]),  # 0.98
+    )
+    cue = UrgencyCue(urgency="high", phrase="dispute", reason="money taken wrongly")
+
+    without = classify(QUERY, examples, k=2)
+    with_cue = classify(QUERY, examples, k=2, cues=[cue])
+
+    assert without.urgency == "normal"
+    assert with_cue.urgency == "high"
+    assert with_cue.urgency_cues == [cue]
+    assert with_cue.urgency_scores["high"] == pytest.approx(0.98 / 1.98 + CUE_WEIGHT, abs=1e-3)
+    # Cues speak to urgency only: the category vote is untouched.
+    assert (with_cue.category, with_cue.confidence) == (without.category, without.confidence)
+
+
+def test_one_cue_does_not_overturn_a_unanimous_vote() -> None:
+    examples = _examples(("billing", "low", [1.0, 0.0, 0.0]), ("billing", "low", [1, 0.1, 0]))
+    cue = UrgencyCue(urgency="urgent", phrase="asap", reason="asks for speed")
+
+    assert classify(QUERY, examples, k=2, cues=[cue]).urgency == "low"
+    assert classify(QUERY, examples, k=2, cues=[cue, cue, cue]).urgency == "urgent"
 
 
 def test_examples_and_vectors_must_line_up() -> None:
@@ -205,7 +295,7 @@ HELD_OUT = [
 def test_held_out_tickets_are_mostly_classified_right(index: TriageIndex) -> None:
     wrong = []
     for category, subject, body in HELD_OUT:
-        decision = classify(index.embed(Ticket(subject=subject, body=body)), index.examples)
+        decision = index.classify(Ticket(subject=subject, body=body))
         if decision.category != category:
             wrong.append((subject, category, decision.category))
 
@@ -218,7 +308,7 @@ def test_a_plain_billing_ticket_is_billing_with_confidence(index: TriageIndex) -
         body="My card was charged twice for my subscription. Please reverse the duplicate.",
     )
 
-    decision = classify(index.embed(ticket), index.examples)
+    decision = index.classify(ticket)
 
     assert decision.category == "billing"
     assert decision.confidence > 0.6
@@ -239,10 +329,22 @@ def test_a_plain_billing_ticket_is_billing_with_confidence(index: TriageIndex) -
         ),
     ],
 )
-def test_urgent_wording_is_urgent_or_high(index: TriageIndex, subject: str, body: str) -> None:
-    decision = classify(index.embed(Ticket(subject=subject, body=body)), index.examples)
+def test_urgent_wording_is_urgent(index: TriageIndex, subject: str, body: str) -> None:
+    decision = index.classify(Ticket(subject=subject, body=body))
 
-    assert decision.urgency in {"urgent", "high"}
+    # The neighbour vote alone could only promise "urgent or high"; the cues settle it.
+    assert decision.urgency == "urgent"
+
+
+@pytest.mark.parametrize(
+    ("subject", "body"),
+    [
+        ("Receipts for my tax return", "Where can I download last year's receipts? No rush."),
+        ("Can I pay with PayPal?", "I would rather not keep a card on file."),
+    ],
+)
+def test_calm_questions_are_low(index: TriageIndex, subject: str, body: str) -> None:
+    assert index.classify(Ticket(subject=subject, body=body)).urgency == "low"
 
 
 def test_handler_reports_the_vote(index: TriageIndex) -> None:
@@ -260,8 +362,26 @@ def test_handler_reports_the_vote(index: TriageIndex) -> None:
     assert similarities == sorted(similarities, reverse=True)
     agreeing = sum(1 for n in result.output.nearest if n.category == "shipping")
     assert ctx.notes[0].startswith(f"{agreeing} of 7 nearest examples are shipping")
+    assert ctx.notes[2].startswith(f"urgency {result.output.urgency}: neighbour vote ")
     assert 0.0 < result.confidence <= 1.0
     assert triage.input_model is Ticket
+
+
+def test_handler_names_the_urgency_cues_it_heard(index: TriageIndex) -> None:
+    ctx = context("triage", {TriageIndex: index})
+    ticket = Ticket(
+        subject="Account hacked - please lock it now",
+        body="Someone is watching my cameras. Please lock my account immediately.",
+    )
+
+    result = triage.run(ticket, ctx)
+
+    assert result.output.urgency == "urgent"
+    note = ctx.notes[2]
+    assert note.startswith("urgency urgent: neighbour vote ")
+    assert '"hacked" (urgent: security compromised)' in note
+    assert '"immediately" (urgent: asks for speed)' in note
+    assert f"each +{CUE_WEIGHT} -> urgent " in note
 
 
 def test_handler_without_setup_says_what_is_missing() -> None:
