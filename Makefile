@@ -24,13 +24,13 @@ up: install
 	$(BIN)/waypost up
 
 lint: install
-	$(BIN)/ruff check $(PACKAGES) tests bench
-	$(BIN)/ruff format --check $(PACKAGES) tests bench
+	$(BIN)/ruff check $(PACKAGES) tests bench docs/examples
+	$(BIN)/ruff format --check $(PACKAGES) tests bench docs/examples
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff check --fix $(PACKAGES) tests bench
-	$(BIN)/ruff format $(PACKAGES) tests bench
+	$(BIN)/ruff check --fix $(PACKAGES) tests bench docs/examples
+	$(BIN)/ruff format $(PACKAGES) tests bench docs/examples
 
 test: lint
 	$(BIN)/pytest

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import annotated_types
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
 
 from waypost.settings import (
     AgentSettings,
@@ -27,13 +25,13 @@ from waypost.settings import (
     StackSettings,
 )
 
-# Each class, with the commands that load it (a subclass's commands read its fields too).
-CLASSES: Sequence[tuple[type[CommonSettings], str]] = (
-    (CommonSettings, "`waypost migrate`, `waypost topics`, `waypost goal`, `waypost workflow`"),
-    (OrchestratorSettings, "`waypost orchestrator run`"),
-    (AgentSettings, "`waypost agent run`"),
-    (HttpSettings, "`waypost serve`"),
-    (StackSettings, "`waypost up`"),
+# Each class, with the `waypost` commands that load it.
+CLASSES: Sequence[tuple[type[CommonSettings], tuple[str, ...]]] = (
+    (CommonSettings, ("migrate", "topics", "goal", "workflow")),
+    (OrchestratorSettings, ("orchestrator run",)),
+    (AgentSettings, ("agent run",)),
+    (HttpSettings, ("serve",)),
+    (StackSettings, ("up",)),
 )
 
 INTRO = """\
@@ -120,15 +118,15 @@ def _own_fields(cls: type[CommonSettings]) -> list[str]:
 def _readers(name: str) -> str:
     if name in CommonSettings.model_fields:
         return "every command"
-    return ", ".join(f"`waypost {_short(cls)}`" for cls, _ in CLASSES if name in cls.model_fields)
-
-
-def _short(cls: type[CommonSettings]) -> str:
-    return _commands(cls).split("`")[1].removeprefix("waypost ")
+    return _listing(c for cls, commands in CLASSES if name in cls.model_fields for c in commands)
 
 
 def _commands(cls: type[CommonSettings]) -> str:
-    return next(commands for known, commands in CLASSES if known is cls)
+    return _listing(next(commands for known, commands in CLASSES if known is cls))
+
+
+def _listing(commands: Iterable[str]) -> str:
+    return ", ".join(f"`waypost {command}`" for command in commands)
 
 
 def _doc(cls: type[CommonSettings]) -> str:
@@ -139,8 +137,9 @@ def _type(field: FieldInfo) -> str:
     text = _type_name(field.annotation)
     for limit in field.metadata:
         for attribute, symbol in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
-            if isinstance(limit, getattr(annotated_types, attribute.capitalize())):
-                text += f", {symbol} {getattr(limit, attribute)}"
+            bound = getattr(limit, attribute, None)
+            if bound is not None:
+                text += f", {symbol} {bound}"
         pattern = getattr(limit, "pattern", None)
         if pattern is not None:
             text += f", matching `{pattern}`"
@@ -166,7 +165,7 @@ def _default(field: FieldInfo) -> str:
     if field.default_factory is not None:
         value = field.default_factory()  # type: ignore[call-arg]
         return "`{}`" if value == {} else "empty" if value == [] else f"`{value}`"
-    if field.default is PydanticUndefined:
+    if field.is_required():
         return "required"
     if field.default is None:
         return "unset"
