@@ -55,7 +55,10 @@ class UnknownGoalType(OrchestratorError):
 class InvalidGoalInput(OrchestratorError):
     """The goal input breaks the playbook's input_schema."""
 
-    def __init__(self, goal_type: str, errors: list[str]) -> None:
+    def __init__(self, goal_type: str, problems: list[tuple[str, str]]) -> None:
         self.goal_type = goal_type
-        self.errors = errors
-        super().__init__(f"input of a {goal_type} goal is invalid: " + "; ".join(errors))
+        self.problems = problems
+        super().__init__(
+            f"input of a {goal_type} goal is invalid: "
+            + "; ".join(f"{where}: {message}" for where, message in problems)
+        )

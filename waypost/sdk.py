@@ -106,13 +106,18 @@ class AgentContext:
     cost_usd: float = 0.0
 
     def note(self, text: str) -> None:
-        """Add a line to the reasoning trace shown to reviewers."""
-        self.notes.append(text)
+        """Add a line to the reasoning trace shown to reviewers (kept to 2,000 characters)."""
+        self.notes.append(text if len(text) <= 2000 else text[:1999] + "…")
 
     def add_usage(
         self, *, input_tokens: int = 0, output_tokens: int = 0, cost_usd: float = 0.0
     ) -> None:
         """Account tokens and money this task spent (for example on a model call)."""
+        if min(input_tokens, output_tokens, cost_usd) < 0:
+            raise ValueError(
+                f"usage cannot be negative (input_tokens={input_tokens}, "
+                f"output_tokens={output_tokens}, cost_usd={cost_usd})"
+            )
         self.input_tokens += input_tokens
         self.output_tokens += output_tokens
         self.cost_usd += cost_usd

@@ -141,7 +141,11 @@ class OrchestratorSettings(CommonSettings):
         "publishes those still in the outbox after this long.",
     )
     retry_backoff_initial_s: float = Field(
-        1.0, gt=0, description="First retry delay; doubles per attempt, with full jitter."
+        1.0,
+        gt=0,
+        description="Retry delay after the first failed attempt; doubles per attempt (at "
+        "most retry_backoff_max_s), with equal jitter: between half and all of it. "
+        "Playbook steps may set their own.",
     )
     retry_backoff_max_s: float = Field(60.0, gt=0, description="Longest retry delay.")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import jsonschema_rs
+import orjson
 import yaml
 
 from orchestrator.errors import PlaybookError, Problem
@@ -65,6 +67,13 @@ def load_text(text: str, *, source: str = "<text>") -> Playbook:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise PlaybookError(source, [Problem("(file)", f"not valid YAML: {exc}", line)]) from None
+    return load_document(document, source=source, node=node)
+
+
+def load_document(
+    document: Any, *, source: str = "<document>", node: yaml.Node | None = None
+) -> Playbook:
+    """Check and build a playbook from its parsed document (``node`` gives line numbers)."""
     if not isinstance(document, dict):
         raise PlaybookError(
             source, [Problem("(file)", "a playbook is a mapping with type and steps")]
@@ -110,7 +119,14 @@ def _build(document: Mapping[str, Any], source: str) -> Playbook:
         input_schema=document.get("input_schema"),
         source=source,
         input_checker=_input_checker(document.get("input_schema")),
+        document=document,
+        digest=digest_of(document),
     )
+
+
+def digest_of(document: Mapping[str, Any]) -> str:
+    """SHA-256 of a playbook's canonical JSON: the identity of one playbook version."""
+    return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _input_checker(schema: Mapping[str, Any] | None) -> Any:
@@ -121,9 +137,9 @@ def _input_checker(schema: Mapping[str, Any] | None) -> Any:
     except (ValueError, jsonschema_rs.ValidationError):
         return None  # reported by _check_graph with the file and line
 
-    def errors(goal_input: Any) -> list[str]:
+    def errors(goal_input: Any) -> list[tuple[str, str]]:
         return [
-            f"{_field(e.instance_path) if e.instance_path else 'input'}: {e.message}"
+            (_field(e.instance_path) if e.instance_path else "input", e.message)
             for e in validator.iter_errors(goal_input)
         ]
 
@@ -142,7 +158,8 @@ def _build_step(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Step:
         timeout_s=parse_duration(raw.get("timeout", defaults.get("timeout", DEFAULT_TIMEOUT_S))),
         retries=raw.get("retries", defaults.get("retries", DEFAULT_RETRIES)),
         backoff=Backoff(
-            parse_duration(backoff.get("initial", 1.0)), parse_duration(backoff.get("max", 60.0))
+            parse_duration(backoff["initial"]) if "initial" in backoff else None,
+            parse_duration(backoff["max"]) if "max" in backoff else None,
         )
         if backoff
         else None,

@@ -44,10 +44,11 @@ Condition = Compare | AllOf | AnyOf | Not
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """Retry delays: ``initial`` doubling per attempt up to ``max``, with jitter."""
+    """Retry delays: ``initial`` doubling per attempt up to ``max``, with jitter; a field
+    left out falls back to the orchestrator's setting."""
 
-    initial_s: float
-    max_s: float
+    initial_s: float | None = None
+    max_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +82,19 @@ class Playbook:
     output: Any = None
     input_schema: Mapping[str, Any] | None = None
     source: str = "<memory>"
-    input_checker: Callable[[Any], list[str]] | None = field(
+    input_checker: Callable[[Any], list[tuple[str, str]]] | None = field(
         default=None, compare=False, repr=False
     )
+    document: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    digest: str = ""  # SHA-256 of the canonical document: identifies this version
+
+    def input_problems(self, goal_input: Any) -> list[tuple[str, str]]:
+        """(field, message) for each way ``goal_input`` breaks the ``input_schema``."""
+        return self.input_checker(goal_input) if self.input_checker is not None else []
 
     def input_errors(self, goal_input: Any) -> list[str]:
         """Why ``goal_input`` breaks the playbook's ``input_schema`` (empty when it fits)."""
-        return self.input_checker(goal_input) if self.input_checker is not None else []
+        return [f"{where}: {message}" for where, message in self.input_problems(goal_input)]
 
     def step(self, name: str) -> Step:
         """The step called ``name``."""

@@ -49,10 +49,17 @@ class PlaybookRegistry:
     def check_goal(self, goal_type: str, goal_input: object) -> Playbook:
         """The playbook, after checking the goal input against its input_schema."""
         playbook = self.require(goal_type)
-        errors = playbook.input_errors(goal_input)
-        if errors:
-            raise InvalidGoalInput(goal_type, errors)
+        problems = playbook.input_problems(goal_input)
+        if problems:
+            raise InvalidGoalInput(goal_type, problems)
         return playbook
+
+    def by_digest(self, digest: str) -> Playbook | None:
+        """The loaded playbook with this digest (one of the current versions), or None."""
+        for playbook in self._by_type.values():
+            if playbook.digest == digest:
+                return playbook
+        return None
 
     def types(self) -> list[str]:
         """Known goal types, sorted."""

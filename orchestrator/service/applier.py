@@ -14,9 +14,11 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from orchestrator.playbooks.model import Playbook
 from orchestrator.playbooks.registry import PlaybookRegistry
 from orchestrator.service.outgoing import Outgoing
 from orchestrator.service.publishing import OutboxRows
+from orchestrator.service.versions import PlaybookVersions
 from orchestrator.store import outbox
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.workflows import NewWorkflow
@@ -47,6 +49,10 @@ class Applier:
     outgoing: Outgoing
     random: Callable[[], float]
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    versions: PlaybookVersions = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.versions = PlaybookVersions(self.playbooks)
 
     def apply(
         self,
@@ -60,13 +66,17 @@ class Applier:
         before = dict(states)
         result = Applied()
         records = []
+        planners: list[Playbook] = []
         for workflow_id, event in inputs:
             state = states.get(workflow_id)
             if state is None:
                 result.ignored += 1
                 result.notes.append(f"{type(event).__name__} for unknown workflow {workflow_id}")
                 continue
-            decision = decide(state, event, self._environment(state, now))
+            playbook = self.versions.for_state(conn, state)
+            decision = decide(state, event, self._environment(playbook, now))
+            if isinstance(event, GoalAccepted) and decision.applied and playbook is not None:
+                planners.append(playbook)
             if not decision.applied:
                 result.ignored += 1
                 if decision.note:
@@ -75,6 +85,7 @@ class Applier:
             result.applied += 1
             states[workflow_id] = decision.state
             records.extend(self.outgoing.for_commands(decision.state, decision.commands))
+        self.versions.remember(conn, planners)
         workflow_rows.save(conn, before=before, after=states, now=now)
         result.outbox = list(zip(outbox.enqueue(conn, records=records), records, strict=True))
         for note in result.notes:
@@ -103,11 +114,15 @@ class Applier:
                 traceparent=goal.traceparent,
                 tracestate=goal.tracestate,
             )
-            decision = decide(accepted, GoalAccepted(), self._environment(accepted, now))
+            playbook = self.playbooks.get(goal.type)
+            decision = decide(accepted, GoalAccepted(), self._environment(playbook, now))
             planned[goal.id] = (
                 decision.state,
                 self.outgoing.for_commands(decision.state, decision.commands),
             )
+        self.versions.remember(
+            conn, [p for p in (self.playbooks.get(g.type) for g in goals) if p is not None]
+        )
         inserted = workflow_rows.insert_planned(
             conn, states=[state for state, _ in planned.values()], now=now
         )
@@ -116,9 +131,9 @@ class Applier:
         result.outbox = list(zip(outbox.enqueue(conn, records=records), records, strict=True))
         return result, [wid for wid in planned if wid not in inserted]
 
-    def _environment(self, state: WorkflowState, now: datetime) -> Environment:
+    def _environment(self, playbook: Playbook | None, now: datetime) -> Environment:
         return Environment(
-            playbook=self.playbooks.get(state.type),
+            playbook=playbook,
             now=now,
             random=self.random,
             retry=self.retry,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,7 +15,7 @@ from orchestrator.store import outbox
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.workflows import NewWorkflow
 from orchestrator.workflow.messages import GoalAccepted, Input, TaskAttemptFailed, TaskSucceeded
-from orchestrator.workflow.state import TaskError
+from orchestrator.workflow.state import TaskError, WorkflowState
 from waypost.bus.loop import Delivery
 from waypost.errors import UnexpectedEvent
 from waypost.events import Event, GoalSubmitted, TaskCompleted, TaskFailed
@@ -89,6 +89,7 @@ class Intake:
                 planned, existing = self.applier.plan_new(conn, goals=goals, now=now)
                 inputs = [(workflow_id, GoalAccepted()) for workflow_id in existing] + inputs
                 states = workflow_rows.lock(conn, ids=[wid for wid, _ in inputs])
+                _warn_about_reused_ids(goals, existing, states)
                 applied = self.applier.apply(conn, states=states, inputs=inputs, now=now)
         except BaseException:
             self.publisher.give_back(acknowledged)  # rolled back: still to be deleted
@@ -98,3 +99,18 @@ class Intake:
     def idle(self) -> None:
         """Nothing arrived: delete the outbox rows of acknowledged events now."""
         self.publisher.remove_acknowledged()
+
+
+def _warn_about_reused_ids(
+    goals: Sequence[NewWorkflow], existing: Sequence[str], states: Mapping[str, WorkflowState]
+) -> None:
+    """A goal id is the workflow id: the same id with other content is not a new goal."""
+    by_id = {goal.id: goal for goal in goals}
+    for workflow_id in existing:
+        goal, state = by_id[workflow_id], states.get(workflow_id)
+        if state is not None and (state.type, dict(state.input)) != (goal.type, dict(goal.input)):
+            log.warning(
+                "goal %s arrived again with a different type or input; it is ignored "
+                "(goal ids must be unique: the first goal with an id makes the workflow)",
+                workflow_id,
+            )

@@ -29,6 +29,7 @@ def workflow_fields(state: WorkflowState) -> dict[str, Any]:
         "error": to_json(state.error.as_dict() if state.error is not None else None),
         "started_at": state.started_at,
         "finished_at": state.finished_at,
+        "playbook_digest": state.playbook_digest,
     }
 
 
@@ -81,6 +82,7 @@ def workflow_state(row: Row[Any], task_states: dict[str, TaskState]) -> Workflow
         finished_at=row.finished_at,
         traceparent=row.traceparent,
         tracestate=row.tracestate,
+        playbook_digest=row.playbook_digest,
     )
 
 

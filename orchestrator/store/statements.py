@@ -19,6 +19,7 @@ WORKFLOW_COLUMNS = {
     "error": "jsonb",
     "started_at": "timestamptz",
     "finished_at": "timestamptz",
+    "playbook_digest": "text",
 }
 TASK_COLUMNS = {
     "step": "text",

@@ -35,6 +35,7 @@ workflows = Table(
     Column("error", JSONB),
     Column("traceparent", Text),
     Column("tracestate", Text),
+    Column("playbook_digest", Text, comment="the playbook version that planned it"),
     Column("accepted_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
@@ -88,5 +89,16 @@ outbox = Table(
     Column("key", LargeBinary),
     Column("value", LargeBinary),
     Column("headers", JSONB, nullable=False, comment="[[name, value], ...] (UTF-8 values)"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+)
+
+playbook_versions = Table(
+    "playbook_versions",
+    metadata,
+    Column("digest", Text, primary_key=True, comment="SHA-256 of the canonical document"),
+    Column("type", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("document", JSONB, nullable=False),
+    Column("source", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
 )

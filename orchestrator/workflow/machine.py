@@ -69,6 +69,13 @@ def decide(state: WorkflowState, event: Input, env: Environment) -> Decision:
         return Decision(state, applied=False, note=f"workflow already {state.status}")
     if env.playbook is None:
         return Decision(state, applied=False, note=f"no playbook for {state.type!r}")
+    if (
+        state.playbook_digest
+        and env.playbook.digest
+        and env.playbook.digest != (state.playbook_digest)
+    ):
+        # The adapter must hand over the version that planned this workflow.
+        raise ValueError(f"workflow {state.id} was planned by playbook {state.playbook_digest}")
     task = state.task_by_id(event.task_id)
     if task is None:
         return Decision(state, applied=False, note=f"task {event.task_id} is not in this workflow")
@@ -120,7 +127,12 @@ def _plan(state: WorkflowState, env: Environment) -> Decision:
         )
         for step in playbook.steps
     }
-    started = state.evolve(status=WorkflowStatus.RUNNING, tasks=tasks, started_at=env.now)
+    started = state.evolve(
+        status=WorkflowStatus.RUNNING,
+        tasks=tasks,
+        started_at=env.now,
+        playbook_digest=playbook.digest or None,
+    )
     announce = AnnounceWorkflowStarted(tuple(s.name for s in playbook.steps))
     advanced, commands = _advance(started, playbook, env)
     return Decision(advanced, (announce, *commands))
@@ -162,7 +174,9 @@ def _failed(
     if error.retryable and task.attempt < task.max_attempts:
         policy = env.retry
         if step.backoff is not None:
-            policy = RetryPolicy(step.backoff.initial_s, step.backoff.max_s)
+            policy = RetryPolicy(
+                step.backoff.initial_s or policy.initial_s, step.backoff.max_s or policy.max_s
+            )
         delay = policy.delay(task.attempt, env.random)
         waiting = task.evolve(
             status=TaskStatus.RETRY_WAIT,

@@ -120,6 +120,7 @@ class WorkflowState:
     finished_at: datetime | None = None
     traceparent: str | None = None
     tracestate: str | None = None
+    playbook_digest: str | None = None  # the playbook version that planned it
 
     def evolve(self, **changes: Any) -> WorkflowState:
         """A copy with some fields changed."""

@@ -56,7 +56,8 @@ def submit_goal(
     except UnknownGoalType as exc:
         raise Problem(422, "Unknown goal type", str(exc), known=state.playbooks.types()) from None
     except InvalidGoalInput as exc:
-        raise Problem(422, "Invalid goal input", str(exc), errors=exc.errors) from None
+        errors = [{"field": where, "message": message} for where, message in exc.problems]
+        raise Problem(422, "Invalid goal input", str(exc), errors=errors) from None
     goal_id = idempotency_key or new_id()
     with state.engine.begin() as connection:
         accepted = goals.submit(

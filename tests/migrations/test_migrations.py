@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
+import migrations
 from orchestrator.store.tables import metadata
 from waypost import migrate
 from waypost.db import make_engine
@@ -19,7 +21,7 @@ from waypost.stack.postgres import EmbeddedPostgres
 
 pytestmark = pytest.mark.integration
 
-ORCHESTRATOR_TABLES = {"workflows", "tasks", "outbox"}
+ORCHESTRATOR_TABLES = {"workflows", "tasks", "outbox", "playbook_versions"}
 # Created by migration 0002 for the knowledge agent; its shape is the agents' business
 # (tests/agents checks it) and it is deliberately not in the orchestrator's metadata.
 AGENT_TABLES = {"kb_articles"}
@@ -47,7 +49,10 @@ def _version_rows(engine: Engine, schema: str) -> list[str]:
 
 
 def test_head_is_the_newest_revision() -> None:
-    assert migrate.head() == "0002"
+    versions = Path(migrations.__file__).parent / "versions"
+    newest = max(path.name.split("_")[0] for path in versions.glob("[0-9]*_*.py"))
+
+    assert migrate.head() == newest
 
 
 def test_a_fresh_schema_is_upgraded_to_head(fresh_schema: tuple[Engine, str]) -> None:

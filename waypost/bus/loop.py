@@ -48,7 +48,7 @@ class ConsumerLoop:
     group: str
     codec: Codec
     stop: threading.Event
-    batch_size: int = 500
+    batch_size: int | Callable[[], int] = 500
     poll_timeout_s: float = 0.5
     max_local_attempts: int = 3
     transient: tuple[type[BaseException], ...] = ()
@@ -67,7 +67,8 @@ class ConsumerLoop:
 
     def run_once(self) -> int:
         """Process one polled batch; returns how many records it held."""
-        records = self.subscriber.poll(self.batch_size, self.poll_timeout_s)
+        size = self.batch_size() if callable(self.batch_size) else self.batch_size
+        records = self.subscriber.poll(size, self.poll_timeout_s)
         if not records:
             return 0
         deliveries: list[Delivery] = []

@@ -63,9 +63,11 @@ def up(
     Embedded services start for whatever is not configured: set
     WAYPOST_KAFKA_BOOTSTRAP or WAYPOST_DATABASE_URL to use existing ones.
     """
+    from waypost.cli.services import import_from_current_directory
     from waypost.settings import StackSettings, load
     from waypost.stack.up import UpOptions, run
 
+    import_from_current_directory()  # --agents modules are checked at start-up
     base = load(StackSettings)
     overrides: dict[str, Any] = {}
     if port is not None:
@@ -118,9 +120,10 @@ def topics(as_json: bool) -> None:
         click.echo(f"{name:60} {partitions:3d} partitions  {kind}")
 
 
-from waypost.cli import goals, services, workflows  # noqa: E402  (registers subcommands)
+from waypost.cli import goals, playbooks, services, workflows  # noqa: E402
 
 main.add_command(goals.goal)
+main.add_command(playbooks.playbooks)
 main.add_command(workflows.workflow)
 main.add_command(services.agent)
 main.add_command(services.orchestrator)

@@ -101,6 +101,7 @@ def workers(
             instance=environment.instance,
             resources=resources[agent.capability],
             max_local_attempts=settings.agent_max_local_attempts,
+            stop=stop,
         )
         group = topics.agent_group(agent.capability)
         loop = ConsumerLoop(
@@ -112,11 +113,15 @@ def workers(
             group=group,
             codec=codec,
             stop=stop,
-            batch_size=settings.consume_batch_size,
+            batch_size=_batch_size(worker, settings.consume_batch_size),
             transient=(BusError, OperationalError),
         )
         loops[f"agent:{agent.capability}"] = loop.run
     return loops
+
+
+def _batch_size(worker: AgentWorker, limit: int) -> Callable[[], int]:
+    return lambda: worker.batch_size(limit)
 
 
 def main(modules: Sequence[str], settings: AgentSettings | None = None) -> int:

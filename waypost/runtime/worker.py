@@ -9,10 +9,11 @@ delivered again rather than lost; the orchestrator applies a repeated result onc
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,7 @@ import pydantic
 from waypost.bus.base import Publisher
 from waypost.bus.loop import Delivery
 from waypost.bus.records import OutgoingRecord
-from waypost.errors import NonRetryableError, UnexpectedEvent
+from waypost.errors import InvalidEvent, NonRetryableError, PublishError, UnexpectedEvent
 from waypost.events import (
     AgentInfo,
     Codec,
@@ -40,11 +41,20 @@ from waypost.topics import Topics
 
 log = logging.getLogger(__name__)
 _MAX_NOTES = 50
+_MAX_NOTE_LENGTH = 2000  # schemas/common.v1.json: reasoning items
 
 
 @dataclass
 class AgentWorker:
-    """Turns task deliveries of one capability into published results."""
+    """Turns task deliveries of one capability into published results.
+
+    Results go out at least every ``publish_interval_s`` while a batch runs, so a slow
+    handler does not hold back the results of the fast ones before it; a result the
+    broker does not acknowledge is sent again (never recomputed) until it is, or until
+    ``stop``: then the batch stays uncommitted and its tasks are delivered again.
+    ``batch_size`` shrinks the batches of slow handlers to about ``batch_budget_s`` of
+    work, so a worker polls often enough to stay in its consumer group.
+    """
 
     agent: Agent[Any, Any]
     publisher: Publisher
@@ -54,7 +64,11 @@ class AgentWorker:
     resources: dict[type, Any]
     max_local_attempts: int = 1
     clock: Callable[[], datetime] = utcnow
+    stop: threading.Event = field(default_factory=threading.Event)
+    publish_interval_s: float = 1.0
+    batch_budget_s: float = 10.0
     handled: int = 0
+    _seconds_per_task: float | None = None
 
     def handle(self, deliveries: Sequence[Delivery]) -> None:
         """Run every task of a batch and publish the results (raises if not acknowledged)."""
@@ -64,10 +78,47 @@ class AgentWorker:
                     f"agents consume task.dispatched events, not {delivery.event.ce_type}",
                     event_type=delivery.event.type,
                 )
-        records = [r for r in (self._execute(d) for d in deliveries) if r is not None]
-        if records:
-            self.publisher.send(records).raise_for_failures()
-        self.handled += len(records)
+        pending: list[OutgoingRecord] = []
+        last_publish = time.monotonic()
+        for delivery in deliveries:
+            record = self._execute(delivery)
+            if record is not None:
+                pending.append(record)
+            if pending and time.monotonic() - last_publish >= self.publish_interval_s:
+                self._publish(pending)
+                pending, last_publish = [], time.monotonic()
+        if pending:
+            self._publish(pending)
+
+    def batch_size(self, limit: int) -> int:
+        """How many tasks to poll: fewer when handlers are slow."""
+        if not self._seconds_per_task:
+            return limit
+        return max(1, min(limit, int(self.batch_budget_s / self._seconds_per_task)))
+
+    def _publish(self, records: list[OutgoingRecord]) -> None:
+        delay = 0.5
+        while True:
+            outcome = self.publisher.send(records)
+            self.handled += len(outcome.delivered)
+            if not outcome.failed:
+                return
+            records = [records[index] for index in sorted(outcome.failed)]
+            log.warning(
+                "%d result(s) not acknowledged (%s); sending them again",
+                len(records),
+                next(iter(outcome.failed.values())),
+            )
+            if self.stop.wait(delay):
+                raise PublishError(
+                    f"stopping with {len(records)} result(s) unacknowledged; their tasks "
+                    "will be delivered again"
+                )
+            delay = min(delay * 2, 10.0)
+
+    def _observe(self, seconds: float) -> None:
+        previous = self._seconds_per_task
+        self._seconds_per_task = seconds if previous is None else 0.8 * previous + 0.2 * seconds
 
     def _execute(self, delivery: Delivery) -> OutgoingRecord | None:
         task = delivery.event.payload
@@ -96,22 +147,31 @@ class AgentWorker:
         )
         started = time.perf_counter()
         outcome = self._run(task, context)
+        self._observe(time.perf_counter() - started)
         usage = Usage(
             input_tokens=context.input_tokens,
             output_tokens=context.output_tokens,
             cost_usd=context.cost_usd,
             duration_ms=(time.perf_counter() - started) * 1000,
         )
-        payload = self._payload(task, outcome, context, usage)
+        try:
+            encoded = self._encode(delivery, self._payload(task, outcome, context, usage))
+        except (InvalidEvent, pydantic.ValidationError) as exc:
+            # A result that breaks its schema (the handler's doing): report it as a
+            # failure rather than let the task be dead-lettered without an answer.
+            error = ErrorInfo(type="InvalidOutput", message=str(exc)[:2000], retryable=False)
+            encoded = self._encode(delivery, self._payload(task, error, context, Usage()))
+        return OutgoingRecord(self.topics.results, encoded.key, encoded.value, encoded.headers)
+
+    def _encode(self, delivery: Delivery, payload: Payload) -> Any:
         event = Event(
             payload,
             source=f"waypost/agent/{self.agent.capability}",
-            subject=task.task_id,
+            subject=getattr(payload, "task_id", None),
             traceparent=delivery.event.traceparent,
             tracestate=delivery.event.tracestate,
         )
-        encoded = self.codec.encode(event)
-        return OutgoingRecord(self.topics.results, encoded.key, encoded.value, encoded.headers)
+        return self.codec.encode(event)
 
     def _run(self, task: TaskDispatched, context: AgentContext) -> AgentResult[Any] | ErrorInfo:
         try:
@@ -166,9 +226,10 @@ class AgentWorker:
                 instance=self.instance,
             ),
         }
+        notes = [note[:_MAX_NOTE_LENGTH] for note in context.notes]
         if isinstance(outcome, ErrorInfo):
-            return TaskFailed(error=outcome, reasoning=context.notes[:_MAX_NOTES], **common)
-        reasoning = [*context.notes, *outcome.reasoning][:_MAX_NOTES]
+            return TaskFailed(error=outcome, reasoning=notes[:_MAX_NOTES], **common)
+        reasoning = [n[:_MAX_NOTE_LENGTH] for n in [*notes, *outcome.reasoning]][:_MAX_NOTES]
         return TaskCompleted(
             output=outcome.output.model_dump(mode="json"),
             confidence=outcome.confidence,

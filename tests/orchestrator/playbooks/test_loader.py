@@ -526,7 +526,7 @@ def test_a_step_overrides_the_playbook_defaults() -> None:
     assert (b.timeout_s, b.retries, b.max_attempts, b.backoff) == (0.5, 0, 1, Backoff(0.1, 1.0))
 
 
-def test_a_backoff_without_bounds_uses_one_second_to_a_minute() -> None:
+def test_a_backoff_field_left_out_is_left_to_the_orchestrators_setting() -> None:
     playbook = _load(
         """\
         type: t
@@ -537,7 +537,7 @@ def test_a_backoff_without_bounds_uses_one_second_to_a_minute() -> None:
         """
     )
 
-    assert playbook.step("a").backoff == Backoff(3.0, 60.0)
+    assert playbook.step("a").backoff == Backoff(3.0, None)
 
 
 def test_conditions_are_parsed_into_the_model() -> None:

@@ -99,9 +99,9 @@ def test_check_goal_lists_every_input_problem() -> None:
         registry.check_goal("greeting", {"times": 0})
 
     assert caught.value.goal_type == "greeting"
-    assert sorted(caught.value.errors) == [
-        'input: "name" is a required property',
-        "times: 0 is less than the minimum of 1",
+    assert sorted(caught.value.problems) == [
+        ("input", '"name" is a required property'),
+        ("times", "0 is less than the minimum of 1"),
     ]
     assert str(caught.value).startswith("input of a greeting goal is invalid: ")
 

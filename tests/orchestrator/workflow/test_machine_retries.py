@@ -63,6 +63,22 @@ def test_without_a_step_backoff_the_environments_policy_applies() -> None:
     assert run.task("only").next_attempt_at == T0 + timedelta(seconds=8)
 
 
+def test_a_step_backoff_field_left_out_comes_from_the_environments_policy() -> None:
+    partial = SINGLE.replace("capability: echo", "capability: echo\n    backoff: {initial: 4s}")
+    assert "backoff" in partial
+    run = Run(load_playbook(partial), random=lambda: 1.0, retry=RetryPolicy(initial_s=1, max_s=6))
+    run.start()
+
+    run.fail("only")  # first retry: initial 4 s from the step
+    first = run.task("only").next_attempt_at
+    run.advance(10)
+    run.apply(RetryDue(run.task("only").id))
+    run.fail("only")  # second: 8 s capped at the environment's max of 6 s
+
+    assert first == T0 + timedelta(seconds=4)
+    assert run.task("only").next_attempt_at == run.now + timedelta(seconds=6)
+
+
 def test_each_retry_waits_longer_up_to_the_maximum() -> None:
     text = SINGLE.replace("timeout: 10s", "timeout: 10s\n    retries: 5")
     run = Run(load_playbook(text), random=lambda: 1.0, retry=RetryPolicy(initial_s=1, max_s=3))

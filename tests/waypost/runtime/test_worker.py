@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,10 +12,10 @@ from pydantic import BaseModel
 
 from tests.support.agents import echo
 from waypost import AgentContext, AgentResult, NonRetryableError, agent
-from waypost.bus.base import TopicSpec
+from waypost.bus.base import PublishOutcome, TopicSpec
 from waypost.bus.loop import Delivery
 from waypost.bus.memory import MemoryBus
-from waypost.bus.records import ReceivedRecord
+from waypost.bus.records import OutgoingRecord, ReceivedRecord
 from waypost.errors import PublishError, UnexpectedEvent
 from waypost.events import (
     Event,
@@ -216,11 +218,51 @@ def test_an_event_that_is_not_a_task_is_unexpected_and_nothing_runs() -> None:
     assert bus.broker.records(TOPICS.results) == []
 
 
-def test_an_unacknowledged_result_raises() -> None:
-    worker, _ = _worker(create_results_topic=False)
+def test_stopping_with_an_unacknowledged_result_raises_so_the_batch_is_not_committed() -> None:
+    stop = threading.Event()
+    stop.set()
+    worker, _ = _worker(create_results_topic=False, stop=stop)
 
-    with pytest.raises(PublishError, match=r"unknown topic ns\.results"):
+    with pytest.raises(PublishError, match="1 result\\(s\\) unacknowledged"):
         worker.handle([_delivery(_task({"text": "hi"}))])
+
+
+class _RefusesFirst:
+    """A publisher (our own interface) whose broker refuses the first batch."""
+
+    def __init__(self, bus: MemoryBus) -> None:
+        self.inner = bus.publisher("worker")
+        self.batches: list[int] = []
+
+    def send(self, records: Sequence[OutgoingRecord]) -> PublishOutcome:
+        self.batches.append(len(records))
+        if len(self.batches) == 1:
+            return PublishOutcome(failed={i: "broker unavailable" for i in range(len(records))})
+        return self.inner.send(records)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_refused_result_is_sent_again_without_running_the_handler_again() -> None:
+    calls: list[str] = []
+
+    @agent("echo")
+    def counting(task: Text) -> Text:
+        calls.append(task.text)
+        return task
+
+    bus = MemoryBus()
+    bus.admin().ensure_topics([TopicSpec(TOPICS.results, 1)])
+    publisher = _RefusesFirst(bus)
+    worker, _ = _worker(counting)
+    worker.publisher = publisher
+
+    worker.handle([_delivery(_task({"text": "hi"}))])
+
+    assert calls == ["hi"]
+    assert publisher.batches == [1, 1]
+    assert [e.payload.output for e in _results(bus)] == [{"text": "hi"}]  # type: ignore[attr-defined]
 
 
 class Text(BaseModel):
