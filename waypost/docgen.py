@@ -34,6 +34,8 @@ CLASSES: Sequence[tuple[type[CommonSettings], tuple[str, ...]]] = (
     (StackSettings, ("up",)),
 )
 
+_REFERENCED: frozenset[type] = frozenset(cls for cls, _ in CLASSES)
+
 INTRO = """\
 # Configuration
 
@@ -81,10 +83,10 @@ def render() -> str:
 
 
 def _section(cls: type[CommonSettings], listed: set[str]) -> str:
-    base = next(b for b in cls.__mro__[1:] if isinstance(b, type))
+    base = next((b for b in cls.__mro__[1:] if b in _REFERENCED), None)
     inherits = (
         f"Inherits every setting of `{base.__name__}`."
-        if issubclass(base, CommonSettings)
+        if base is not None
         else "The base of every other class."
     )
     lines = [f"## {cls.__name__}", "", _doc(cls), "", f"Loaded by {_commands(cls)}. {inherits}", ""]
@@ -107,11 +109,12 @@ def _section(cls: type[CommonSettings], listed: set[str]) -> str:
 
 
 def _own_fields(cls: type[CommonSettings]) -> list[str]:
-    """Fields ``cls`` declares itself, not inherited from a settings base class."""
+    """Fields of ``cls`` not inherited from another class of the reference (fields of
+    helper bases such as ``PlaybookSettings`` count as the class's own)."""
     inherited: set[str] = set()
     for base in cls.__mro__[1:]:
-        if isinstance(base, type) and issubclass(base, CommonSettings):
-            inherited.update(base.model_fields)
+        if base in _REFERENCED:
+            inherited.update(base.model_fields)  # type: ignore[attr-defined]
     return [name for name in cls.model_fields if name not in inherited]
 
 

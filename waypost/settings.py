@@ -110,14 +110,26 @@ class CommonSettings(BaseSettings):
         return value
 
 
-class OrchestratorSettings(CommonSettings):
-    """Settings of the orchestrator service (planner, intake, relay, reconciler)."""
+class PlaybookSettings(CommonSettings):
+    """Where playbooks come from (for processes that load them)."""
 
     playbook_dirs: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
         description="Extra directories of playbook YAML files, beside the built-in ones "
         "(comma-separated).",
     )
+
+
+class ListenerSettings(CommonSettings):
+    """Where the HTTP app listens."""
+
+    http_host: str = Field("127.0.0.1", description="Address the HTTP app binds to.")
+    http_port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP app.")
+
+
+class OrchestratorSettings(PlaybookSettings):
+    """Settings of the orchestrator service (planner, intake, relay, reconciler)."""
+
     reconcile_interval_s: float = Field(
         1.0, gt=0, description="How often leases, retries and stale goals are checked."
     )
@@ -163,21 +175,12 @@ class AgentSettings(CommonSettings):
     )
 
 
-class HttpSettings(CommonSettings):
+class HttpSettings(ListenerSettings, PlaybookSettings):
     """Settings of the HTTP app (JSON API, later the review console)."""
 
-    http_host: str = Field("127.0.0.1", description="Address the HTTP app binds to.")
-    http_port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP app.")
-    playbook_dirs: Annotated[list[Path], NoDecode] = Field(
-        default_factory=list, description="Extra playbook directories (comma-separated)."
-    )
 
-
-class StackSettings(OrchestratorSettings):
+class StackSettings(OrchestratorSettings, ListenerSettings):
     """Settings of `waypost up`, which starts and supervises every other process."""
-
-    http_host: str = Field("127.0.0.1", description="Address the HTTP app binds to.")
-    http_port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP app.")
     agent_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Extra agent modules to run beside the built-in ones (comma-separated).",
