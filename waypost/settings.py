@@ -181,6 +181,7 @@ class HttpSettings(ListenerSettings, PlaybookSettings):
 
 class StackSettings(OrchestratorSettings, ListenerSettings):
     """Settings of `waypost up`, which starts and supervises every other process."""
+
     agent_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Extra agent modules to run beside the built-in ones (comma-separated).",
