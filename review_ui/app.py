@@ -6,11 +6,14 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from orchestrator.playbooks.registry import PlaybookRegistry
+from orchestrator.reviews import Reviews
 from orchestrator.service.outgoing import Outgoing
 from orchestrator.service.publishing import OutboxPublisher
+from orchestrator.service.versions import PlaybookVersions
 from review_ui import problems
-from review_ui.api import goals, health, workflows
+from review_ui.api import escalations, goals, health, workflows
 from review_ui.deps import AppState
+from review_ui.security import SecurityHeaders
 from waypost.bus.base import Admin, Publisher
 from waypost.events import default_codec
 from waypost.settings import HttpSettings
@@ -33,18 +36,26 @@ def create_app(
     app = FastAPI(
         title="Waypost",
         version="0.1.0",
-        description="Submit goals and follow the workflows they become.",
+        description="Submit goals, follow the workflows they become, and review "
+        "escalations. Authenticate with `Authorization: Bearer <token>` "
+        "(`waypost token create --role ROLE`).",
+        openapi_url="/api/v1/openapi.json",
+        docs_url=None,
+        redoc_url=None,
     )
+    outgoing = Outgoing(Topics(settings.namespace), default_codec(), source="waypost/http")
     app.state.waypost = AppState(
         settings=settings,
         engine=engine,
         playbooks=playbooks,
-        outgoing=Outgoing(Topics(settings.namespace), default_codec(), source="waypost/http"),
+        outgoing=outgoing,
         admin=admin,
         publisher=OutboxPublisher(engine, publisher) if publisher is not None else None,
+        reviews=Reviews(PlaybookVersions(playbooks), outgoing),
     )
     problems.install(app)
-    app.include_router(goals.router, prefix="/api/v1")
-    app.include_router(workflows.router, prefix="/api/v1")
+    app.add_middleware(SecurityHeaders)
+    for router in (goals.router, workflows.router, escalations.router):
+        app.include_router(router, prefix="/api/v1")
     app.include_router(health.router)
     return app

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine
 
 from orchestrator.playbooks.registry import PlaybookRegistry
+from orchestrator.reviews import Reviews
 from orchestrator.service.outgoing import Outgoing
 from orchestrator.service.publishing import OutboxPublisher
 from waypost.bus.base import Admin
@@ -26,6 +27,7 @@ class AppState:
     outgoing: Outgoing
     admin: Admin
     publisher: OutboxPublisher | None
+    reviews: Reviews
 
 
 def _state(request: Request) -> AppState:

@@ -52,11 +52,16 @@ _CAPABILITY = re.compile(r"^[a-z][a-z0-9_.-]{0,99}$")
 
 @dataclass(frozen=True)
 class AgentResult(Generic[OutT]):
-    """What a handler returns: output plus how sure it is and why."""
+    """What a handler returns: output plus how sure it is and why.
+
+    ``escalate`` asks for a human: the output waits for a reviewer's decision in the
+    review console, whatever its confidence (say why in a sentence a reviewer reads).
+    """
 
     output: OutT
     confidence: float = 1.0
     reasoning: Sequence[str] = ()
+    escalate: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.confidence <= 1.0:

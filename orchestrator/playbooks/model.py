@@ -52,6 +52,35 @@ class Backoff:
 
 
 @dataclass(frozen=True, slots=True)
+class ReviewPolicy:
+    """Who reviews a step's escalations, how urgently, and what a missed deadline does.
+
+    Waiting past the SLA never approves: ``on_timeout`` reassigns to ``timeout_group``,
+    rejects (running the step's ``on_reject``), or keeps waiting, marked overdue.
+    """
+
+    group: str = "reviewers"
+    priority: int = 3  # 1 is the most urgent
+    sla_s: float = 24 * 3600.0
+    warn_before_s: float | None = None  # default: the last fifth of the SLA
+    on_timeout: Literal["reassign", "reject", "wait"] = "wait"
+    timeout_group: str | None = None
+
+    @property
+    def warning_s(self) -> float:
+        """How long before the deadline an escalation shows a warning."""
+        return self.warn_before_s if self.warn_before_s is not None else self.sla_s / 5
+
+
+@dataclass(frozen=True, slots=True)
+class OnReject:
+    """What a reviewer's rejection does to the workflow."""
+
+    action: Literal["fail", "skip", "goto"] = "fail"
+    goto: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     """One step: a task for ``capability`` once ``depends_on`` finished and ``when`` holds."""
 
@@ -64,6 +93,20 @@ class Step:
     retries: int = 2
     backoff: Backoff | None = None
     description: str = ""
+    escalate_below: float | None = None
+    requires_approval: bool = False
+    review: ReviewPolicy = field(default_factory=ReviewPolicy)
+    on_reject: OnReject = field(default_factory=OnReject)
+    output_schema: Mapping[str, Any] | None = None
+    output_checker: Callable[[Any], list[tuple[str, str]]] | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    def output_problems(self, output: Any) -> list[tuple[str, str]]:
+        """(field, message) for each way an edited output breaks ``output_schema``."""
+        if not isinstance(output, dict):
+            return [("output", "must be a JSON object")]
+        return self.output_checker(output) if self.output_checker is not None else []
 
     @property
     def max_attempts(self) -> int:

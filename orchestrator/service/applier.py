@@ -7,10 +7,12 @@ transaction, state and outgoing events together.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -19,14 +21,16 @@ from orchestrator.playbooks.registry import PlaybookRegistry
 from orchestrator.service.outgoing import Outgoing
 from orchestrator.service.publishing import OutboxRows
 from orchestrator.service.versions import PlaybookVersions
-from orchestrator.store import outbox
+from orchestrator.store import audit, outbox
 from orchestrator.store import workflows as workflow_rows
+from orchestrator.store.audit import AuditEntry
 from orchestrator.store.workflows import NewWorkflow
 from orchestrator.workflow.machine import Environment, decide
-from orchestrator.workflow.messages import GoalAccepted, Input
+from orchestrator.workflow.messages import GoalAccepted, Input, RecordReviewEvent
 from orchestrator.workflow.retry import RetryPolicy
-from orchestrator.workflow.state import WorkflowState, WorkflowStatus
+from orchestrator.workflow.state import EscalationState, WorkflowState, WorkflowStatus
 from waypost.bus.records import OutgoingRecord
+from waypost.embeddings import Embedder, HashingEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,7 @@ class Applier:
     outgoing: Outgoing
     random: Callable[[], float]
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    embedder: Embedder = field(default_factory=HashingEmbedder)
     versions: PlaybookVersions = field(init=False)
 
     def __post_init__(self) -> None:
@@ -66,6 +71,7 @@ class Applier:
         before = dict(states)
         result = Applied()
         records = []
+        entries: list[AuditEntry] = []
         planners: list[Playbook] = []
         for workflow_id, event in inputs:
             state = states.get(workflow_id)
@@ -85,8 +91,20 @@ class Applier:
             result.applied += 1
             states[workflow_id] = decision.state
             records.extend(self.outgoing.for_commands(decision.state, decision.commands))
+            entries.extend(
+                _audit_entry(workflow_id, command, now)
+                for command in decision.commands
+                if isinstance(command, RecordReviewEvent)
+            )
         self.versions.remember(conn, planners)
-        workflow_rows.save(conn, before=before, after=states, now=now)
+        workflow_rows.save(
+            conn,
+            before=before,
+            after=states,
+            now=now,
+            embeddings=self._embeddings(before, states),
+        )
+        audit.record(conn, entries=entries)
         result.outbox = list(zip(outbox.enqueue(conn, records=records), records, strict=True))
         for note in result.notes:
             log.info("not applied: %s", note)
@@ -131,6 +149,27 @@ class Applier:
         result.outbox = list(zip(outbox.enqueue(conn, records=records), records, strict=True))
         return result, [wid for wid in planned if wid not in inserted]
 
+    def _embeddings(
+        self,
+        before: Mapping[str, WorkflowState],
+        after: Mapping[str, WorkflowState],
+    ) -> dict[str, str]:
+        """Vectors of new escalations, for finding similar past decisions."""
+        new: list[EscalationState] = [
+            escalation
+            for workflow_id, state in after.items()
+            for escalation_id, escalation in state.escalations.items()
+            if escalation_id
+            not in (before[workflow_id].escalations if workflow_id in before else {})
+        ]
+        if not new:
+            return {}
+        vectors = self.embedder.embed([escalation_text(e.content) for e in new])
+        return {
+            escalation.id: "[" + ",".join(f"{x:.6f}" for x in vector) + "]"
+            for escalation, vector in zip(new, vectors, strict=True)
+        }
+
     def _environment(self, playbook: Playbook | None, now: datetime) -> Environment:
         return Environment(
             playbook=playbook,
@@ -139,3 +178,23 @@ class Applier:
             retry=self.retry,
             known_types=self.playbooks.types(),
         )
+
+
+def escalation_text(content: Mapping[str, Any]) -> str:
+    """What an escalation is about, as text to embed: its goal, task input and output."""
+    parts = [content.get("goal_input"), content.get("task_input"), content.get("output")]
+    return " ".join(json.dumps(part, ensure_ascii=False) for part in parts if part)
+
+
+def _audit_entry(workflow_id: str, command: RecordReviewEvent, now: datetime) -> AuditEntry:
+    escalation = command.escalation
+    return AuditEntry(
+        actor=command.actor,
+        action=command.action,
+        escalation_id=escalation.id,
+        workflow_id=workflow_id,
+        version=escalation.version,
+        digest=escalation.digest,
+        detail=command.detail,
+        at=now,
+    )

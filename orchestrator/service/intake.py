@@ -14,17 +14,24 @@ from orchestrator.service.publishing import OutboxPublisher
 from orchestrator.store import outbox
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.workflows import NewWorkflow
-from orchestrator.workflow.messages import GoalAccepted, Input, TaskAttemptFailed, TaskSucceeded
-from orchestrator.workflow.state import TaskError, WorkflowState
+from orchestrator.workflow.messages import (
+    DecisionMade,
+    GoalAccepted,
+    Input,
+    TaskAttemptFailed,
+    TaskSucceeded,
+)
+from orchestrator.workflow.state import ReviewDecision, TaskError, WorkflowState
 from waypost.bus.loop import Delivery
 from waypost.errors import UnexpectedEvent
-from waypost.events import Event, GoalSubmitted, TaskCompleted, TaskFailed
+from waypost.events import DecisionRecorded, Event, GoalSubmitted, TaskCompleted, TaskFailed
 
 log = logging.getLogger(__name__)
 
 
-def to_input(event: Event) -> tuple[str, Input]:
-    """The state-machine input an event stands for, with its workflow id."""
+def to_input(event: Event) -> tuple[str, Input] | None:
+    """The state-machine input an event stands for, with its workflow id (None: an event
+    that changes no workflow, such as a reviewer's comment)."""
     payload = event.payload
     if isinstance(payload, GoalSubmitted):
         return event.id, GoalAccepted()
@@ -37,6 +44,7 @@ def to_input(event: Event) -> tuple[str, Input]:
             reasoning=tuple(payload.reasoning),
             usage=payload.usage.model_dump(),
             agent=payload.agent.model_dump(),
+            escalate=payload.escalate,
         )
     if isinstance(payload, TaskFailed):
         error = payload.error
@@ -45,9 +53,23 @@ def to_input(event: Event) -> tuple[str, Input]:
             attempt=payload.attempt,
             error=TaskError(error.type, error.message, error.retryable),
         )
+    if isinstance(payload, DecisionRecorded):
+        if payload.action == "comment":
+            return None
+        decision = ReviewDecision(
+            id=event.id,
+            action=payload.action,
+            reviewer=payload.reviewer,
+            decided_at=event.time,
+            output=payload.output,
+            reason=payload.reason,
+        )
+        return payload.workflow_id, DecisionMade(
+            payload.escalation_id, decision, payload.version, payload.digest
+        )
     raise UnexpectedEvent(
-        f"the orchestrator does not consume {event.ce_type} events; "
-        "it reads goal.submitted, task.completed and task.failed",
+        f"the orchestrator does not consume {event.ce_type} events; it reads "
+        "goal.submitted, task.completed, task.failed and decision.recorded",
         event_type=event.type,
     )
 
@@ -80,7 +102,9 @@ class Intake:
                     )
                 )
             else:
-                inputs.append(to_input(event))
+                found = to_input(event)
+                if found is not None:
+                    inputs.append(found)
         acknowledged = self.publisher.take_acknowledged()
         try:
             with self.engine.begin() as conn:

@@ -70,7 +70,9 @@ def workers(
     intake = Intake(engine=engine, applier=applier, publisher=publisher, clock=utcnow)
     consumer = ConsumerLoop(
         subscriber=bus.subscriber(
-            topics.orchestrator_group, [topics.goals, topics.results], "orchestrator"
+            topics.orchestrator_group,
+            [topics.goals, topics.results, topics.decisions],
+            "orchestrator",
         ),
         dead_letters=bus.publisher("orchestrator-dlq"),
         handler=intake.handle,

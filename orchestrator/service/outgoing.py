@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.workflow.messages import (
+    AnnounceTaskEscalated,
     AnnounceWorkflowCompleted,
     AnnounceWorkflowFailed,
     AnnounceWorkflowStarted,
     Command,
     DispatchTask,
+    RecordReviewEvent,
 )
 from orchestrator.workflow.state import WorkflowState
 from waypost.bus.records import OutgoingRecord
@@ -22,6 +24,7 @@ from waypost.events import (
     GoalSubmitted,
     Payload,
     TaskDispatched,
+    TaskEscalated,
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowStarted,
@@ -42,8 +45,12 @@ class Outgoing:
     def for_commands(
         self, state: WorkflowState, commands: Iterable[Command]
     ) -> list[OutgoingRecord]:
-        """Records for every command of one decision."""
-        return [self._record(state, command) for command in commands]
+        """Records for every command of one decision that publishes an event."""
+        return [
+            self._record(state, command)
+            for command in commands
+            if not isinstance(command, RecordReviewEvent)  # audit rows, not events
+        ]
 
     def goal(
         self,
@@ -62,7 +69,7 @@ class Outgoing:
             subject=goal_id,
             traceparent=traceparent,
         )
-        return self._encode(self.topics.goals, event)
+        return self.record(self.topics.goals, event)
 
     def _record(self, state: WorkflowState, command: Command) -> OutgoingRecord:
         payload: Payload
@@ -78,7 +85,24 @@ class Outgoing:
                 input=dict(task.input or {}),
                 deadline=command.deadline.isoformat(),
             )
-            return self._encode(self.topics.tasks(task.capability), self._event(state, payload))
+            return self.record(self.topics.tasks(task.capability), self._event(state, payload))
+        if isinstance(command, AnnounceTaskEscalated):
+            escalation = command.escalation
+            task = state.tasks[escalation.step]
+            payload = TaskEscalated(
+                workflow_id=state.id,
+                task_id=escalation.task_id,
+                step=escalation.step,
+                capability=task.capability,
+                attempt=escalation.attempt,
+                escalation_id=escalation.id,
+                reason=escalation.reason,
+                version=escalation.version,
+                digest=escalation.digest,
+                priority=escalation.priority,
+                due_at=escalation.due_at.isoformat(),
+            )
+            return self.record(self.topics.workflow_events, self._event(state, payload))
         if isinstance(command, AnnounceWorkflowStarted):
             payload = WorkflowStarted(
                 workflow_id=state.id, type=state.type, steps=list(command.steps)
@@ -102,7 +126,7 @@ class Outgoing:
                 if error is not None
                 else None,
             )
-        return self._encode(self.topics.workflow_events, self._event(state, payload))
+        return self.record(self.topics.workflow_events, self._event(state, payload))
 
     def _event(self, state: WorkflowState, payload: Payload) -> Event:
         return Event(
@@ -113,6 +137,7 @@ class Outgoing:
             tracestate=state.tracestate,
         )
 
-    def _encode(self, topic: str, event: Event) -> OutgoingRecord:
+    def record(self, topic: str, event: Event) -> OutgoingRecord:
+        """An event encoded as a record for ``topic``."""
         encoded = self.codec.encode(event)
         return OutgoingRecord(topic, encoded.key, encoded.value, encoded.headers)

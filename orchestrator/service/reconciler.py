@@ -42,6 +42,9 @@ class Reconciler:
     replan_after_s: float = 30.0
     topic_check_interval_s: float = 10.0
     batch_size: int = 500
+    # A reviewer's decision is published right after it is recorded; one not applied
+    # after this long lost its event, and is applied from the escalation row instead.
+    decision_grace_s: float = 10.0
 
     def run(self, stop: threading.Event) -> None:
         """Tick until stopped."""
@@ -61,11 +64,13 @@ class Reconciler:
         """Handle every due timer and stale goal (one batch)."""
         now = self.clock()
         with self.engine.begin() as conn:
-            states = workflow_rows.lock_due(conn, now=now, limit=self.batch_size)
+            states = workflow_rows.lock_due(
+                conn, now=now, limit=self.batch_size, decision_grace_s=self.decision_grace_s
+            )
             inputs: list[tuple[str, Input]] = [
                 (workflow_id, timer)
                 for workflow_id, state in states.items()
-                for timer in due_timers(state, now)
+                for timer in due_timers(state, now, decision_grace_s=self.decision_grace_s)
             ]
             stale = workflow_rows.lock_stale_accepted(
                 conn,

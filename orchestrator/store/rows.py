@@ -11,6 +11,9 @@ from sqlalchemy import Row
 
 from orchestrator.workflow.state import (
     Attempt,
+    EscalationState,
+    EscalationStatus,
+    ReviewDecision,
     TaskError,
     TaskState,
     TaskStatus,
@@ -49,6 +52,7 @@ def task_fields(task: TaskState) -> dict[str, Any]:
         "agent": to_json(task.agent),
         "error": to_json(task.error.as_dict() if task.error is not None else None),
         "attempts": to_json([attempt_json(a) for a in task.attempts]),
+        "proposal": to_json(task.proposal),
         "lease_expires_at": task.lease_expires_at,
         "next_attempt_at": task.next_attempt_at,
         "finished_at": task.finished_at,
@@ -65,7 +69,11 @@ def attempt_json(attempt: Attempt) -> dict[str, Any]:
     }
 
 
-def workflow_state(row: Row[Any], task_states: dict[str, TaskState]) -> WorkflowState:
+def workflow_state(
+    row: Row[Any],
+    task_states: dict[str, TaskState],
+    escalations: dict[str, EscalationState] | None = None,
+) -> WorkflowState:
     """A workflow row and its tasks as state."""
     return WorkflowState(
         id=row.id,
@@ -83,6 +91,7 @@ def workflow_state(row: Row[Any], task_states: dict[str, TaskState]) -> Workflow
         traceparent=row.traceparent,
         tracestate=row.tracestate,
         playbook_digest=row.playbook_digest,
+        escalations=escalations or {},
     )
 
 
@@ -115,6 +124,7 @@ def task_state(row: Row[Any]) -> TaskState:
             )
             for a in row.attempts
         ),
+        proposal=row.proposal,
     )
 
 
@@ -133,3 +143,71 @@ def arrays(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
 def to_json(value: Any) -> str | None:
     """JSON text for a jsonb parameter (None stays NULL)."""
     return None if value is None else orjson.dumps(value).decode()
+
+
+def escalation_fields(escalation: EscalationState) -> dict[str, Any]:
+    """The mutable columns of an escalation row."""
+    decision = escalation.decision
+    return {
+        "status": escalation.status.value,
+        "priority": escalation.priority,
+        "group_name": escalation.group,
+        "assignee": escalation.assignee,
+        "claimed_at": escalation.claimed_at,
+        "version": escalation.version,
+        "digest": escalation.digest,
+        "content": to_json(dict(escalation.content)),
+        "due_at": escalation.due_at,
+        "warn_at": escalation.warn_at,
+        "overdue": escalation.overdue,
+        "decision": to_json(decision_json(decision)) if decision is not None else None,
+        "resolved_at": escalation.resolved_at,
+    }
+
+
+def decision_json(decision: ReviewDecision) -> dict[str, Any]:
+    """A reviewer's decision as stored."""
+    return {
+        "id": decision.id,
+        "action": decision.action,
+        "reviewer": decision.reviewer,
+        "decided_at": decision.decided_at.isoformat(),
+        "output": dict(decision.output) if decision.output is not None else None,
+        "reason": decision.reason,
+    }
+
+
+def escalation_state(row: Row[Any]) -> EscalationState:
+    """An escalation row as state."""
+    stored = row.decision
+    return EscalationState(
+        id=row.id,
+        task_id=row.task_id,
+        step=row.step,
+        attempt=row.attempt,
+        kind=row.kind,
+        reason=row.reason,
+        status=EscalationStatus(row.status),
+        priority=row.priority,
+        group=row.group_name,
+        version=row.version,
+        digest=row.digest,
+        content=row.content,
+        opened_at=row.opened_at,
+        due_at=row.due_at,
+        warn_at=row.warn_at,
+        assignee=row.assignee,
+        claimed_at=row.claimed_at,
+        overdue=row.overdue,
+        decision=ReviewDecision(
+            id=stored["id"],
+            action=stored["action"],
+            reviewer=stored["reviewer"],
+            decided_at=datetime.fromisoformat(stored["decided_at"]),
+            output=stored["output"],
+            reason=stored["reason"],
+        )
+        if stored is not None
+        else None,
+        resolved_at=row.resolved_at,
+    )

@@ -35,22 +35,26 @@ TASK_COLUMNS = {
     "agent": "jsonb",
     "error": "jsonb",
     "attempts": "jsonb",
+    "proposal": "jsonb",
     "lease_expires_at": "timestamptz",
     "next_attempt_at": "timestamptz",
     "finished_at": "timestamptz",
 }
 
 
+_AS_TEXT = {"jsonb", "vector"}  # travel as text, cast on arrival
+
+
 def _unnest(columns: Mapping[str, str]) -> str:
     arrays = ", ".join(
-        f"CAST(%({name})b AS {'text' if kind == 'jsonb' else kind}[])"
+        f"CAST(%({name})b AS {'text' if kind in _AS_TEXT else kind}[])"
         for name, kind in columns.items()
     )
     return f"unnest({arrays}) AS v({', '.join(columns)})"
 
 
 def _value(name: str, kind: str) -> str:
-    return f"v.{name}::jsonb" if kind == "jsonb" else f"v.{name}"
+    return f"v.{name}::{kind}" if kind in _AS_TEXT else f"v.{name}"
 
 
 INSERT_ACCEPTED = (
@@ -117,4 +121,54 @@ UPDATE_TASKS = (
     + ", updated_at = %(now)b FROM "
     + _unnest({"id": "text", **TASK_COLUMNS})
     + " WHERE t.id = v.id"
+)
+
+ESCALATION_COLUMNS = {
+    "status": "text",
+    "priority": "int4",
+    "group_name": "text",
+    "assignee": "text",
+    "claimed_at": "timestamptz",
+    "version": "int4",
+    "digest": "text",
+    "content": "jsonb",
+    "due_at": "timestamptz",
+    "warn_at": "timestamptz",
+    "overdue": "bool",
+    "decision": "jsonb",
+    "resolved_at": "timestamptz",
+}
+NEW_ESCALATION_COLUMNS = {
+    "id": "text",
+    "workflow_id": "text",
+    "task_id": "text",
+    "step": "text",
+    "attempt": "int4",
+    "goal_type": "text",
+    "capability": "text",
+    "kind": "text",
+    "reason": "text",
+    "opened_at": "timestamptz",
+    "embedding": "vector",
+    **ESCALATION_COLUMNS,
+}
+INSERT_ESCALATIONS = (
+    "INSERT INTO escalations ("
+    + ", ".join(NEW_ESCALATION_COLUMNS)
+    + ", updated_at) SELECT "
+    + ", ".join(_value(n, k) for n, k in NEW_ESCALATION_COLUMNS.items())
+    + ", %(now)b FROM "
+    + _unnest(NEW_ESCALATION_COLUMNS)
+)
+UPDATE_ESCALATIONS = (
+    "UPDATE escalations AS e SET "
+    + ", ".join(f"{n} = {_value(n, k)}" for n, k in ESCALATION_COLUMNS.items())
+    + ", updated_at = %(now)b FROM "
+    + _unnest({"id": "text", **ESCALATION_COLUMNS})
+    + " WHERE e.id = v.id"
+)
+ESCALATIONS_OF = (
+    "SELECT id, workflow_id, task_id, step, attempt, kind, reason, opened_at, "
+    + ", ".join(ESCALATION_COLUMNS)
+    + " FROM escalations WHERE workflow_id = ANY(CAST(%(ids)b AS text[])) ORDER BY opened_at"
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Row, select, tuple_
@@ -13,14 +13,18 @@ from sqlalchemy import Connection, Row, select, tuple_
 from orchestrator.store import statements as sql
 from orchestrator.store.rows import (
     arrays,
+    escalation_fields,
+    escalation_state,
     task_fields,
     task_state,
     to_json,
     workflow_fields,
     workflow_state,
 )
-from orchestrator.store.tables import tasks, workflows
+from orchestrator.store.tables import escalations, tasks, workflows
 from orchestrator.workflow.state import (
+    EscalationState,
+    EscalationStatus,
     TaskState,
     TaskStatus,
     WorkflowState,
@@ -149,12 +153,15 @@ def save(
     before: Mapping[str, WorkflowState],
     after: Mapping[str, WorkflowState],
     now: datetime,
+    embeddings: Mapping[str, str] | None = None,
 ) -> None:
     """Write what changed between two snapshots of the same workflows (one statement per
     table and kind of change, whatever the number of rows)."""
     changed_workflows: list[dict[str, Any]] = []
     new_tasks: list[dict[str, Any]] = []
     changed_tasks: list[dict[str, Any]] = []
+    new_escalations: list[dict[str, Any]] = []
+    changed_escalations: list[dict[str, Any]] = []
     for workflow_id, state in after.items():
         old = before.get(workflow_id)
         if old is not None and old == state:
@@ -176,16 +183,52 @@ def save(
                 )
             elif previous != task:
                 changed_tasks.append({"id": task.id, **task_fields(task)})
+        old_escalations = old.escalations if old is not None else {}
+        for escalation_id, escalation in state.escalations.items():
+            earlier = old_escalations.get(escalation_id)
+            if earlier is None:
+                new_escalations.append(
+                    _new_escalation(state, escalation, (embeddings or {}).get(escalation_id))
+                )
+            elif earlier != escalation:
+                changed_escalations.append({"id": escalation_id, **escalation_fields(escalation)})
     if changed_workflows:
         conn.exec_driver_sql(sql.UPDATE_WORKFLOWS, {"now": now, **arrays(changed_workflows)})
     if new_tasks:
         conn.exec_driver_sql(sql.INSERT_TASKS, {"now": now, **arrays(new_tasks)})
     if changed_tasks:
         conn.exec_driver_sql(sql.UPDATE_TASKS, {"now": now, **arrays(changed_tasks)})
+    if new_escalations:
+        conn.exec_driver_sql(sql.INSERT_ESCALATIONS, {"now": now, **arrays(new_escalations)})
+    if changed_escalations:
+        conn.exec_driver_sql(sql.UPDATE_ESCALATIONS, {"now": now, **arrays(changed_escalations)})
 
 
-def lock_due(conn: Connection, *, now: datetime, limit: int) -> dict[str, WorkflowState]:
-    """Workflows with a lease expired or a retry due, locked (skipping ones locked now)."""
+def _new_escalation(
+    state: WorkflowState, escalation: EscalationState, embedding: str | None
+) -> dict[str, Any]:
+    task = state.tasks[escalation.step]
+    return {
+        "id": escalation.id,
+        "workflow_id": state.id,
+        "task_id": escalation.task_id,
+        "step": escalation.step,
+        "attempt": escalation.attempt,
+        "goal_type": state.type,
+        "capability": task.capability,
+        "kind": escalation.kind,
+        "reason": escalation.reason,
+        "opened_at": escalation.opened_at,
+        "embedding": embedding,
+        **escalation_fields(escalation),
+    }
+
+
+def lock_due(
+    conn: Connection, *, now: datetime, limit: int, decision_grace_s: float = 10.0
+) -> dict[str, WorkflowState]:
+    """Workflows with a timer due, locked (skipping ones locked now): a lease expired, a
+    retry due, a review deadline passed, or a reviewer's decision not applied in time."""
     lease_due = (
         select(tasks.c.workflow_id)
         .where(tasks.c.status == TaskStatus.DISPATCHED.value, tasks.c.lease_expires_at <= now)
@@ -196,7 +239,25 @@ def lock_due(conn: Connection, *, now: datetime, limit: int) -> dict[str, Workfl
         .where(tasks.c.status == TaskStatus.RETRY_WAIT.value, tasks.c.next_attempt_at <= now)
         .limit(limit)
     )
-    ids = {row.workflow_id for row in conn.execute(lease_due.union(retry_due))}
+    review_due = (
+        select(escalations.c.workflow_id)
+        .where(
+            escalations.c.status == EscalationStatus.PENDING.value,
+            escalations.c.overdue.is_(False),
+            escalations.c.due_at <= now,
+        )
+        .limit(limit)
+    )
+    decision_unapplied = (
+        select(escalations.c.workflow_id)
+        .where(
+            escalations.c.status == EscalationStatus.DECIDED.value,
+            escalations.c.updated_at <= now - timedelta(seconds=decision_grace_s),
+        )
+        .limit(limit)
+    )
+    union = lease_due.union(retry_due, review_due, decision_unapplied)
+    ids = {row.workflow_id for row in conn.execute(union)}
     return lock(conn, ids=ids, skip_locked=True)
 
 
@@ -278,8 +339,13 @@ def _encode_cursor(item: WorkflowSummary) -> str:
 def _with_tasks(conn: Connection, rows: Sequence[Row[Any]]) -> dict[str, WorkflowState]:
     if not rows:
         return {}
-    task_rows = conn.exec_driver_sql(sql.TASKS_OF, {"ids": [r.id for r in rows]}).all()
+    ids = [r.id for r in rows]
+    task_rows = conn.exec_driver_sql(sql.TASKS_OF, {"ids": ids}).all()
+    escalation_rows = conn.exec_driver_sql(sql.ESCALATIONS_OF, {"ids": ids}).all()
     by_workflow: dict[str, dict[str, TaskState]] = {r.id: {} for r in rows}
     for row in task_rows:
         by_workflow[row.workflow_id][row.step] = task_state(row)
-    return {r.id: workflow_state(r, by_workflow[r.id]) for r in rows}
+    escalations: dict[str, dict[str, EscalationState]] = {r.id: {} for r in rows}
+    for row in escalation_rows:
+        escalations[row.workflow_id][row.id] = escalation_state(row)
+    return {r.id: workflow_state(r, by_workflow[r.id], escalations[r.id]) for r in rows}

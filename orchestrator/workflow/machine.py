@@ -11,36 +11,44 @@ first result for an open task wins, anything later is reported as not applied.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
 
-from orchestrator.playbooks.mapping import evaluate, resolve
-from orchestrator.playbooks.model import Playbook, Step
+from orchestrator.playbooks.model import Step
 from orchestrator.workflow.messages import (
-    AnnounceWorkflowCompleted,
-    AnnounceWorkflowFailed,
+    AnnounceTaskEscalated,
     AnnounceWorkflowStarted,
-    Command,
     Decision,
-    DispatchTask,
+    DecisionMade,
     GoalAccepted,
     Input,
     LeaseExpired,
+    RecordReviewEvent,
     RetryDue,
+    ReviewDue,
     TaskAttemptFailed,
     TaskSucceeded,
 )
 from orchestrator.workflow.retry import RetryPolicy
+from orchestrator.workflow.review import open_escalation, review_input, review_needed
 from orchestrator.workflow.state import (
-    Attempt,
+    EscalationStatus,
     TaskError,
     TaskState,
     TaskStatus,
     WorkflowState,
     WorkflowStatus,
 )
+from orchestrator.workflow.transitions import (
+    Environment,
+    advance,
+    close_attempt,
+    dispatch,
+    fail_workflow,
+    record_success,
+    stale,
+)
+
+__all__ = ["Environment", "decide", "due_timers", "task_id"]
 
 _TASK_NAMESPACE = uuid.UUID("6f1d2c7e-51a4-4c39-9a57-3c1e5b0f8d21")
 
@@ -48,17 +56,6 @@ _TASK_NAMESPACE = uuid.UUID("6f1d2c7e-51a4-4c39-9a57-3c1e5b0f8d21")
 def task_id(workflow_id: str, step: str) -> str:
     """The task id of a step: stable, so every re-dispatch names the same task."""
     return str(uuid.uuid5(_TASK_NAMESPACE, f"{workflow_id}/{step}"))
-
-
-@dataclass(frozen=True, slots=True)
-class Environment:
-    """Everything a decision depends on besides the state and the input."""
-
-    playbook: Playbook | None
-    now: datetime
-    random: Callable[[], float]
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    known_types: Sequence[str] = ()
 
 
 def decide(state: WorkflowState, event: Input, env: Environment) -> Decision:
@@ -76,6 +73,8 @@ def decide(state: WorkflowState, event: Input, env: Environment) -> Decision:
     ):
         # The adapter must hand over the version that planned this workflow.
         raise ValueError(f"workflow {state.id} was planned by playbook {state.playbook_digest}")
+    if isinstance(event, DecisionMade | ReviewDue):
+        return review_input(state, event, env)
     task = state.task_by_id(event.task_id)
     if task is None:
         return Decision(state, applied=False, note=f"task {event.task_id} is not in this workflow")
@@ -84,7 +83,7 @@ def decide(state: WorkflowState, event: Input, env: Environment) -> Decision:
         return _succeeded(state, task, event, env)
     if isinstance(event, TaskAttemptFailed):
         if task.status is not TaskStatus.DISPATCHED or event.attempt != task.attempt:
-            return _stale(task, event.attempt, state)
+            return stale(task, event.attempt, state)
         return _failed(state, task, step, event.error, "failed", env)
     if isinstance(event, LeaseExpired):
         if (
@@ -93,7 +92,7 @@ def decide(state: WorkflowState, event: Input, env: Environment) -> Decision:
             or task.lease_expires_at is None
             or task.lease_expires_at > env.now
         ):
-            return _stale(task, event.attempt, state)
+            return stale(task, event.attempt, state)
         error = TaskError("LeaseExpired", f"no result within {step.timeout_s:g} s of dispatch")
         return _failed(state, task, step, error, "lease_expired", env)
     assert isinstance(event, RetryDue)
@@ -103,7 +102,7 @@ def decide(state: WorkflowState, event: Input, env: Environment) -> Decision:
         or task.next_attempt_at > env.now
     ):
         return Decision(state, applied=False, note=f"task {task.step} has no retry due")
-    dispatched, command = _dispatch(task, step, task.attempt + 1, task.input or {}, env.now)
+    dispatched, command = dispatch(task, step, task.attempt + 1, task.input or {}, env.now)
     return Decision(state.with_task(dispatched), (command,))
 
 
@@ -113,10 +112,12 @@ def _plan(state: WorkflowState, env: Environment) -> Decision:
     playbook = env.playbook
     if playbook is None:
         known = ", ".join(env.known_types) or "none"
-        return _fail(state, f"no playbook for goal type {state.type!r} (known: {known})", env)
+        return fail_workflow(
+            state, f"no playbook for goal type {state.type!r} (known: {known})", env
+        )
     errors = playbook.input_errors(dict(state.input))
     if errors:
-        return _fail(state, "goal input is invalid: " + "; ".join(errors), env)
+        return fail_workflow(state, "goal input is invalid: " + "; ".join(errors), env)
     tasks = {
         step.name: TaskState(
             id=task_id(state.id, step.name),
@@ -134,7 +135,7 @@ def _plan(state: WorkflowState, env: Environment) -> Decision:
         playbook_digest=playbook.digest or None,
     )
     announce = AnnounceWorkflowStarted(tuple(s.name for s in playbook.steps))
-    advanced, commands = _advance(started, playbook, env)
+    advanced, commands = advance(started, playbook, env)
     return Decision(advanced, (announce, *commands))
 
 
@@ -143,7 +144,34 @@ def _succeeded(
 ) -> Decision:
     open_states = (TaskStatus.DISPATCHED, TaskStatus.RETRY_WAIT)
     if task.status not in open_states or not 1 <= event.attempt <= task.attempt:
-        return _stale(task, event.attempt, state)
+        return stale(task, event.attempt, state)
+    assert env.playbook is not None
+    step = env.playbook.step(task.step)
+    attempts = record_success(task.attempts, event.attempt, env.now)
+    review = review_needed(step, event)
+    if review is not None:
+        kind, reason = review
+        escalation = open_escalation(state, task, step, event, kind, reason, env.now)
+        waiting = task.evolve(
+            status=TaskStatus.AWAITING_REVIEW,
+            proposal=dict(event.output),
+            confidence=event.confidence,
+            reasoning=event.reasoning,
+            usage=event.usage,
+            agent=event.agent,
+            error=None,
+            lease_expires_at=None,
+            next_attempt_at=None,
+            attempts=attempts,
+        )
+        escalated = state.with_task(waiting).with_escalation(escalation)
+        return Decision(
+            escalated,
+            (
+                AnnounceTaskEscalated(escalation),
+                RecordReviewEvent(escalation, "opened", "waypost", {"reason": reason}),
+            ),
+        )
     done = task.evolve(
         status=TaskStatus.COMPLETED,
         output=dict(event.output),
@@ -155,10 +183,9 @@ def _succeeded(
         lease_expires_at=None,
         next_attempt_at=None,
         finished_at=env.now,
-        attempts=_record_success(task.attempts, event.attempt, env.now),
+        attempts=attempts,
     )
-    assert env.playbook is not None
-    advanced, commands = _advance(state.with_task(done), env.playbook, env)
+    advanced, commands = advance(state.with_task(done), env.playbook, env)
     return Decision(advanced, commands)
 
 
@@ -170,7 +197,7 @@ def _failed(
     outcome: str,
     env: Environment,
 ) -> Decision:
-    attempts = _close_attempt(task.attempts, task.attempt, env.now, outcome, error)
+    attempts = close_attempt(task.attempts, task.attempt, env.now, outcome, error)
     if error.retryable and task.attempt < task.max_attempts:
         policy = env.retry
         if step.backoff is not None:
@@ -200,150 +227,30 @@ def _failed(
         )
     else:
         reason = f"step {task.step!r} failed and cannot be retried: {error.type}: {error.message}"
-    return _fail(state.with_task(failed), reason, env, step=task.step, error=error)
+    return fail_workflow(state.with_task(failed), reason, env, step=task.step, error=error)
 
 
-def _advance(
-    state: WorkflowState, playbook: Playbook, env: Environment
-) -> tuple[WorkflowState, tuple[Command, ...]]:
-    """Dispatch or skip every step whose dependencies are done; complete when all are."""
-    commands: list[Command] = []
-    progressed = True
-    while progressed:
-        progressed = False
-        for step in playbook.steps:
-            task = state.tasks[step.name]
-            if task.status is not TaskStatus.PENDING:
-                continue
-            if not all(state.tasks[d].status.succeeded for d in step.depends_on):
-                continue
-            context = _context(state)
-            if step.when is not None and not evaluate(step.when, context):
-                skipped = task.evolve(status=TaskStatus.SKIPPED, finished_at=env.now)
-                state = state.with_task(skipped)
-            else:
-                dispatched, command = _dispatch(
-                    task, step, 1, resolve(dict(step.input), context), env.now
-                )
-                state = state.with_task(dispatched)
-                commands.append(command)
-            progressed = True
-    if all(task.status.succeeded for task in state.tasks.values()):
-        output = _output(state, playbook)
-        duration = (env.now - (state.started_at or env.now)).total_seconds() * 1000
-        state = state.evolve(status=WorkflowStatus.COMPLETED, output=output, finished_at=env.now)
-        commands.append(AnnounceWorkflowCompleted(output, duration))
-    return state, tuple(commands)
-
-
-def _dispatch(
-    task: TaskState, step: Step, attempt: int, task_input: Mapping[str, Any], now: datetime
-) -> tuple[TaskState, DispatchTask]:
-    lease = now + timedelta(seconds=step.timeout_s)
-    dispatched = task.evolve(
-        status=TaskStatus.DISPATCHED,
-        attempt=attempt,
-        input=dict(task_input),
-        lease_expires_at=lease,
-        next_attempt_at=None,
-        attempts=(*task.attempts, Attempt(attempt, now)),
-    )
-    return dispatched, DispatchTask(dispatched, lease)
-
-
-def _fail(
-    state: WorkflowState,
-    reason: str,
-    env: Environment,
-    *,
-    step: str | None = None,
-    error: TaskError | None = None,
-) -> Decision:
-    tasks = {
-        name: task
-        if task.status.finished
-        else task.evolve(
-            status=TaskStatus.CANCELLED,
-            lease_expires_at=None,
-            next_attempt_at=None,
-            finished_at=env.now,
-            attempts=_close_attempt(task.attempts, task.attempt, env.now, "cancelled", None),
-        )
-        for name, task in state.tasks.items()
-    }
-    failed = state.evolve(
-        status=WorkflowStatus.FAILED,
-        tasks=tasks,
-        reason=reason,
-        failed_step=step,
-        error=error,
-        finished_at=env.now,
-    )
-    return Decision(failed, (AnnounceWorkflowFailed(reason, step, error),))
-
-
-def _stale(task: TaskState, attempt: int, state: WorkflowState) -> Decision:
-    note = (
-        f"result for attempt {attempt} of {task.step!r} ignored: "
-        f"task is {task.status} at attempt {task.attempt}"
-    )
-    return Decision(state, applied=False, note=note)
-
-
-def _close_attempt(
-    attempts: tuple[Attempt, ...],
-    number: int,
-    now: datetime,
-    outcome: str,
-    error: TaskError | None,
-) -> tuple[Attempt, ...]:
-    return tuple(
-        replace(a, finished_at=now, outcome=outcome, error=error)
-        if a.number == number and a.finished_at is None
-        else a
-        for a in attempts
-    )
-
-
-def _record_success(
-    attempts: tuple[Attempt, ...], number: int, now: datetime
-) -> tuple[Attempt, ...]:
-    """The winning attempt completed (even after its lease expired); open ones are moot."""
-    recorded = []
-    for attempt in attempts:
-        if attempt.number == number:
-            attempt = replace(
-                attempt, finished_at=attempt.finished_at or now, outcome="completed", error=None
-            )
-        elif attempt.finished_at is None:
-            attempt = replace(attempt, finished_at=now, outcome="superseded")
-        recorded.append(attempt)
-    return tuple(recorded)
-
-
-def _context(state: WorkflowState) -> dict[str, Any]:
-    steps = {
-        name: {"output": task.output, "confidence": task.confidence, "status": str(task.status)}
-        for name, task in state.tasks.items()
-        if task.status.succeeded
-    }
-    return {
-        "goal": state.input,
-        "steps": steps,
-        "workflow": {"id": state.id, "type": state.type},
-    }
-
-
-def _output(state: WorkflowState, playbook: Playbook) -> dict[str, Any]:
-    if playbook.output is None:
-        return {name: task.output for name, task in state.tasks.items()}
-    output = resolve(playbook.output, _context(state))
-    return output if isinstance(output, dict) else {"result": output}
-
-
-def due_timers(state: WorkflowState, now: datetime) -> list[Input]:
-    """The lease expiries and retries of a workflow that are due at ``now``."""
+def due_timers(
+    state: WorkflowState, now: datetime, *, decision_grace_s: float = 10.0
+) -> list[Input]:
+    """The timers of a workflow due at ``now``: lease expiries, retries, review deadlines,
+    and decisions a reviewer made that the orchestrator has not applied after the grace
+    period (their event was lost)."""
     due: list[Input] = []
+    for escalation in state.escalations.values():
+        if (
+            escalation.status is EscalationStatus.PENDING
+            and not escalation.overdue
+            and escalation.due_at <= now
+        ):
+            due.append(ReviewDue(escalation.id))
+        decision = escalation.decision
+        if (
+            escalation.status is EscalationStatus.DECIDED
+            and decision is not None
+            and decision.decided_at <= now - timedelta(seconds=decision_grace_s)
+        ):
+            due.append(DecisionMade(escalation.id, decision, escalation.version, escalation.digest))
     for task in state.tasks.values():
         if (
             task.status is TaskStatus.DISPATCHED

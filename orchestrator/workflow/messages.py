@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from orchestrator.workflow.state import TaskError, TaskState, WorkflowState
+from orchestrator.workflow.state import (
+    EscalationState,
+    ReviewDecision,
+    TaskError,
+    TaskState,
+    WorkflowState,
+)
 
 # --- inputs: things that happened -------------------------------------------------------
 
@@ -28,6 +34,7 @@ class TaskSucceeded:
     reasoning: tuple[str, ...] = ()
     usage: Mapping[str, Any] | None = None
     agent: Mapping[str, Any] | None = None
+    escalate: str | None = None  # the agent asks for a human, saying why
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +61,32 @@ class RetryDue:
     task_id: str
 
 
-Input = GoalAccepted | TaskSucceeded | TaskAttemptFailed | LeaseExpired | RetryDue
+@dataclass(frozen=True, slots=True)
+class DecisionMade:
+    """A reviewer decided an escalation they saw at ``version`` with ``digest``."""
+
+    escalation_id: str
+    decision: ReviewDecision
+    version: int
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewDue:
+    """An escalation's SLA deadline passed without a decision."""
+
+    escalation_id: str
+
+
+Input = (
+    GoalAccepted
+    | TaskSucceeded
+    | TaskAttemptFailed
+    | LeaseExpired
+    | RetryDue
+    | DecisionMade
+    | ReviewDue
+)
 
 # --- commands: side effects for adapters to carry out ----------------------------------
 
@@ -91,8 +123,30 @@ class AnnounceWorkflowFailed:
     error: TaskError | None
 
 
+@dataclass(frozen=True, slots=True)
+class AnnounceTaskEscalated:
+    """Publish task.escalated."""
+
+    escalation: EscalationState
+
+
+@dataclass(frozen=True, slots=True)
+class RecordReviewEvent:
+    """Write an audit entry about an escalation (opened, timed out, resolved)."""
+
+    escalation: EscalationState
+    action: str
+    actor: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
 Command = (
-    DispatchTask | AnnounceWorkflowStarted | AnnounceWorkflowCompleted | AnnounceWorkflowFailed
+    DispatchTask
+    | AnnounceWorkflowStarted
+    | AnnounceWorkflowCompleted
+    | AnnounceWorkflowFailed
+    | AnnounceTaskEscalated
+    | RecordReviewEvent
 )
 
 

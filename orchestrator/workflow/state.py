@@ -29,6 +29,7 @@ class TaskStatus(StrEnum):
     PENDING = "pending"  # waiting for the steps it depends on
     DISPATCHED = "dispatched"  # published to its capability; lease running
     RETRY_WAIT = "retry_wait"  # an attempt failed; the next one is due at next_attempt_at
+    AWAITING_REVIEW = "awaiting_review"  # its result (the proposal) waits for a reviewer
     COMPLETED = "completed"
     FAILED = "failed"  # attempts exhausted, or a failure retrying cannot fix
     SKIPPED = "skipped"  # its `when` condition was false
@@ -96,8 +97,60 @@ class TaskState:
     next_attempt_at: datetime | None = None
     finished_at: datetime | None = None
     attempts: tuple[Attempt, ...] = ()
+    proposal: Mapping[str, Any] | None = None  # an output waiting for a reviewer
 
     def evolve(self, **changes: Any) -> TaskState:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+class EscalationStatus(StrEnum):
+    """Where an escalation is."""
+
+    PENDING = "pending"  # waiting for a reviewer
+    DECIDED = "decided"  # a reviewer's decision won; the workflow resumes with it
+    RESOLVED = "resolved"  # the decision was applied, or the workflow ended first
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewDecision:
+    """A reviewer's decision on an escalation."""
+
+    id: str
+    action: str  # approve | edit | reject | retry
+    reviewer: str
+    decided_at: datetime
+    output: Mapping[str, Any] | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationState:
+    """A task result waiting for a human, and what the reviewer is shown (``content``,
+    whose SHA-256 is ``digest``) at ``version``."""
+
+    id: str
+    task_id: str
+    step: str
+    attempt: int
+    kind: str  # agent_request | low_confidence | approval
+    reason: str
+    status: EscalationStatus
+    priority: int
+    group: str
+    version: int
+    digest: str
+    content: Mapping[str, Any]
+    opened_at: datetime
+    due_at: datetime
+    warn_at: datetime
+    assignee: str | None = None
+    claimed_at: datetime | None = None
+    overdue: bool = False
+    decision: ReviewDecision | None = None
+    resolved_at: datetime | None = None
+
+    def evolve(self, **changes: Any) -> EscalationState:
         """A copy with some fields changed."""
         return replace(self, **changes)
 
@@ -121,6 +174,7 @@ class WorkflowState:
     traceparent: str | None = None
     tracestate: str | None = None
     playbook_digest: str | None = None  # the playbook version that planned it
+    escalations: Mapping[str, EscalationState] = field(default_factory=dict)
 
     def evolve(self, **changes: Any) -> WorkflowState:
         """A copy with some fields changed."""
@@ -129,6 +183,10 @@ class WorkflowState:
     def with_task(self, task: TaskState) -> WorkflowState:
         """A copy with one task replaced."""
         return replace(self, tasks={**self.tasks, task.step: task})
+
+    def with_escalation(self, escalation: EscalationState) -> WorkflowState:
+        """A copy with one escalation added or replaced."""
+        return replace(self, escalations={**self.escalations, escalation.id: escalation})
 
     def task_by_id(self, task_id: str) -> TaskState | None:
         """The task with this id, if it belongs to this workflow."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Depends, Header, Response
 
 from orchestrator import goals
 from orchestrator.errors import InvalidGoalInput, UnknownGoalType
 from orchestrator.store import workflows as workflow_rows
 from review_ui.api.models import GoalAcceptedPublic, GoalCreate
+from review_ui.auth.principal import Principal, api_roles
+from review_ui.auth.roles import SUBMIT_GOALS
 from review_ui.deps import StateDep
 from review_ui.problems import Problem
 from waypost.events import new_id, new_traceparent, utcnow
@@ -35,6 +37,7 @@ def submit_goal(
     goal: GoalCreate,
     state: StateDep,
     response: Response,
+    _: Annotated[Principal, Depends(api_roles(SUBMIT_GOALS))],
     idempotency_key: Annotated[
         str | None,
         Header(description="The goal id; repeating it returns the same workflow."),

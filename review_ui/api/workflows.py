@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.workflow.state import WorkflowStatus
 from review_ui.api.models import WorkflowPagePublic, WorkflowPublic
+from review_ui.auth.principal import Principal, api_roles
+from review_ui.auth.roles import READ
 from review_ui.deps import ConnectionDep
 from review_ui.problems import Problem
 
 router = APIRouter(tags=["workflows"])
+Reader = Annotated[Principal, Depends(api_roles(READ))]
 
 
 @router.get("/workflows/{workflow_id}", response_model=WorkflowPublic)
-def get_workflow(workflow_id: str, connection: ConnectionDep) -> WorkflowPublic:
+def get_workflow(workflow_id: str, connection: ConnectionDep, _: Reader) -> WorkflowPublic:
     """One workflow with every task."""
     # PostgreSQL text cannot hold NUL, so no stored id contains one.
     state = (
@@ -30,6 +33,7 @@ def get_workflow(workflow_id: str, connection: ConnectionDep) -> WorkflowPublic:
 @router.get("/workflows", response_model=WorkflowPagePublic)
 def list_workflows(
     connection: ConnectionDep,
+    _: Reader,
     status: Annotated[WorkflowStatus | None, Query()] = None,
     type: Annotated[str | None, Query(max_length=100)] = None,
     goal_id: Annotated[str | None, Query(max_length=200)] = None,

@@ -140,6 +140,15 @@ class Platform:
         with self.engine.connect() as conn:
             return workflow_rows.count_by_status(conn, ids=ids)
 
+    def api_token(self, role: str = "admin") -> str:
+        """A bearer token for this test's HTTP app."""
+        from review_ui.auth import store as auth_store
+        from review_ui.auth.roles import Role
+
+        with self.engine.begin() as conn:
+            secret, _ = auth_store.create_token(conn, name=f"test-{role}", role=Role(role))
+        return secret
+
     def outbox_backlog(self) -> int:
         """Rows waiting in the outbox."""
         with self.engine.connect() as conn:

@@ -33,7 +33,11 @@ def test_workflows_in_flight_complete_after_the_broker_restarts_empty(
     platform.start_orchestrator()
     platform.start_agents()
     platform.start("http", "serve")
-    api = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=5)
+    api = httpx.Client(
+        base_url=f"http://127.0.0.1:{http_port}",
+        timeout=5,
+        headers={"Authorization": f"Bearer {platform.api_token()}"},
+    )
     wait_for(lambda: _ready(api), timeout=30, what="the HTTP app")
 
     # In flight, but each fits well inside the 3 s lease even queued behind the others.

@@ -21,7 +21,14 @@ from waypost.stack.postgres import EmbeddedPostgres
 
 pytestmark = pytest.mark.integration
 
-ORCHESTRATOR_TABLES = {"workflows", "tasks", "outbox", "playbook_versions"}
+ORCHESTRATOR_TABLES = {
+    "workflows",
+    "tasks",
+    "outbox",
+    "playbook_versions",
+    "escalations",
+    "audit_events",
+}
 # Created by migration 0002 for the knowledge agent; its shape is the agents' business
 # (tests/agents checks it) and it is deliberately not in the orchestrator's metadata.
 AGENT_TABLES = {"kb_articles"}

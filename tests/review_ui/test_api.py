@@ -23,6 +23,8 @@ from orchestrator.service.publishing import OutboxPublisher
 from orchestrator.store import outbox
 from orchestrator.store.tables import workflows
 from review_ui.app import create_app
+from review_ui.auth import store as auth_store
+from review_ui.auth.roles import Role
 from tests.waiting import wait_for
 from waypost.bus.base import Publisher, TopicSpec
 from waypost.bus.kafka import KafkaBus
@@ -67,8 +69,12 @@ def make_client(
         playbooks=playbooks,
         publisher=publisher,
     )
+    with engine.begin() as conn:
+        token, _ = auth_store.create_token(conn, name="tests", role=Role.ADMIN)
     # Server errors come back as the 500 a real client would see, not as exceptions.
-    return TestClient(app, raise_server_exceptions=False)
+    return TestClient(
+        app, raise_server_exceptions=False, headers={"Authorization": f"Bearer {token}"}
+    )
 
 
 @pytest.fixture

@@ -20,9 +20,10 @@ class ApiError(WaypostError):
 class Client:
     """Talks to one Waypost HTTP app."""
 
-    def __init__(self, base_url: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, base_url: str, timeout_s: float = 10.0, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, headers=headers)
 
     def close(self) -> None:
         """Release connections."""
@@ -66,8 +67,10 @@ class Client:
         timeout_s: float,
         on_change: Callable[[dict[str, Any]], None] | None = None,
         interval_s: float = 0.25,
+        until: Callable[[dict[str, Any]], bool] | None = None,
     ) -> dict[str, Any]:
-        """Poll a workflow until it finishes; calls ``on_change`` whenever it changed."""
+        """Poll a workflow until it finishes (or ``until`` says so); calls ``on_change``
+        whenever it changed."""
         deadline = time.monotonic() + timeout_s
         last: Any = None
         while True:
@@ -76,7 +79,7 @@ class Client:
             if (workflow["status"], shape) != last and on_change is not None:
                 on_change(workflow)
             last = (workflow["status"], shape)
-            if workflow["status"] in FINISHED:
+            if workflow["status"] in FINISHED or (until is not None and until(workflow)):
                 return workflow
             if time.monotonic() > deadline:
                 raise ApiError(
@@ -93,6 +96,12 @@ class Client:
                 f"cannot reach the Waypost HTTP app at {self.base_url} ({exc}); "
                 "is `waypost up` running?"
             ) from None
+        if response.status_code == 401:
+            raise ApiError(
+                f"{method} {path}: not authenticated. Set WAYPOST_API_TOKEN to a token from "
+                "`waypost token create --role admin` (a `waypost up` stack keeps one in its "
+                "data directory)."
+            )
         if response.status_code >= 400:
             try:
                 problem = response.json()

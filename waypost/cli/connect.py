@@ -10,10 +10,13 @@ from waypost.stack import stackfile
 
 
 def client_for(url: str | None) -> Client:
-    """A client for the HTTP app the user means."""
-    # The CLI is a main(): reading the one client-only variable here keeps it out of the
+    """A client for the HTTP app the user means, with its API token."""
+    from review_ui.auth.bootstrap import read_cli_token
+
+    # The CLI is a main(): reading its client-only variables here keeps them out of the
     # settings classes the services use.
     explicit = url or os.environ.get("WAYPOST_HTTP_URL")
     settings = load(CommonSettings)
     endpoints = stackfile.resolve(settings, need=("http_url",), http_url=explicit)
-    return Client(endpoints.http_url)
+    token = os.environ.get("WAYPOST_API_TOKEN") or read_cli_token(settings.data_dir)
+    return Client(endpoints.http_url, token=token)

@@ -49,7 +49,12 @@ def goal() -> None:
     metavar="ID",
     help="Goal id (Idempotency-Key): the same id twice makes one workflow.",
 )
-@click.option("--wait", is_flag=True, help="Show progress and print the finished workflow.")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Show progress and print the workflow once it finished (exit 0 completed, 1 "
+    "failed) or waits for a reviewer (exit 3).",
+)
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds --wait waits.")
 @click.option("--json", "as_json", is_flag=True, help="Print the workflow as JSON.")
 @click.option("--url", metavar="URL", help="HTTP app URL (default: the running stack).")
@@ -64,6 +69,7 @@ def submit(
 ) -> None:
     """Submit a goal of TYPE, e.g. `waypost goal submit support.ticket --input @t.json`."""
     from waypost.cli.render import progress_line, workflow_text
+    from waypost.stack.demo import settled
 
     data = _read_input(goal_input)
     client = client_for(url)
@@ -77,9 +83,15 @@ def submit(
             workflow_id,
             timeout_s=timeout,
             on_change=lambda w: click.echo("  " + progress_line(w), err=True),
+            until=settled,
         )
+        base_url = client.base_url
     finally:
         client.close()
     click.echo(json.dumps(workflow, indent=2) if as_json else workflow_text(workflow))
-    if workflow["status"] != "completed":
+    if workflow["status"] == "completed":
+        return
+    if workflow["status"] == "failed":
         sys.exit(1)
+    click.echo(f"waiting for a reviewer: {base_url}/inbox", err=True)
+    sys.exit(3)

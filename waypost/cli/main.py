@@ -120,9 +120,11 @@ def topics(as_json: bool) -> None:
         click.echo(f"{name:60} {partitions:3d} partitions  {kind}")
 
 
-from waypost.cli import goals, playbooks, services, workflows  # noqa: E402
+from waypost.cli import goals, playbooks, services, users, workflows  # noqa: E402
 
 main.add_command(goals.goal)
+main.add_command(users.user)
+main.add_command(users.token)
 main.add_command(playbooks.playbooks)
 main.add_command(workflows.workflow)
 main.add_command(services.agent)

@@ -92,6 +92,7 @@ class TaskCompleted(TaskRef):
     reasoning: list[str] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     agent: AgentInfo
+    escalate: str | None = None  # the agent asks for a human, saying why
 
 
 class TaskFailed(TaskRef):

@@ -234,5 +234,6 @@ class AgentWorker:
             output=outcome.output.model_dump(mode="json"),
             confidence=outcome.confidence,
             reasoning=reasoning,
+            escalate=outcome.escalate[:2000] if outcome.escalate else None,
             **common,
         )

@@ -32,9 +32,13 @@ SAMPLE_TICKETS = [
 ]
 
 
-def run_demo(http_url: str, echo: Callable[[str], None], stop_requested: threading.Event) -> None:
-    """Submit the sample tickets, wait for their workflows, print each result."""
-    client = Client(http_url)
+def run_demo(
+    http_url: str, token: str, echo: Callable[[str], None], stop_requested: threading.Event
+) -> None:
+    """Submit the sample tickets; print each workflow once it finished or waits for a
+    reviewer; say where the waiting ones can be decided."""
+    client = Client(http_url, token=token)
+    waiting = 0
     try:
         echo(click.style(f"Demo: submitting {len(SAMPLE_TICKETS)} support tickets", bold=True))
         ids = [client.submit_goal("support.ticket", ticket) for ticket in SAMPLE_TICKETS]
@@ -45,10 +49,26 @@ def run_demo(http_url: str, echo: Callable[[str], None], stop_requested: threadi
                 workflow_id,
                 timeout_s=120,
                 on_change=lambda w: echo("  " + progress_line(w)),
+                until=settled,
             )
             echo("")
             echo(workflow_text(workflow))
             echo("")
-        echo(click.style("Demo complete.", bold=True, fg="green") + " The stack keeps running.")
+            waiting += sum(t["status"] == "awaiting_review" for t in workflow["tasks"])
+        summary = "Demo complete."
+        if waiting:
+            summary += f" {waiting} result(s) wait for a reviewer: {http_url}/inbox"
+        echo(click.style(summary, bold=True, fg="green") + " The stack keeps running.")
     finally:
         client.close()
+
+
+def settled(workflow: dict[str, object]) -> bool:
+    """Finished, or nothing left to do until a reviewer decides."""
+    tasks = workflow["tasks"]
+    assert isinstance(tasks, list)
+    busy = {"pending", "dispatched", "retry_wait"}
+    waiting = any(t["status"] == "awaiting_review" for t in tasks)
+    return workflow["status"] in ("completed", "failed") or (
+        waiting and not any(t["status"] in busy for t in tasks)
+    )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
+from sqlalchemy import Engine
 
 from waypost import migrate
 from waypost.bus.kafka import KafkaBus
@@ -147,6 +148,7 @@ def run(settings: StackSettings, options: UpOptions) -> int:
                 out["detail"] = f"schema {settings.database_schema!r} at revision " + str(
                     migrate.upgrade(engine, settings.database_schema)
                 )
+                login, api_token = _bootstrap_users(engine, settings, data_dir)
             finally:
                 engine.dispose()
         with console.step("creating topics") as out:
@@ -168,11 +170,11 @@ def run(settings: StackSettings, options: UpOptions) -> int:
             _wait_ready(http_url, options.readiness_timeout_s, stop_requested)
             out["detail"] = http_url
         stackfile.write(data_dir, stackfile.Endpoints(kafka, database, http_url, os.getpid()))
-        _summary(console, http_url, kafka_label, database_label, logs)
+        _summary(console, http_url, kafka_label, database_label, logs, login)
         if options.demo:
             from waypost.stack.demo import run_demo
 
-            run_demo(http_url, console.echo, stop_requested)
+            run_demo(http_url, api_token, console.echo, stop_requested)
         console.echo("Press Ctrl-C to stop.")
         supervisor.watch(stop_requested)
         return 0
@@ -261,10 +263,29 @@ def _wait_ready(http_url: str, timeout_s: float, stop_requested: threading.Event
         client.close()
 
 
-def _summary(console: Console, http_url: str, kafka: str, database: str, logs: Path) -> None:
+def _bootstrap_users(engine: Engine, settings: StackSettings, data_dir: Path) -> tuple[str, str]:
+    """Create the first admin and the CLI's token: (how to log in, the token)."""
+    from review_ui.auth.bootstrap import ADMIN, ensure_admin, ensure_cli_token
+
+    given = settings.admin_password.get_secret_value() if settings.admin_password else None
+    generated = ensure_admin(engine, password=given)
+    token = ensure_cli_token(engine, data_dir)
+    if generated is not None:
+        login = f"{ADMIN} / {generated}  (shown once: change it with `waypost user passwd admin`)"
+    elif given is not None:
+        login = f"{ADMIN} / the password in WAYPOST_ADMIN_PASSWORD (first start only)"
+    else:
+        login = "your console users (`waypost user ls`; `waypost user passwd NAME` resets one)"
+    return login, token
+
+
+def _summary(
+    console: Console, http_url: str, kafka: str, database: str, logs: Path, login: str
+) -> None:
     console.echo("")
     console.echo(click.style("Waypost is running", bold=True, fg="green"))
-    console.echo(f"  HTTP API     {http_url}  (OpenAPI docs at {http_url}/docs)")
+    console.echo(f"  console      {http_url}/  log in as {login}")
+    console.echo(f"  HTTP API     {http_url}/api/v1  (OpenAPI: {http_url}/api/v1/openapi.json)")
     console.echo(f"  Kafka        {kafka}")
     console.echo(f"  PostgreSQL   {database}")
     console.echo(f"  logs         {logs}/")

@@ -1,0 +1,185 @@
+"""Transitions every part of the state machine shares: advancing the graph, dispatching a
+task, failing a workflow, and keeping the attempt history. Pure: no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from orchestrator.playbooks.mapping import evaluate, resolve
+from orchestrator.playbooks.model import Playbook, Step
+from orchestrator.workflow.messages import (
+    AnnounceWorkflowCompleted,
+    AnnounceWorkflowFailed,
+    Command,
+    Decision,
+    DispatchTask,
+)
+from orchestrator.workflow.retry import RetryPolicy
+from orchestrator.workflow.state import (
+    Attempt,
+    EscalationStatus,
+    TaskError,
+    TaskState,
+    TaskStatus,
+    WorkflowState,
+    WorkflowStatus,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """Everything a decision depends on besides the state and the input."""
+
+    playbook: Playbook | None
+    now: datetime
+    random: Callable[[], float]
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    known_types: Sequence[str] = ()
+
+
+def advance(
+    state: WorkflowState, playbook: Playbook, env: Environment
+) -> tuple[WorkflowState, tuple[Command, ...]]:
+    """Dispatch or skip every step whose dependencies are done; complete when all are."""
+    commands: list[Command] = []
+    progressed = True
+    while progressed:
+        progressed = False
+        for step in playbook.steps:
+            task = state.tasks[step.name]
+            if task.status is not TaskStatus.PENDING:
+                continue
+            if not all(state.tasks[d].status.succeeded for d in step.depends_on):
+                continue
+            context = step_context(state)
+            if step.when is not None and not evaluate(step.when, context):
+                skipped = task.evolve(status=TaskStatus.SKIPPED, finished_at=env.now)
+                state = state.with_task(skipped)
+            else:
+                dispatched, command = dispatch(
+                    task, step, task.attempt + 1, resolve(dict(step.input), context), env.now
+                )
+                state = state.with_task(dispatched)
+                commands.append(command)
+            progressed = True
+    if all(task.status.succeeded for task in state.tasks.values()):
+        output = workflow_output(state, playbook)
+        duration = (env.now - (state.started_at or env.now)).total_seconds() * 1000
+        state = state.evolve(status=WorkflowStatus.COMPLETED, output=output, finished_at=env.now)
+        commands.append(AnnounceWorkflowCompleted(output, duration))
+    return state, tuple(commands)
+
+
+def dispatch(
+    task: TaskState, step: Step, attempt: int, task_input: Mapping[str, Any], now: datetime
+) -> tuple[TaskState, DispatchTask]:
+    lease = now + timedelta(seconds=step.timeout_s)
+    dispatched = task.evolve(
+        status=TaskStatus.DISPATCHED,
+        attempt=attempt,
+        input=dict(task_input),
+        lease_expires_at=lease,
+        next_attempt_at=None,
+        attempts=(*task.attempts, Attempt(attempt, now)),
+    )
+    return dispatched, DispatchTask(dispatched, lease)
+
+
+def fail_workflow(
+    state: WorkflowState,
+    reason: str,
+    env: Environment,
+    *,
+    step: str | None = None,
+    error: TaskError | None = None,
+) -> Decision:
+    tasks = {
+        name: task
+        if task.status.finished
+        else task.evolve(
+            status=TaskStatus.CANCELLED,
+            lease_expires_at=None,
+            next_attempt_at=None,
+            finished_at=env.now,
+            attempts=close_attempt(task.attempts, task.attempt, env.now, "cancelled", None),
+        )
+        for name, task in state.tasks.items()
+    }
+    escalations = {
+        key: escalation
+        if escalation.status is EscalationStatus.RESOLVED
+        else escalation.evolve(status=EscalationStatus.RESOLVED, resolved_at=env.now)
+        for key, escalation in state.escalations.items()
+    }
+    failed = state.evolve(
+        status=WorkflowStatus.FAILED,
+        tasks=tasks,
+        escalations=escalations,
+        reason=reason,
+        failed_step=step,
+        error=error,
+        finished_at=env.now,
+    )
+    return Decision(failed, (AnnounceWorkflowFailed(reason, step, error),))
+
+
+def stale(task: TaskState, attempt: int, state: WorkflowState) -> Decision:
+    note = (
+        f"result for attempt {attempt} of {task.step!r} ignored: "
+        f"task is {task.status} at attempt {task.attempt}"
+    )
+    return Decision(state, applied=False, note=note)
+
+
+def close_attempt(
+    attempts: tuple[Attempt, ...],
+    number: int,
+    now: datetime,
+    outcome: str,
+    error: TaskError | None,
+) -> tuple[Attempt, ...]:
+    return tuple(
+        replace(a, finished_at=now, outcome=outcome, error=error)
+        if a.number == number and a.finished_at is None
+        else a
+        for a in attempts
+    )
+
+
+def record_success(
+    attempts: tuple[Attempt, ...], number: int, now: datetime
+) -> tuple[Attempt, ...]:
+    """The winning attempt completed (even after its lease expired); open ones are moot."""
+    recorded = []
+    for attempt in attempts:
+        if attempt.number == number:
+            attempt = replace(
+                attempt, finished_at=attempt.finished_at or now, outcome="completed", error=None
+            )
+        elif attempt.finished_at is None:
+            attempt = replace(attempt, finished_at=now, outcome="superseded")
+        recorded.append(attempt)
+    return tuple(recorded)
+
+
+def step_context(state: WorkflowState) -> dict[str, Any]:
+    steps = {
+        name: {"output": task.output, "confidence": task.confidence, "status": str(task.status)}
+        for name, task in state.tasks.items()
+        if task.status.succeeded
+    }
+    return {
+        "goal": state.input,
+        "steps": steps,
+        "workflow": {"id": state.id, "type": state.type},
+    }
+
+
+def workflow_output(state: WorkflowState, playbook: Playbook) -> dict[str, Any]:
+    if playbook.output is None:
+        return {name: task.output for name, task in state.tasks.items()}
+    output = resolve(playbook.output, step_context(state))
+    return output if isinstance(output, dict) else {"result": output}

@@ -1,0 +1,1 @@
+"""Who may use the HTTP app: users with passwords, sessions, API tokens, roles."""

@@ -1,0 +1,25 @@
+"""Roles and what each may do: the one place permissions are written down.
+
+reviewer  reads workflows and escalations; claims, comments on and decides them
+analyst   reads workflows and escalations (dead letters arrive in a later release)
+admin     everything: also assigns escalations, submits goals, manages users
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """A user's or token's role."""
+
+    REVIEWER = "reviewer"
+    ANALYST = "analyst"
+    ADMIN = "admin"
+
+
+READ = frozenset({Role.REVIEWER, Role.ANALYST, Role.ADMIN})
+DECIDE = frozenset({Role.REVIEWER, Role.ADMIN})
+ASSIGN = frozenset({Role.ADMIN})
+SUBMIT_GOALS = frozenset({Role.ADMIN})
+MANAGE_USERS = frozenset({Role.ADMIN})

@@ -1,0 +1,46 @@
+"""Running reviewer operations for the API and the console alike: one transaction,
+ReviewError turned into a problem, events published after commit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import Connection
+
+from orchestrator.reviews import Reviewer, ReviewError
+from orchestrator.service.publishing import OutboxRows
+from review_ui.auth.principal import Principal
+from review_ui.auth.roles import Role
+from review_ui.deps import AppState
+from review_ui.problems import Problem
+from waypost.events import utcnow
+
+T = TypeVar("T")
+
+
+def reviewer_of(principal: Principal) -> Reviewer:
+    """The reviewer a principal acts as (admins may override claims)."""
+    return Reviewer(principal.name, may_override=principal.role is Role.ADMIN)
+
+
+def run_review(
+    state: AppState,
+    operation: Callable[[Connection, datetime], T],
+    publish: Callable[[T], OutboxRows] | None = None,
+) -> T:
+    """Run ``operation`` in a transaction, then publish the events it queued."""
+    try:
+        with state.engine.begin() as conn:
+            result = operation(conn, utcnow())
+    except ReviewError as exc:
+        raise Problem(
+            exc.status, _TITLES.get(exc.status, "Error"), str(exc), **exc.detail
+        ) from None
+    if publish is not None and state.publisher is not None:
+        state.publisher.publish(publish(result))
+    return result
+
+
+_TITLES = {404: "Escalation not found", 409: "Conflict", 422: "Invalid decision"}
