@@ -12,17 +12,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from orchestrator.service.applier import Applied, Applier
 from orchestrator.service.publishing import OutboxPublisher
+from orchestrator.store import outbox
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.workflow.machine import due_timers
 from orchestrator.workflow.messages import GoalAccepted, Input
+from orchestrator.workflow.state import TaskStatus, WorkflowState
 from waypost.bus.base import Admin, TopicSpec
 
 log = logging.getLogger(__name__)
@@ -67,10 +69,13 @@ class Reconciler:
             states = workflow_rows.lock_due(
                 conn, now=now, limit=self.batch_size, decision_grace_s=self.decision_grace_s
             )
+            undelivered = self._undelivered(conn, states.values(), now)
             inputs: list[tuple[str, Input]] = [
                 (workflow_id, timer)
                 for workflow_id, state in states.items()
-                for timer in due_timers(state, now, decision_grace_s=self.decision_grace_s)
+                for timer in due_timers(
+                    state, now, decision_grace_s=self.decision_grace_s, undelivered=undelivered
+                )
             ]
             stale = workflow_rows.lock_stale_accepted(
                 conn,
@@ -90,6 +95,23 @@ class Reconciler:
             )
         self.publisher.publish(applied.outbox)
         return applied
+
+    def _undelivered(
+        self, conn: Connection, states: Iterable[WorkflowState], now: datetime
+    ) -> frozenset[str]:
+        """Tasks whose lease ran out while their dispatch still waits in the outbox."""
+        expired = [
+            task
+            for state in states
+            for task in state.tasks.values()
+            if task.status is TaskStatus.DISPATCHED
+            and task.lease_expires_at is not None
+            and task.lease_expires_at <= now
+        ]
+        topics = {self.applier.outgoing.topics.tasks(task.capability) for task in expired}
+        return frozenset(
+            outbox.pending_keys(conn, topics=sorted(topics), keys=[t.id for t in expired])
+        )
 
     def ensure_topics(self) -> None:
         """Create missing topics (after a broker lost its data, or on first start)."""

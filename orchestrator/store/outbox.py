@@ -31,6 +31,10 @@ _CLAIM = text(
 _POSTPONE = "UPDATE outbox SET created_at = now() WHERE id = ANY(CAST(%(ids)b AS int8[]))"
 _REMOVE = "DELETE FROM outbox WHERE id = ANY(CAST(%(ids)b AS int8[]))"
 _BACKLOG = text("SELECT count(*) FROM outbox")
+_PENDING_KEYS = (
+    "SELECT DISTINCT key FROM outbox WHERE topic = ANY(CAST(%(topics)b AS text[])) "
+    "AND key = ANY(CAST(%(keys)b AS bytea[]))"
+)
 
 
 def enqueue(conn: Connection, *, records: Sequence[OutgoingRecord]) -> list[int]:
@@ -82,6 +86,16 @@ def postpone(conn: Connection, *, ids: Sequence[int]) -> None:
     exists must not keep every later row from being swept)."""
     if ids:
         conn.exec_driver_sql(_POSTPONE, {"ids": list(ids)})
+
+
+def pending_keys(conn: Connection, *, topics: Sequence[str], keys: Sequence[str]) -> set[str]:
+    """Which of these keys still have a record waiting on one of these topics."""
+    if not keys or not topics:
+        return set()
+    rows = conn.exec_driver_sql(
+        _PENDING_KEYS, {"topics": list(topics), "keys": [k.encode() for k in keys]}
+    )
+    return {bytes(row.key).decode() for row in rows}
 
 
 def backlog(conn: Connection) -> int:

@@ -93,6 +93,10 @@ def decide(state: WorkflowState, event: Input, env: Environment) -> Decision:
             or task.lease_expires_at > env.now
         ):
             return stale(task, event.attempt, state)
+        if event.undelivered:
+            # The dispatch never reached the broker: wait for it, do not spend an attempt.
+            extended = task.evolve(lease_expires_at=env.now + timedelta(seconds=step.timeout_s))
+            return Decision(state.with_task(extended))
         error = TaskError("LeaseExpired", f"no result within {step.timeout_s:g} s of dispatch")
         return _failed(state, task, step, error, "lease_expired", env)
     assert isinstance(event, RetryDue)
@@ -231,11 +235,16 @@ def _failed(
 
 
 def due_timers(
-    state: WorkflowState, now: datetime, *, decision_grace_s: float = 10.0
+    state: WorkflowState,
+    now: datetime,
+    *,
+    decision_grace_s: float = 10.0,
+    undelivered: frozenset[str] = frozenset(),
 ) -> list[Input]:
     """The timers of a workflow due at ``now``: lease expiries, retries, review deadlines,
     and decisions a reviewer made that the orchestrator has not applied after the grace
-    period (their event was lost)."""
+    period (their event was lost). ``undelivered``: ids of tasks whose dispatch is still
+    in the outbox."""
     due: list[Input] = []
     for escalation in state.escalations.values():
         if (
@@ -257,7 +266,7 @@ def due_timers(
             and task.lease_expires_at is not None
             and task.lease_expires_at <= now
         ):
-            due.append(LeaseExpired(task.id, task.attempt))
+            due.append(LeaseExpired(task.id, task.attempt, task.id in undelivered))
         elif (
             task.status is TaskStatus.RETRY_WAIT
             and task.next_attempt_at is not None

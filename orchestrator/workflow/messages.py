@@ -48,10 +48,13 @@ class TaskAttemptFailed:
 
 @dataclass(frozen=True, slots=True)
 class LeaseExpired:
-    """No result arrived before the task's lease ran out."""
+    """No result arrived before the task's lease ran out. ``undelivered``: the task's
+    dispatch is still in the outbox (the broker has not accepted it), so no agent could
+    have had it and the attempt is not used up."""
 
     task_id: str
     attempt: int
+    undelivered: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -283,3 +283,31 @@ def test_ensure_topics_creates_missing_topics_on_the_broker(
     ours = {n: p for n, p in admin.list_topics().items() if n.startswith(namespace + ".")}
     assert ours == {spec.name: (1 if spec.name == topics.goals else 3) for spec in specs}
     assert admin.ensure_topics(specs) == []  # all there now
+
+
+def test_a_lease_is_extended_while_the_dispatch_still_waits_in_the_outbox(
+    engine: Engine, namespace: str
+) -> None:
+    harness = Harness(engine, namespace)
+    # A broker that refuses the task topic (down, or restarted without it): the dispatch
+    # stays in the outbox, no agent can have the task.
+    del harness.bus.broker.topics[harness.topics.tasks("echo")]
+    harness.intake.handle([harness.goal_event("goal-1")])
+    assert harness.backlog() >= 1
+
+    assert harness.tick_at(T0 + LEASE) == 1
+
+    echo = harness.state("goal-1").tasks["echo"]
+    assert (echo.status, echo.attempt) == (TaskStatus.DISPATCHED, 1)
+    assert echo.lease_expires_at == T0 + LEASE + LEASE
+    assert [a.outcome for a in echo.attempts] == [None]  # no attempt used up
+
+    # Delivered now (the relay would do this); the next expiry is a real failed attempt.
+    with harness.engine.begin() as conn:
+        waiting = outbox.claim(conn, limit=10, created_before=T0 + timedelta(days=1))
+        outbox.remove(conn, ids=[row_id for row_id, _ in waiting])
+    assert harness.tick_at(T0 + LEASE + LEASE) == 1
+
+    echo = harness.state("goal-1").tasks["echo"]
+    assert echo.status is TaskStatus.RETRY_WAIT
+    assert [a.outcome for a in echo.attempts] == ["lease_expired"]

@@ -304,6 +304,21 @@ def test_an_expired_lease_is_a_retryable_failure() -> None:
     assert task.attempts[0].outcome == "lease_expired"
 
 
+def test_an_expired_lease_of_an_undelivered_dispatch_is_extended_without_an_attempt() -> None:
+    run = Run(load_playbook(SINGLE), random=lambda: 0.0)
+    run.start()
+    run.advance(10)
+
+    decision = run.apply(LeaseExpired(run.task("only").id, 1, undelivered=True))
+
+    task = run.task("only")
+    assert decision.applied
+    assert decision.commands == ()  # the waiting dispatch is still the one to deliver
+    assert (task.status, task.attempt) == (TaskStatus.DISPATCHED, 1)
+    assert task.lease_expires_at == run.now + timedelta(seconds=10)
+    assert [a.outcome for a in task.attempts] == [None]
+
+
 def test_expired_leases_on_the_last_attempt_fail_the_workflow() -> None:
     text = SINGLE.replace("timeout: 10s", "timeout: 10s\n    retries: 1")
     run = Run(load_playbook(text), random=lambda: 1.0)
