@@ -107,6 +107,7 @@ class Reviews:
         self, conn: Connection, *, request: DecisionRequest, reviewer: Reviewer, now: datetime
     ) -> Accepted:
         """Accept a decision; ReviewError (404/409/422) says why not."""
+        _check_storable(reason=request.reason, output=request.output, version=request.version)
         state, escalation = _locked(conn, request.escalation_id)
         _check_current(escalation, request.version, request.digest)
         _check_holder(escalation, reviewer)
@@ -160,6 +161,7 @@ class Reviews:
         text = text.strip()
         if not text:
             raise InvalidDecision("a comment needs some text")
+        _check_storable(comment=text, version=version)
         state, escalation = _locked(conn, escalation_id)
         audit.record(
             conn, entries=[_entry(reviewer.name, "comment", state, escalation, now, text=text)]
@@ -203,6 +205,7 @@ class Reviews:
         now: datetime,
     ) -> EscalationState:
         """Hand an escalation to a named reviewer (admins)."""
+        _check_storable(assignee=assignee)
         state, escalation = _locked(conn, escalation_id)
         _check_open(escalation)
         return self._set_assignee(conn, state, escalation, assignee, reviewer, "assign", now)
@@ -292,6 +295,19 @@ class Reviews:
         record = self.outgoing.record(self.outgoing.topics.decisions, event)
         ids = outbox.enqueue(conn, records=[record])
         return [(ids[0], record)]
+
+
+_MAX_VERSION = 2**31 - 1
+
+
+def _check_storable(*, version: int | None = None, **values: Any) -> None:
+    """422 for reviewer input the database or the event cannot hold."""
+    if version is not None and not 1 <= version <= _MAX_VERSION:
+        raise InvalidDecision(f"version must be between 1 and {_MAX_VERSION}")
+    for name, value in values.items():
+        problem = value_problem(value) if value is not None else None
+        if problem is not None:
+            raise InvalidDecision(f"{name} cannot be stored: {problem}")
 
 
 def _locked(conn: Connection, escalation_id: str) -> tuple[WorkflowState, EscalationState]:

@@ -10,7 +10,7 @@ from orchestrator.reviews import Reviews
 from orchestrator.service.outgoing import Outgoing
 from orchestrator.service.publishing import OutboxPublisher
 from orchestrator.service.versions import PlaybookVersions
-from review_ui import problems
+from review_ui import console, problems
 from review_ui.api import escalations, goals, health, workflows
 from review_ui.deps import AppState
 from review_ui.security import SecurityHeaders
@@ -58,4 +58,5 @@ def create_app(
     for router in (goals.router, workflows.router, escalations.router):
         app.include_router(router, prefix="/api/v1")
     app.include_router(health.router)
+    console.install(app)
     return app

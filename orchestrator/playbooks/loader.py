@@ -132,7 +132,7 @@ def digest_of(document: Mapping[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _input_checker(schema: Mapping[str, Any] | None) -> Any:
+def _input_checker(schema: Mapping[str, Any] | None, root: str = "input") -> Any:
     if schema is None:
         return None
     try:
@@ -142,7 +142,7 @@ def _input_checker(schema: Mapping[str, Any] | None) -> Any:
 
     def errors(goal_input: Any) -> list[tuple[str, str]]:
         return [
-            (_field(e.instance_path) if e.instance_path else "input", e.message)
+            (_field(e.instance_path) if e.instance_path else root, e.message)
             for e in validator.iter_errors(goal_input)
         ]
 
@@ -176,7 +176,7 @@ def _build_step(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Step:
         if isinstance(on_reject, dict)
         else OnReject(on_reject),
         output_schema=raw.get("output_schema"),
-        output_checker=_input_checker(raw.get("output_schema")),
+        output_checker=_input_checker(raw.get("output_schema"), root="output"),
     )
 
 

@@ -35,6 +35,7 @@ class InboxFilter:
     assignee: str | None = None  # a name, or "" for unassigned
     group: str | None = None
     sla: SlaState | None = None
+    opened_after: datetime | None = None  # only escalations opened since (live updates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +268,8 @@ def _filtered(query: Select[*Ts], filters: InboxFilter, now: datetime) -> Select
     ):
         if value is not None:
             query = query.where(column == value)
+    if filters.opened_after is not None:
+        query = query.where(escalations.c.opened_at > filters.opened_after)
     if filters.assignee == "":
         query = query.where(escalations.c.assignee.is_(None))
     elif filters.assignee is not None:

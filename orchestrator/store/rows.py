@@ -53,6 +53,7 @@ def task_fields(task: TaskState) -> dict[str, Any]:
         "error": to_json(task.error.as_dict() if task.error is not None else None),
         "attempts": to_json([attempt_json(a) for a in task.attempts]),
         "proposal": to_json(task.proposal),
+        "first_valid_attempt": task.first_valid_attempt,
         "lease_expires_at": task.lease_expires_at,
         "next_attempt_at": task.next_attempt_at,
         "finished_at": task.finished_at,
@@ -125,6 +126,7 @@ def task_state(row: Row[Any]) -> TaskState:
             for a in row.attempts
         ),
         proposal=row.proposal,
+        first_valid_attempt=row.first_valid_attempt,
     )
 
 

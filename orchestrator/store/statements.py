@@ -36,6 +36,7 @@ TASK_COLUMNS = {
     "error": "jsonb",
     "attempts": "jsonb",
     "proposal": "jsonb",
+    "first_valid_attempt": "int4",
     "lease_expires_at": "timestamptz",
     "next_attempt_at": "timestamptz",
     "finished_at": "timestamptz",

@@ -67,6 +67,13 @@ tasks = Table(
     Column("error", JSONB),
     Column("attempts", JSONB, nullable=False, comment="one entry per dispatch and its outcome"),
     Column("proposal", JSONB, comment="an output waiting for a reviewer"),
+    Column(
+        "first_valid_attempt",
+        Integer,
+        nullable=False,
+        server_default=text("1"),
+        comment="results of earlier attempts no longer count",
+    ),
     Column("lease_expires_at", DateTime(timezone=True)),
     Column("next_attempt_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),

@@ -147,7 +147,9 @@ def _succeeded(
     state: WorkflowState, task: TaskState, event: TaskSucceeded, env: Environment
 ) -> Decision:
     open_states = (TaskStatus.DISPATCHED, TaskStatus.RETRY_WAIT)
-    if task.status not in open_states or not 1 <= event.attempt <= task.attempt:
+    if task.status not in open_states or not (
+        task.first_valid_attempt <= event.attempt <= task.attempt
+    ):
         return stale(task, event.attempt, state)
     assert env.playbook is not None
     step = env.playbook.step(task.step)

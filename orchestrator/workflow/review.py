@@ -139,8 +139,13 @@ def review_input(
     problem = decision_problem(escalation, event)
     if problem is not None:
         return Decision(state, applied=False, note=f"decision {event.decision.id}: {problem}")
-    if task.status is not TaskStatus.AWAITING_REVIEW:
-        return Decision(state, applied=False, note=f"step {task.step!r} is not awaiting review")
+    shown = escalation.content.get("output")
+    if task.status is not TaskStatus.AWAITING_REVIEW or dict(task.proposal or {}) != shown:
+        return Decision(
+            state,
+            applied=False,
+            note=f"step {task.step!r} no longer waits on the result this escalation shows",
+        )
     decision = event.decision
     if decision.action == "edit":
         problems = step.output_problems(decision.output)
@@ -163,7 +168,7 @@ def review_input(
         advanced, commands = advance(state.with_task(done), env.playbook, env)
         return Decision(advanced, (record, *commands))
     if decision.action == "retry":
-        waiting = task.evolve(proposal=None)
+        waiting = task.evolve(proposal=None, first_valid_attempt=task.attempt + 1)
         dispatched, command = dispatch(waiting, step, task.attempt + 1, task.input or {}, env.now)
         return Decision(state.with_task(dispatched), (record, command))
     assert decision.action == "reject", decision.action
@@ -193,13 +198,16 @@ def rejected(
         advanced, commands = advance(state.with_task(skipped), env.playbook, env)
         return Decision(advanced, (record, *commands))
     assert on_reject.goto is not None
-    reset = reset_from(state, env.playbook, on_reject.goto)
+    reset = reset_from(state, env.playbook, on_reject.goto, env.now)
     advanced, commands = advance(reset, env.playbook, env)
     return Decision(advanced, (record, *commands))
 
 
-def reset_from(state: WorkflowState, playbook: Playbook, target: str) -> WorkflowState:
-    """Put ``target`` and every step downstream of it back to pending (attempts kept)."""
+def reset_from(
+    state: WorkflowState, playbook: Playbook, target: str, now: datetime
+) -> WorkflowState:
+    """Put ``target`` and every step downstream of it back to pending (attempts kept) and
+    close their open escalations."""
     downstream = {target}
     changed = True
     while changed:
@@ -220,10 +228,18 @@ def reset_from(state: WorkflowState, playbook: Playbook, target: str) -> Workflo
                 lease_expires_at=None,
                 next_attempt_at=None,
                 finished_at=None,
-                # A new run of the step gets its whole retry budget again.
+                # A new run of the step gets its whole retry budget again, and results of
+                # the earlier run (still in flight) no longer count.
                 max_attempts=task.attempt + playbook.step(name).max_attempts,
+                first_valid_attempt=task.attempt + 1,
             )
         )
+    for escalation in list(state.escalations.values()):
+        if escalation.step in downstream and escalation.status is not EscalationStatus.RESOLVED:
+            # The result it shows is gone: nobody may decide it any more.
+            state = state.with_escalation(
+                escalation.evolve(status=EscalationStatus.RESOLVED, resolved_at=now)
+            )
     return state
 
 

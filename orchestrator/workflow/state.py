@@ -98,6 +98,9 @@ class TaskState:
     finished_at: datetime | None = None
     attempts: tuple[Attempt, ...] = ()
     proposal: Mapping[str, Any] | None = None  # an output waiting for a reviewer
+    # Results of attempts before this one no longer count: a reviewer sent the step
+    # back (retry, or a rejection going back to it or a step it depends on).
+    first_valid_attempt: int = 1
 
     def evolve(self, **changes: Any) -> TaskState:
         """A copy with some fields changed."""

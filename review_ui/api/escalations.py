@@ -119,7 +119,7 @@ class DecisionCreate(BaseModel):
     action: Literal["approve", "edit", "reject", "retry"] = Field(
         description="approve the output, edit it, reject (reason required) or retry"
     )
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=2**31 - 1)
     digest: str = Field(pattern=r"^[0-9a-f]{64}$")
     output: dict[str, Any] | None = Field(None, description="the edited output (edit)")
     reason: str | None = Field(None, max_length=4000, description="why (required to reject)")
@@ -137,7 +137,7 @@ class CommentCreate(BaseModel):
     """A comment on an escalation."""
 
     text: str = Field(min_length=1, max_length=4000)
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=2**31 - 1)
 
 
 class AssignCreate(BaseModel):
@@ -150,7 +150,10 @@ class AssignCreate(BaseModel):
 def list_escalations(
     connection: ConnectionDep,
     _: Reader,
-    status: Annotated[Literal["pending", "decided", "resolved"] | None, Query()] = "pending",
+    status: Annotated[
+        Literal["pending", "decided", "resolved", "any"],
+        Query(description="'any' lists escalations of every status"),
+    ] = "pending",
     goal_type: Annotated[str | None, Query(max_length=100)] = None,
     capability: Annotated[str | None, Query(max_length=100)] = None,
     priority: Annotated[int | None, Query(ge=1, le=5)] = None,
@@ -168,7 +171,15 @@ def list_escalations(
     now = utcnow()
     found = escalation_rows.inbox(
         connection,
-        filters=InboxFilter(status, goal_type, capability, priority, assignee, group, sla),
+        filters=InboxFilter(
+            None if status == "any" else status,
+            goal_type,
+            capability,
+            priority,
+            assignee,
+            group,
+            sla,
+        ),
         now=now,
         sort=sort,
         page=page,

@@ -7,6 +7,7 @@ digests, so a database dump reveals no usable credential.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ _hasher = PasswordHasher()
 # takes as long as one with a wrong password (no user enumeration by timing).
 _DUMMY_HASH = _hasher.hash("not a real password")
 MIN_PASSWORD_LENGTH = 12
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,11 @@ def add_user(conn: Connection, *, name: str, password: str, role: Role) -> User:
     problem = password_problem(password)
     if problem is not None:
         raise ValueError(f"password refused: {problem}")
+    if not _NAME.match(name):
+        raise ValueError(
+            "a user name is 1-64 letters, digits, '.', '_', '@' or '-', starting with a "
+            "letter or digit"
+        )
     if find_user(conn, name=name) is not None:
         raise ValueError(f"a user named {name!r} already exists")
     row = conn.execute(
@@ -115,6 +122,8 @@ def disable_user(conn: Connection, *, name: str) -> None:
 
 def find_user(conn: Connection, *, name: str) -> User | None:
     """The user with this name, or None."""
+    if "\x00" in name:  # PostgreSQL text cannot hold NUL: no stored name has one
+        return None
     row = conn.execute(select(users).where(users.c.name == name)).first()
     return _user(row) if row is not None else None
 
@@ -131,7 +140,9 @@ def count_users(conn: Connection) -> int:
 
 def authenticate(conn: Connection, *, name: str, password: str, now: datetime) -> User | None:
     """The user if the password is right and the account enabled, else None."""
-    row = conn.execute(select(users).where(users.c.name == name)).first()
+    row = (
+        None if "\x00" in name else conn.execute(select(users).where(users.c.name == name)).first()
+    )
     try:
         _hasher.verify(row.password_hash if row is not None else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
@@ -224,8 +235,12 @@ def list_tokens(conn: Connection) -> list[Token]:
 
 
 def disable_token(conn: Connection, *, token_id: int) -> None:
-    """Revoke an API token."""
-    conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(disabled=True))
+    """Revoke an API token (ValueError if there is no such token)."""
+    revoked = conn.execute(
+        update(api_tokens).where(api_tokens.c.id == token_id).values(disabled=True)
+    )
+    if revoked.rowcount == 0:
+        raise ValueError(f"no token with id {token_id}; `waypost token ls` lists them")
 
 
 def _user(row: Row[Any]) -> User:

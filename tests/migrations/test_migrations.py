@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, MetaData, inspect, text
 
 import migrations
-from orchestrator.store.tables import metadata
+from orchestrator.store.tables import metadata as orchestrator_metadata
+from review_ui.auth.tables import metadata as auth_metadata
 from waypost import migrate
 from waypost.db import make_engine
 from waypost.stack.postgres import EmbeddedPostgres
@@ -32,6 +33,20 @@ ORCHESTRATOR_TABLES = {
 # Created by migration 0002 for the knowledge agent; its shape is the agents' business
 # (tests/agents checks it) and it is deliberately not in the orchestrator's metadata.
 AGENT_TABLES = {"kb_articles"}
+# The HTTP app's own tables (review_ui/auth/tables.py), also created by the migrations.
+AUTH_TABLES = {"users", "sessions", "api_tokens"}
+
+
+def _combined() -> MetaData:
+    """Every table the migrations create that has SQLAlchemy metadata."""
+    combined = MetaData()
+    for source in (orchestrator_metadata, auth_metadata):
+        for table in source.tables.values():
+            table.to_metadata(combined)
+    return combined
+
+
+metadata = _combined()
 
 
 @pytest.fixture
@@ -70,7 +85,9 @@ def test_a_fresh_schema_is_upgraded_to_head(fresh_schema: tuple[Engine, str]) ->
 
     assert reached == migrate.head()
     assert migrate.current(engine, schema) == migrate.head()
-    assert _tables(engine, schema) == ORCHESTRATOR_TABLES | AGENT_TABLES | {"alembic_version"}
+    assert _tables(engine, schema) == (
+        ORCHESTRATOR_TABLES | AUTH_TABLES | AGENT_TABLES | {"alembic_version"}
+    )
 
 
 def test_a_second_upgrade_changes_nothing(fresh_schema: tuple[Engine, str]) -> None:

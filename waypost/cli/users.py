@@ -145,5 +145,8 @@ def token_revoke(token_id: int) -> None:
     from review_ui.auth import store
 
     with _database() as conn:
-        store.disable_token(conn, token_id=token_id)
+        try:
+            store.disable_token(conn, token_id=token_id)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
     click.echo(f"revoked token {token_id}")

@@ -1,0 +1,241 @@
+"""The escalation page's forms: decide, comment, claim, unclaim, assign.
+
+Each runs through ``run_review`` (one transaction, events published after commit). A
+plain form POST that succeeds answers 303 back to the page; htmx gets the re-rendered
+block. A refused request re-renders the page with the reason where the reviewer looks
+(409: what changed and a link to reload; 422: next to the field, their text kept).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+from sqlalchemy import Connection
+
+from orchestrator.reviews import ACTIONS, DecisionRequest
+from orchestrator.service.publishing import OutboxRows
+from review_ui.auth.principal import Principal
+from review_ui.console.common import Assigner, Decider, see_other
+from review_ui.console.escalation import Attempted, render_detail
+from review_ui.console.render import is_htmx
+from review_ui.deps import AppState, StateDep
+from review_ui.problems import Problem
+from review_ui.reviewing import reviewer_of, run_review
+
+router = APIRouter(include_in_schema=False)
+Version = Annotated[int, Form(ge=1)]
+Digest = Annotated[str, Form(max_length=64)]
+Text = Annotated[str, Form(max_length=4000)]
+
+
+def parse_output(text: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The edited output as a JSON object, or why it is not one."""
+
+    def no_constants(name: str) -> None:
+        raise ValueError(f"{name} is not valid JSON")
+
+    try:
+        value = json.loads(text, parse_constant=no_constants)
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+    except ValueError as exc:
+        return None, f"not valid JSON: {exc}"
+    if not isinstance(value, dict):
+        return None, "the output must be a JSON object ({...})"
+    return value, None
+
+
+@router.post("/escalations/{escalation_id}/decision")
+def decide(
+    escalation_id: str,
+    request: Request,
+    state: StateDep,
+    principal: Decider,
+    action: Annotated[str, Form(max_length=20)],
+    version: Version,
+    digest: Digest,
+    reason: Text = "",
+    output: Annotated[str, Form(max_length=1_000_000)] = "",
+) -> Response:
+    """Approve, edit, reject or retry, bound to the version and digest the page showed."""
+    kept = Attempted(action=action, output_text=output if action == "edit" else None, reason=reason)
+    if action not in ACTIONS:
+        return _refused(request, state, principal, escalation_id, kept, 422, "unknown action")
+    edited = None
+    if action == "edit":
+        edited, error = parse_output(output)
+        if error is not None:
+            return _refused(request, state, principal, escalation_id, kept, 422, error)
+    decision = DecisionRequest(
+        escalation_id,
+        action,
+        version,
+        digest,
+        edited,
+        reason.strip() or None,
+    )
+    return _run(
+        request,
+        state,
+        principal,
+        escalation_id,
+        notice=action,
+        kept=kept,
+        operation=lambda conn, now: state.reviews.decide(
+            conn, request=decision, reviewer=reviewer_of(principal), now=now
+        ),
+        publish=lambda accepted: accepted.outbox,
+    )
+
+
+@router.post("/escalations/{escalation_id}/comments")
+def comment(
+    escalation_id: str,
+    request: Request,
+    state: StateDep,
+    principal: Decider,
+    version: Version,
+    text: Text = "",
+) -> Response:
+    """Add a comment (it changes nothing but the record)."""
+    return _run(
+        request,
+        state,
+        principal,
+        escalation_id,
+        notice="comment",
+        kept=Attempted(action="comment", comment=text),
+        operation=lambda conn, now: state.reviews.comment(
+            conn,
+            escalation_id=escalation_id,
+            text=text,
+            version=version,
+            reviewer=reviewer_of(principal),
+            now=now,
+        ),
+        publish=lambda rows: rows,
+        oob=("history",),
+    )
+
+
+@router.post("/escalations/{escalation_id}/claim")
+def claim(escalation_id: str, request: Request, state: StateDep, principal: Decider) -> Response:
+    """Take the escalation."""
+    return _run(
+        request,
+        state,
+        principal,
+        escalation_id,
+        notice="claim",
+        kept=Attempted(action="claim"),
+        operation=lambda conn, now: state.reviews.claim(
+            conn, escalation_id=escalation_id, reviewer=reviewer_of(principal), now=now
+        ),
+    )
+
+
+@router.post("/escalations/{escalation_id}/unclaim")
+def unclaim(escalation_id: str, request: Request, state: StateDep, principal: Decider) -> Response:
+    """Give the escalation back to its group."""
+    return _run(
+        request,
+        state,
+        principal,
+        escalation_id,
+        notice="unclaim",
+        kept=Attempted(action="unclaim"),
+        operation=lambda conn, now: state.reviews.unclaim(
+            conn, escalation_id=escalation_id, reviewer=reviewer_of(principal), now=now
+        ),
+    )
+
+
+@router.post("/escalations/{escalation_id}/assign")
+def assign(
+    escalation_id: str,
+    request: Request,
+    state: StateDep,
+    principal: Assigner,
+    assignee: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Hand the escalation to a reviewer (admins)."""
+    if not assignee.strip():
+        kept = Attempted(action="assign")
+        return _refused(request, state, principal, escalation_id, kept, 422, "choose a reviewer")
+    return _run(
+        request,
+        state,
+        principal,
+        escalation_id,
+        notice="assign",
+        kept=Attempted(action="assign"),
+        operation=lambda conn, now: state.reviews.assign(
+            conn,
+            escalation_id=escalation_id,
+            assignee=assignee.strip(),
+            reviewer=reviewer_of(principal),
+            now=now,
+        ),
+    )
+
+
+def _run(
+    request: Request,
+    state: AppState,
+    principal: Principal,
+    escalation_id: str,
+    *,
+    notice: str,
+    kept: Attempted,
+    operation: Callable[[Connection, datetime], Any],
+    publish: Callable[[Any], OutboxRows] | None = None,
+    oob: tuple[str, ...] = (),
+) -> Response:
+    try:
+        run_review(state, operation, publish)
+    except Problem as problem:
+        if problem.status not in (409, 422):
+            raise
+        errors = tuple(
+            f"{e.get('field', '?')}: {e.get('message', '')}"
+            for e in problem.extra.get("errors", [])
+            if isinstance(e, dict)
+        )
+        return _refused(
+            request, state, principal, escalation_id, kept, problem.status, problem.detail, errors
+        )
+    if not is_htmx(request):
+        return see_other(f"/escalations/{quote(escalation_id, safe='')}?notice={notice}")
+    return render_detail(request, state, principal, escalation_id, notice=notice, oob=oob)
+
+
+def _refused(
+    request: Request,
+    state: AppState,
+    principal: Principal,
+    escalation_id: str,
+    kept: Attempted,
+    status: int,
+    message: str,
+    errors: tuple[str, ...] = (),
+) -> Response:
+    # On a conflict the page shows the escalation as it is now, saying what changed; the
+    # reviewer's text is kept either way.
+    attempted = Attempted(
+        action=kept.action,
+        output_text=kept.output_text,
+        reason=kept.reason,
+        comment=kept.comment,
+        message=message if status != 409 else None,
+        errors=errors,
+        conflict=message if status == 409 else None,
+    )
+    return render_detail(
+        request, state, principal, escalation_id, attempted=attempted, status=status
+    )

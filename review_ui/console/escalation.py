@@ -1,0 +1,207 @@
+"""The escalation page: the workflow around it (timeline and step graph), what the agent
+proposed (as untrusted text), why it escalated, its SLA, similar past decisions, the
+comments and the audit history, and the forms to decide it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import Connection
+
+from orchestrator.store import audit
+from orchestrator.store import escalations as escalation_rows
+from orchestrator.store.audit import AuditEntry
+from orchestrator.store.escalations import SimilarDecision
+from orchestrator.workflow.state import (
+    Attempt,
+    EscalationState,
+    EscalationStatus,
+    TaskError,
+    WorkflowState,
+)
+from review_ui.auth import store as auth_store
+from review_ui.auth.principal import Principal
+from review_ui.auth.roles import ASSIGN
+from review_ui.console import svg
+from review_ui.console.common import Reader, frame
+from review_ui.console.render import pages, pretty_json
+from review_ui.deps import AppState, StateDep
+from waypost.events import utcnow
+
+router = APIRouter(include_in_schema=False)
+NOTICES = {
+    "approve": "Approved: the workflow resumes with the agent's output.",
+    "edit": "Approved with your edited output.",
+    "reject": "Rejected.",
+    "retry": "Sent back to the agent for another attempt.",
+    "comment": "Comment added.",
+    "claim": "Claimed: it is yours now.",
+    "unclaim": "Given back to its group.",
+    "assign": "Assigned.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StepView:
+    """One step of the workflow on the timeline."""
+
+    name: str
+    capability: str
+    status: str
+    attempt: int
+    max_attempts: int
+    attempts: tuple[Attempt, ...]
+    finished_at: datetime | None
+    error: TaskError | None
+    depends_on: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DetailView:
+    """Everything the escalation page shows."""
+
+    workflow: WorkflowState
+    escalation: EscalationState
+    summary: str
+    steps: tuple[StepView, ...]
+    graph: svg.Graph
+    sla: str
+    similar: Sequence[SimilarDecision]
+    comments: Sequence[AuditEntry]
+    history: Sequence[AuditEntry]
+    users: Sequence[str]
+    output_schema: Mapping[str, Any] | None
+
+    @property
+    def open(self) -> bool:
+        """True while a decision can still be made."""
+        return self.escalation.status is EscalationStatus.PENDING
+
+    @property
+    def content(self) -> Mapping[str, Any]:
+        """What the reviewer is shown (what the digest covers)."""
+        return self.escalation.content
+
+
+@dataclass(frozen=True, slots=True)
+class Attempted:
+    """What the reviewer just submitted, when it was refused: kept so nothing they typed
+    is lost, with the reason next to the form it came from."""
+
+    action: str | None = None
+    output_text: str | None = None
+    reason: str = ""
+    comment: str = ""
+    message: str | None = None
+    errors: tuple[str, ...] = ()
+    conflict: str | None = None
+
+
+def load_detail(
+    conn: Connection, state: AppState, escalation_id: str, now: datetime, *, with_users: bool
+) -> DetailView | None:
+    """The page's data, or None if there is no such escalation."""
+    found = escalation_rows.get(conn, escalation_id=escalation_id)
+    if found is None:
+        return None
+    workflow, escalation = found
+    playbook = state.reviews.versions.for_state(conn, workflow)
+    if playbook is not None:
+        order = [(s.name, tuple(s.depends_on)) for s in playbook.steps]
+        schema = playbook.step(escalation.step).output_schema
+    else:  # the version is gone: show the tasks as stored, without their edges
+        order = [(name, ()) for name in workflow.tasks]
+        schema = None
+    steps = tuple(_step(workflow, name, deps) for name, deps in order if name in workflow.tasks)
+    history = audit.for_escalation(conn, escalation_id=escalation_id)
+    return DetailView(
+        workflow=workflow,
+        escalation=escalation,
+        summary=escalation_rows.summary(escalation.content),
+        steps=steps,
+        graph=svg.layout(order, {s.name: s.status for s in steps}, current=escalation.step),
+        sla=sla_state(escalation, now),
+        similar=escalation_rows.similar(conn, escalation_id=escalation_id),
+        comments=[entry for entry in history if entry.action == "comment"],
+        history=history,
+        users=[u.name for u in auth_store.list_users(conn) if not u.disabled] if with_users else [],
+        output_schema=schema,
+    )
+
+
+def sla_state(escalation: EscalationState, now: datetime) -> str:
+    """ok, warning (close to the deadline) or overdue."""
+    if escalation.overdue or escalation.due_at <= now:
+        return "overdue"
+    return "warning" if escalation.warn_at <= now else "ok"
+
+
+def render_detail(
+    request: Request,
+    state: AppState,
+    principal: Principal,
+    escalation_id: str,
+    *,
+    attempted: Attempted | None = None,
+    notice: str | None = None,
+    status: int = 200,
+    oob: Sequence[str] = (),
+) -> Response:
+    """The escalation page (or, for htmx, the block it targets)."""
+    now = utcnow()
+    with state.engine.begin() as conn:
+        view = load_detail(conn, state, escalation_id, now, with_users=principal.may(ASSIGN))
+    if view is None:
+        context = frame(
+            principal,
+            status=404,
+            title="Escalation not found",
+            detail=f"There is no escalation {escalation_id!r}; it may have been mistyped.",
+        )
+        return pages().render(request, "error.html", context, status=404)
+    context = frame(
+        principal,
+        view=view,
+        esc=view.escalation,
+        content=view.content,
+        base_url="/escalations/" + quote(escalation_id, safe=""),
+        now=now,
+        attempted=attempted or Attempted(),
+        notice=NOTICES.get(notice or ""),
+        output_text=pretty_json(view.content.get("output")),
+        schema_text=pretty_json(view.output_schema) if view.output_schema else None,
+    )
+    return pages().render(request, "escalation.html", context, status=status, oob=oob)
+
+
+@router.get("/escalations/{escalation_id}")
+def escalation_page(
+    escalation_id: str,
+    request: Request,
+    state: StateDep,
+    principal: Reader,
+    notice: str | None = None,
+) -> Response:
+    """One escalation, ready to decide."""
+    return render_detail(request, state, principal, escalation_id, notice=notice)
+
+
+def _step(workflow: WorkflowState, name: str, depends_on: tuple[str, ...]) -> StepView:
+    task = workflow.tasks[name]
+    return StepView(
+        name=name,
+        capability=task.capability,
+        status=task.status.value,
+        attempt=task.attempt,
+        max_attempts=task.max_attempts,
+        attempts=task.attempts,
+        finished_at=task.finished_at,
+        error=task.error,
+        depends_on=depends_on,
+    )

@@ -1,0 +1,108 @@
+"""The inbox's filters, sort and page as they travel in URLs: read leniently (a GET form
+sends "" for "any", a hand-edited URL anything) and written back for links."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, cast
+from urllib.parse import urlencode
+
+from orchestrator.store.escalations import InboxFilter, SlaState, Sort
+
+STATUSES = ("pending", "decided", "resolved", "any")
+SORTS: tuple[Sort, ...] = ("priority", "due", "newest", "oldest")
+SLAS: tuple[SlaState, ...] = ("overdue", "warning", "ok")
+PRIORITIES = ("1", "2", "3", "4", "5")
+ME = "@me"
+UNASSIGNED = "@unassigned"
+DEFAULT_PAGE_SIZE = 50
+_MAX_TEXT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class InboxQuery:
+    """What the reviewer asked the inbox for; "" means any."""
+
+    status: str = "pending"
+    goal_type: str = ""
+    capability: str = ""
+    priority: str = ""
+    assignee: str = ""  # "", ME, UNASSIGNED or a user name
+    group: str = ""
+    sla: str = ""
+    sort: str = "priority"
+    page: int = 1
+    page_size: int = DEFAULT_PAGE_SIZE
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str]) -> InboxQuery:
+        """The query in URL parameters; a value that makes no sense means its default."""
+
+        def text(name: str) -> str:
+            value = str(params.get(name, "")).strip()
+            return value if len(value) <= _MAX_TEXT and "\x00" not in value else ""
+
+        def choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+            value = text(name)
+            return value if value in allowed else default
+
+        return cls(
+            status=choice("status", STATUSES, "pending"),
+            goal_type=text("goal_type"),
+            capability=text("capability"),
+            priority=choice("priority", PRIORITIES, ""),
+            assignee=text("assignee"),
+            group=text("group"),
+            sla=choice("sla", SLAS, ""),
+            sort=choice("sort", SORTS, "priority"),
+            page=_number(text("page"), 1, 1, 100_000),
+            page_size=_number(text("page_size"), DEFAULT_PAGE_SIZE, 1, 200),
+        )
+
+    def filters(self, me: str) -> InboxFilter:
+        """The store's filter for this query, ``me`` being the reviewer's name."""
+        assignee: str | None = self.assignee or None
+        if self.assignee == ME:
+            assignee = me
+        elif self.assignee == UNASSIGNED:
+            assignee = ""
+        return InboxFilter(
+            status=None if self.status == "any" else self.status,
+            goal_type=self.goal_type or None,
+            capability=self.capability or None,
+            priority=int(self.priority) if self.priority else None,
+            assignee=assignee,
+            group=self.group or None,
+            sla=cast(SlaState, self.sla) if self.sla else None,
+        )
+
+    @property
+    def store_sort(self) -> Sort:
+        """The sort as the store names it."""
+        return cast(Sort, self.sort)
+
+    def params(self, **changes: Any) -> dict[str, str]:
+        """The parameters that differ from the defaults (after ``changes``)."""
+        changed = replace(self, **changes)
+        default = InboxQuery()
+        return {
+            f.name: str(getattr(changed, f.name))
+            for f in fields(self)
+            if getattr(changed, f.name) != getattr(default, f.name)
+        }
+
+    def url(
+        self, path: str = "/inbox", *, extra: Mapping[str, str] | None = None, **changes: Any
+    ) -> str:
+        """A link to ``path`` with this query (after ``changes``) and ``extra`` parameters."""
+        params = {**self.params(**changes), **(extra or {})}
+        return f"{path}?{urlencode(params)}" if params else path
+
+
+def _number(value: str, default: int, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        return default
+    return number if low <= number <= high else default
