@@ -36,7 +36,8 @@ test: lint
 	$(BIN)/pytest
 
 bench: install
-	$(BIN)/python bench/e2e_throughput.py
+	$(BIN)/python -m bench.e2e_throughput
+	$(BIN)/python -m bench.console
 
 docs: install
 	$(BIN)/python -m waypost.docgen > docs/configuration.md
