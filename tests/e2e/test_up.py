@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from tests.waiting import wait_for
+from waypost.stack.demo import SAMPLE_TICKETS
 from waypost.stack.process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,12 +91,15 @@ def test_up_demo_runs_the_samples_the_cli_works_and_ctrl_c_leaves_nothing(
     up = Up(data_dir / "data", "--demo", "--port", str(port))
     try:
         up.wait_for_line("Demo complete.", timeout=240)
-        for step in ("triage [triage] completed", "knowledge [knowledge] completed"):
-            assert up.output.count(step) == 3, up.output
-        # Every reply is printed; the demo leaves some waiting for a reviewer.
-        replies = up.output.count("reply [reply] completed")
-        waiting = up.output.count("reply [reply] awaiting_review")
-        assert (replies + waiting, waiting > 0) == (3, True), up.output
+        samples = len(SAMPLE_TICKETS)
+        assert up.output.count("knowledge [knowledge] completed") == samples, up.output
+        # Every step of every sample is printed; the demo leaves several results waiting
+        # for a reviewer (tickets the triage examples do not settle, drafts without a
+        # well-matching article), and steps after those still pending.
+        waiting = up.output.count("awaiting_review, attempt")
+        triaged = up.output.count("triage [triage] completed")
+        assert triaged + up.output.count("triage [triage] awaiting_review") == samples
+        assert waiting >= 2, up.output
         assert f"{waiting} result(s) wait for a reviewer: http://127.0.0.1:{port}/inbox" in (
             up.output
         )
