@@ -53,7 +53,7 @@ def test_the_inbox_lists_pending_escalations_most_urgent_first(
     assert listed(html) == [draft, ticket]  # priority 1 (test.review) before 2 (triage)
     assert "Card charged twice" in html
     assert "low confidence" in html
-    assert "confidence 0.20 is below the step&#39;s threshold 0.40" in html
+    assert "confidence 0.20 is below the step&#39;s threshold 0.50" in html
     assert "the step requires a reviewer&#39;s approval" in html
     assert "55m left" in html or "54m left" in html  # the draft: 1 h SLA, opened 5 min ago
     assert "data-inbox" in html
