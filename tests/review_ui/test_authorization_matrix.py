@@ -1,0 +1,445 @@
+"""Who may use which route: every route of the app's route table has an explicit entry in
+EXPECTED (anonymous, reviewer, analyst, admin), and every route is called as each of them.
+
+A new route fails ``test_every_route_is_in_the_table`` until it is added to EXPECTED with
+the roles that may use it, so nobody adds a route without deciding who may call it. The
+matrix test then calls each route with real rows behind its path parameters:
+
+- anonymous: no credentials at all (a browser with this site's Origin, no cookie);
+- a session per role, made by the login form; state-changing requests carry the
+  session's CSRF token and this site's Origin, as the console's own forms do;
+- a bearer token per role, for the ``/api/v1`` routes.
+
+An allowed caller must not be refused (no 401, no 403, no redirect to the login page)
+and, with the requests built here, must succeed; a refused caller must get exactly the
+refusal in the table: 401 from the API, 403 for a role without the permission, and for
+console pages a 303 to /login without a session.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from fastapi.testclient import TestClient
+from httpx import Response
+from sqlalchemy import Engine
+from starlette.routing import Mount
+
+from orchestrator.playbooks.registry import PlaybookRegistry
+from orchestrator.service.applier import Applier
+from orchestrator.service.outgoing import Outgoing
+from orchestrator.store import escalations as escalation_rows
+from review_ui.app import create_app
+from review_ui.auth import store as auth_store
+from review_ui.auth.principal import CSRF_HEADER, SESSION_COOKIE
+from review_ui.auth.roles import Role
+from tests.review_ui.console.conftest import (
+    BROWSER,
+    ORIGIN,
+    PASSWORD,
+    PLAYBOOKS,
+    Escalations,
+    csrf_token,
+    log_in,
+)
+from waypost.bus.memory import MemoryBus
+from waypost.events import default_codec
+from waypost.settings import HttpSettings
+from waypost.topics import Topics
+
+pytestmark = pytest.mark.integration
+
+Expect = Literal["ok", "login", 401, 403]
+OK: Expect = "ok"  # allowed: neither refused nor sent to the login page
+LOGIN: Expect = "login"  # a console page without a session: 303 to /login
+IDENTITIES = ("anonymous", "reviewer", "analyst", "admin")  # the columns of EXPECTED
+
+# Every (method, path) of the app and what each identity gets. Mounts are listed by the
+# path they serve ("/static/{path}"), for GET and HEAD.
+EXPECTED: dict[tuple[str, str], tuple[Expect, Expect, Expect, Expect]] = {
+    # method, path                                           anonymous reviewer analyst admin
+    # public: health, the API description, the login form, static files
+    ("GET", "/healthz"): (OK, OK, OK, OK),
+    ("GET", "/readyz"): (OK, OK, OK, OK),
+    ("GET", "/api/v1/openapi.json"): (OK, OK, OK, OK),
+    ("HEAD", "/api/v1/openapi.json"): (OK, OK, OK, OK),
+    ("GET", "/"): (OK, OK, OK, OK),  # a redirect to /inbox, which then asks who you are
+    ("GET", "/login"): (OK, OK, OK, OK),
+    ("POST", "/login"): (OK, OK, OK, OK),
+    ("GET", "/static/{path}"): (OK, OK, OK, OK),
+    ("HEAD", "/static/{path}"): (OK, OK, OK, OK),
+    # the JSON API: 401 without credentials, 403 without the permission
+    ("POST", "/api/v1/goals"): (401, 403, 403, OK),
+    ("GET", "/api/v1/workflows"): (401, OK, OK, OK),
+    ("GET", "/api/v1/workflows/{workflow_id}"): (401, OK, OK, OK),
+    ("GET", "/api/v1/escalations"): (401, OK, OK, OK),
+    ("GET", "/api/v1/escalations/{escalation_id}"): (401, OK, OK, OK),
+    ("POST", "/api/v1/escalations/{escalation_id}/decision"): (401, OK, 403, OK),
+    ("POST", "/api/v1/escalations/{escalation_id}/comments"): (401, OK, 403, OK),
+    ("POST", "/api/v1/escalations/{escalation_id}/claim"): (401, OK, 403, OK),
+    ("POST", "/api/v1/escalations/{escalation_id}/unclaim"): (401, OK, 403, OK),
+    ("POST", "/api/v1/escalations/{escalation_id}/assign"): (401, 403, 403, OK),
+    # console pages and forms: to /login without a session, 403 without the permission
+    ("POST", "/logout"): (LOGIN, OK, OK, OK),
+    ("GET", "/inbox"): (LOGIN, OK, OK, OK),
+    ("GET", "/inbox/updates"): (LOGIN, OK, OK, OK),
+    ("POST", "/inbox/bulk"): (LOGIN, OK, 403, OK),
+    ("GET", "/escalations/{escalation_id}"): (LOGIN, OK, OK, OK),
+    ("POST", "/escalations/{escalation_id}/decision"): (LOGIN, OK, 403, OK),
+    ("POST", "/escalations/{escalation_id}/comments"): (LOGIN, OK, 403, OK),
+    ("POST", "/escalations/{escalation_id}/claim"): (LOGIN, OK, 403, OK),
+    ("POST", "/escalations/{escalation_id}/unclaim"): (LOGIN, OK, 403, OK),
+    ("POST", "/escalations/{escalation_id}/assign"): (LOGIN, 403, 403, OK),
+    ("GET", "/admin/users"): (LOGIN, 403, 403, OK),
+    ("POST", "/admin/users"): (LOGIN, 403, 403, OK),
+    ("POST", "/admin/users/disable"): (LOGIN, 403, 403, OK),
+}
+
+ADD_IT = "add it to EXPECTED with the roles that may use it"
+USERS = {"reviewer": "rita", "analyst": "ann", "admin": "ada"}
+ASSIGNEE = "rob"  # another reviewer: whom assign hands escalations to, whom anonymous logs in as
+STATIC_FILE = "console.css"
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def route_table(app: FastAPI) -> set[tuple[str, str]]:
+    """Every (method, path) the app answers: its routes, those of included routers, and
+    its mounts (as ``<mount>/{path}``, GET and HEAD)."""
+    found: set[tuple[str, str]] = set()
+    for route in _routes(app):
+        if isinstance(route.original, Mount):
+            found |= {(method, f"{route.path}/{{path}}") for method in ("GET", "HEAD")}
+            continue
+        assert route.methods, f"{route.path}: a route without methods; list it in EXPECTED"
+        found |= {(method, route.path) for method in route.methods}
+    return found
+
+
+@dataclass(frozen=True)
+class _Route:
+    original: Any
+    path: str
+    methods: frozenset[str]
+
+
+def _routes(app: FastAPI) -> Iterator[_Route]:
+    """The app's routes with the paths they answer (included routers' prefixes applied).
+
+    FastAPI keeps each included router as one entry of ``app.routes``;
+    ``iter_route_contexts`` lists the routes inside, as OpenAPI generation does."""
+    for context in iter_route_contexts(app.routes):
+        original = context.original_route
+        path = original.path if isinstance(original, Mount) else context.path_format
+        assert path is not None, f"a route without a path: {original!r}"
+        yield _Route(original, path, frozenset(context.methods or ()))
+
+
+# --- the callers ----------------------------------------------------------------------------
+
+
+@dataclass
+class Caller:
+    """One identity making requests: anonymous, a session, or a bearer token."""
+
+    label: str
+    identity: str  # a column of EXPECTED
+    kind: Literal["anonymous", "session", "token"]
+    client: TestClient
+    user: str | None = None
+    csrf: str = ""
+    cookie: str | None = None
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if self.kind == "anonymous":
+            self.client.cookies.clear()  # e.g. after logging in through POST /login
+        if self.kind == "session" and method not in _SAFE:
+            headers[CSRF_HEADER] = self.csrf
+        response: Response = self.client.request(method, url, headers=headers, **kwargs)
+        if self.kind == "session" and self.client.cookies.get(SESSION_COOKIE) != self.cookie:
+            self.log_in()  # the call logged out or in again: carry on with a live session
+        return response
+
+    def log_in(self) -> None:
+        assert self.user is not None
+        self.client.cookies.clear()
+        response = log_in(self.client, self.user)
+        assert response.status_code == 303, response.text
+        self.cookie = self.client.cookies.get(SESSION_COOKIE)
+        self.csrf = csrf_token(self.client)
+
+
+@dataclass
+class World:
+    """The rows the requests point at: a workflow with an escalation to read, and fresh
+    escalations for every call that changes one (so each allowed call can succeed)."""
+
+    engine: Engine
+    escalations: Escalations
+    read_escalation: str
+    counter: Iterator[int] = field(default_factory=itertools.count)
+
+    @property
+    def workflow_id(self) -> str:
+        with self.engine.connect() as conn:
+            found = escalation_rows.get(conn, escalation_id=self.read_escalation)
+        assert found is not None
+        return found[0].id
+
+    def fresh(self) -> tuple[str, int, str]:
+        """A new pending escalation: its id, version and digest."""
+        escalation_id = self.escalations.open(f"Matrix {next(self.counter)}")
+        with self.engine.connect() as conn:
+            found = escalation_rows.get(conn, escalation_id=escalation_id)
+        assert found is not None
+        escalation = found[1]
+        return escalation.id, escalation.version, escalation.digest
+
+    def name(self, prefix: str) -> str:
+        return f"{prefix}{next(self.counter)}"
+
+    def victim(self) -> str:
+        """A user who exists only to be disabled."""
+        name = self.name("victim")
+        with self.engine.begin() as conn:
+            auth_store.add_user(conn, name=name, password=PASSWORD, role=Role.REVIEWER)
+        return name
+
+
+@dataclass(frozen=True)
+class Call:
+    """A request: the path parameters and what to send."""
+
+    params: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+    data: dict[str, Any] | None = None
+    # logout's success is a 303 to /login that also deletes the session cookie
+    logs_out: bool = False
+
+
+def _decision(world: World, caller: Caller) -> Call:
+    escalation_id, version, digest = world.fresh()
+    body = {"action": "approve", "version": version, "digest": digest}
+    return Call({"escalation_id": escalation_id}, json=body)
+
+
+def _comment(world: World, caller: Caller) -> Call:
+    escalation_id, version, _ = world.fresh()
+    return Call({"escalation_id": escalation_id}, json={"text": "Looks right", "version": version})
+
+
+def _fresh(world: World, caller: Caller) -> Call:
+    return Call({"escalation_id": world.fresh()[0]})
+
+
+def _assign(world: World, caller: Caller) -> Call:
+    return Call({"escalation_id": world.fresh()[0]}, json={"assignee": ASSIGNEE})
+
+
+def _form_decision(world: World, caller: Caller) -> Call:
+    escalation_id, version, digest = world.fresh()
+    form = {"action": "approve", "version": str(version), "digest": digest}
+    return Call({"escalation_id": escalation_id}, data=form)
+
+
+def _form_comment(world: World, caller: Caller) -> Call:
+    escalation_id, version, _ = world.fresh()
+    return Call({"escalation_id": escalation_id}, data={"version": str(version), "text": "Fine"})
+
+
+def _form_assign(world: World, caller: Caller) -> Call:
+    return Call({"escalation_id": world.fresh()[0]}, data={"assignee": ASSIGNEE})
+
+
+def _bulk(world: World, caller: Caller) -> Call:
+    escalation_id, version, digest = world.fresh()
+    return Call(data={"op": "approve", "selected": [f"{escalation_id}:{version}:{digest}"]})
+
+
+def _login(world: World, caller: Caller) -> Call:
+    return Call(data={"name": caller.user or ASSIGNEE, "password": PASSWORD})
+
+
+def _read(world: World, caller: Caller) -> Call:
+    return Call({"escalation_id": world.read_escalation, "workflow_id": world.workflow_id})
+
+
+# How to call a route so that an allowed caller succeeds. A route without a recipe is
+# called with its path parameters filled in and no body.
+RECIPES: dict[tuple[str, str], Callable[[World, Caller], Call]] = {
+    ("POST", "/api/v1/goals"): lambda world, caller: Call(
+        json={"type": "test.review", "input": {"subject": "From the matrix"}}
+    ),
+    ("POST", "/api/v1/escalations/{escalation_id}/decision"): _decision,
+    ("POST", "/api/v1/escalations/{escalation_id}/comments"): _comment,
+    ("POST", "/api/v1/escalations/{escalation_id}/claim"): _fresh,
+    ("POST", "/api/v1/escalations/{escalation_id}/unclaim"): _fresh,
+    ("POST", "/api/v1/escalations/{escalation_id}/assign"): _assign,
+    ("POST", "/login"): _login,
+    ("POST", "/logout"): lambda world, caller: Call(logs_out=True),
+    ("POST", "/inbox/bulk"): _bulk,
+    ("POST", "/escalations/{escalation_id}/decision"): _form_decision,
+    ("POST", "/escalations/{escalation_id}/comments"): _form_comment,
+    ("POST", "/escalations/{escalation_id}/claim"): _fresh,
+    ("POST", "/escalations/{escalation_id}/unclaim"): _fresh,
+    ("POST", "/escalations/{escalation_id}/assign"): _form_assign,
+    ("POST", "/admin/users"): lambda world, caller: Call(
+        data={"name": world.name("newcomer"), "role": "reviewer", "password": PASSWORD}
+    ),
+    ("POST", "/admin/users/disable"): lambda world, caller: Call(data={"name": world.victim()}),
+}
+
+
+def build_call(world: World, caller: Caller, method: str, path: str) -> tuple[str, Call]:
+    """The URL and request for ``path`` (path parameters filled from real rows)."""
+    recipe = RECIPES.get((method, path), _read)
+    call = recipe(world, caller)
+    params = {**_read(world, caller).params, "path": STATIC_FILE, **call.params}
+    try:
+        url = path.format(**params)
+    except KeyError as missing:
+        raise AssertionError(
+            f"{method} {path}: no value for the path parameter {missing}; add one to _read"
+        ) from None
+    return url, call
+
+
+# --- what a response means ------------------------------------------------------------------
+
+
+def refusal(response: Response, *, logs_out: bool = False) -> Expect | None:
+    """The refusal a response is (401, 403, or a redirect to the login page), or None."""
+    if response.status_code in (401, 403):
+        return 401 if response.status_code == 401 else 403
+    if response.status_code in (302, 303, 307) or response.headers.get("hx-redirect"):
+        location = response.headers.get("hx-redirect") or response.headers.get("location", "")
+        if urlsplit(location).path == "/login":
+            ended = any(
+                h.startswith(f'{SESSION_COOKIE}=""') or h.startswith(f"{SESSION_COOKIE}=;")
+                for h in response.headers.get_list("set-cookie")
+            )
+            return None if logs_out and ended else LOGIN
+    return None
+
+
+def succeeded(response: Response) -> bool:
+    """2xx, or a redirect that is not to the login page (Post/Redirect/Get)."""
+    return 200 <= response.status_code < 400
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def playbooks() -> PlaybookRegistry:
+    return PlaybookRegistry.load([PLAYBOOKS])
+
+
+@pytest.fixture
+def app(make_settings: Callable[..., Any], engine: Engine, playbooks: PlaybookRegistry) -> FastAPI:
+    settings: HttpSettings = make_settings(HttpSettings)
+    return create_app(settings, engine=engine, admin=MemoryBus().admin(), playbooks=playbooks)
+
+
+@pytest.fixture
+def world(engine: Engine, playbooks: PlaybookRegistry, namespace: str) -> World:
+    applier = Applier(
+        playbooks=playbooks,
+        outgoing=Outgoing(Topics(namespace), default_codec()),
+        random=lambda: 0.5,
+    )
+    escalations = Escalations(engine, applier)
+    return World(engine, escalations, escalations.open("Read me"))
+
+
+@pytest.fixture
+def callers(app: FastAPI, engine: Engine) -> Iterator[list[Caller]]:
+    """Anonymous, a logged-in session per role, and a bearer token per role."""
+    with engine.begin() as conn:
+        for role, name in {**USERS, "reviewer2": ASSIGNEE}.items():
+            auth_store.add_user(conn, name=name, password=PASSWORD, role=Role(role.rstrip("2")))
+        tokens = {
+            role: auth_store.create_token(conn, name=f"matrix-{role}", role=Role(role))[0]
+            for role in USERS
+        }
+    clients: list[TestClient] = []
+
+    def client(headers: dict[str, str]) -> TestClient:
+        built = TestClient(app, base_url=ORIGIN, headers=headers, follow_redirects=False)
+        clients.append(built)
+        return built
+
+    found = [Caller("anonymous", "anonymous", "anonymous", client(BROWSER))]
+    for role, name in USERS.items():
+        session = Caller(f"{role} {name} (session)", role, "session", client(BROWSER), name)
+        session.log_in()
+        found.append(session)
+    for role, secret in tokens.items():
+        bearer = {"Authorization": f"Bearer {secret}", "Accept": "application/json"}
+        found.append(Caller(f"{role} (bearer token)", role, "token", client(bearer)))
+    yield found
+    for built in clients:
+        built.close()
+
+
+# --- the tests --------------------------------------------------------------------------------
+
+
+def test_every_route_is_in_the_table(app: FastAPI) -> None:
+    routes = route_table(app)
+
+    missing = sorted(routes - EXPECTED.keys())
+    gone = sorted(EXPECTED.keys() - routes)
+
+    assert not missing, "\n".join(
+        f"{method} {path} is not in the authorization table: {ADD_IT}" for method, path in missing
+    )
+    assert not gone, "\n".join(
+        f"{method} {path} is in EXPECTED but the app has no such route: remove its entry"
+        for method, path in gone
+    )
+
+
+def test_every_route_refuses_exactly_whom_the_table_says(
+    app: FastAPI, world: World, callers: list[Caller]
+) -> None:
+    problems: list[str] = []
+    calls = 0
+    for method, path in sorted(route_table(app), key=lambda key: (key[1], key[0])):
+        expected = EXPECTED.get((method, path))
+        if expected is None:
+            problems.append(f"{method} {path} is not in the authorization table: {ADD_IT}")
+            continue
+        for caller in callers:
+            if caller.kind == "token" and not path.startswith("/api/"):
+                continue  # bearer tokens are the API's credential; pages use sessions
+            want = expected[IDENTITIES.index(caller.identity)]
+            url, call = build_call(world, caller, method, path)
+            response = caller.request(method, url, json=call.json, data=call.data)
+            calls += 1
+            got = refusal(response, logs_out=call.logs_out)
+            where = f"{method} {url} as {caller.label}"
+            if response.status_code >= 500:
+                problems.append(f"{where}: server error {response.status_code}")
+            elif want == OK and got is not None:
+                problems.append(f"{where}: refused ({got}) but the table allows it")
+            elif want == OK and not succeeded(response):
+                problems.append(
+                    f"{where}: allowed but failed with {response.status_code}: "
+                    f"{response.text[:200]}"
+                )
+            elif want != OK and got != want:
+                problems.append(
+                    f"{where}: expected {want}, got {response.status_code} "
+                    f"(location {response.headers.get('location')!r})"
+                )
+
+    assert not problems, f"{len(problems)} of {calls} calls were wrong:\n" + "\n".join(problems)
+    assert calls >= len(EXPECTED) * len(IDENTITIES)
