@@ -21,6 +21,7 @@ from waypost.settings import (
     AgentSettings,
     CommonSettings,
     HttpSettings,
+    IndexerSettings,
     OrchestratorSettings,
     StackSettings,
 )
@@ -30,6 +31,7 @@ CLASSES: Sequence[tuple[type[CommonSettings], tuple[str, ...]]] = (
     (CommonSettings, ("migrate", "topics", "goal", "workflow")),
     (OrchestratorSettings, ("orchestrator run",)),
     (AgentSettings, ("agent run",)),
+    (IndexerSettings, ("indexer run",)),
     (HttpSettings, ("serve",)),
     (StackSettings, ("up",)),
 )

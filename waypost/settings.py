@@ -175,8 +175,29 @@ class AgentSettings(CommonSettings):
     )
 
 
+class IndexerSettings(CommonSettings):
+    """Settings of the dead-letter indexer (`waypost indexer run`)."""
+
+    dlq_index_batch_size: int = Field(
+        500, ge=1, le=10000, description="Most dead letters stored per transaction."
+    )
+
+
 class HttpSettings(ListenerSettings, PlaybookSettings):
     """Settings of the HTTP app (review console and JSON API)."""
+
+    dlq_max_replays: int = Field(
+        3,
+        ge=1,
+        description="Loop guard: a dead letter whose message was replayed this many "
+        "times already is not replayed again unless the replay is forced.",
+    )
+    dlq_replay_rate: float = Field(
+        200.0,
+        gt=0,
+        description="Default replay rate in messages per second (a replay may ask for "
+        "another, or for no limit).",
+    )
 
     http_public_origin: str | None = Field(
         None,

@@ -177,6 +177,7 @@ class Applier:
             random=self.random,
             retry=self.retry,
             known_types=self.playbooks.types(),
+            topics=self.outgoing.topics,
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from orchestrator.workflow.messages import (
@@ -12,13 +12,17 @@ from orchestrator.workflow.messages import (
     AnnounceWorkflowFailed,
     AnnounceWorkflowStarted,
     Command,
+    DeadLetterTask,
     DispatchTask,
     RecordReviewEvent,
 )
 from orchestrator.workflow.state import WorkflowState
+from orchestrator.workflow.transitions import dispatch_id
+from waypost.bus.deadletter import Exhaustion, exhausted
 from waypost.bus.records import OutgoingRecord
 from waypost.events import (
     Codec,
+    DeadLetterRef,
     ErrorInfo,
     Event,
     GoalSubmitted,
@@ -74,18 +78,21 @@ class Outgoing:
     def _record(self, state: WorkflowState, command: Command) -> OutgoingRecord:
         payload: Payload
         if isinstance(command, DispatchTask):
-            task = command.task
-            payload = TaskDispatched(
-                workflow_id=state.id,
-                task_id=task.id,
-                step=task.step,
-                capability=task.capability,
-                attempt=task.attempt,
-                goal_type=state.type,
-                input=dict(task.input or {}),
-                deadline=command.deadline.isoformat(),
+            return self._dispatch(state, command)
+        if isinstance(command, DeadLetterTask):
+            capability = command.dispatch.task.capability
+            exhaustion = Exhaustion(
+                error_type=command.error.type,
+                error_message=command.error.message,
+                attempts=command.attempts,
+                first_failure=command.first_failure,
+                last_failure=command.last_failure,
             )
-            return self.record(self.topics.tasks(task.capability), self._event(state, payload))
+            return exhausted(
+                self._dispatch(state, command.dispatch),
+                exhaustion,
+                group=self.topics.agent_group(capability),
+            )
         if isinstance(command, AnnounceTaskEscalated):
             escalation = command.escalation
             task = state.tasks[escalation.step]
@@ -125,8 +132,31 @@ class Outgoing:
                 error=ErrorInfo(type=error.type, message=error.message, retryable=error.retryable)
                 if error is not None
                 else None,
+                dead_letter=DeadLetterRef(**command.dead_letter.as_dict())
+                if command.dead_letter is not None
+                else None,
             )
         return self.record(self.topics.workflow_events, self._event(state, payload))
+
+    def _dispatch(self, state: WorkflowState, command: DispatchTask) -> OutgoingRecord:
+        """A task.dispatched record; built again from the same state, it is the same bytes
+        (its id and time are the attempt's; its input's keys sorted, as the database does
+        not keep their order), which is what its dead letter must be."""
+        task = command.task
+        payload = TaskDispatched(
+            workflow_id=state.id,
+            task_id=task.id,
+            step=task.step,
+            capability=task.capability,
+            attempt=task.attempt,
+            goal_type=state.type,
+            input=_sorted_keys(dict(task.input or {})),
+            deadline=command.deadline.isoformat(),
+        )
+        event = replace(self._event(state, payload), id=dispatch_id(task.id, task.attempt))
+        if command.dispatched_at is not None:
+            event = replace(event, time=command.dispatched_at)
+        return self.record(self.topics.tasks(task.capability), event)
 
     def _event(self, state: WorkflowState, payload: Payload) -> Event:
         return Event(
@@ -141,3 +171,12 @@ class Outgoing:
         """An event encoded as a record for ``topic``."""
         encoded = self.codec.encode(event)
         return OutgoingRecord(topic, encoded.key, encoded.value, encoded.headers)
+
+
+def _sorted_keys(value: Any) -> Any:
+    """``value`` with the keys of every object in it sorted."""
+    if isinstance(value, Mapping):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(item) for item in value]
+    return value

@@ -14,7 +14,7 @@ from datetime import datetime
 import orjson
 from sqlalchemy import Connection, text
 
-from waypost.bus.records import OutgoingRecord
+from waypost.bus.records import OutgoingRecord, headers_from_json, headers_to_json
 
 # Binary parameters (%(name)b, see orchestrator/store/workflows.py): bytea arrays in text
 # format would escape every byte.
@@ -47,10 +47,7 @@ def enqueue(conn: Connection, *, records: Sequence[OutgoingRecord]) -> list[int]
             "topic": [r.topic for r in records],
             "key": [r.key for r in records],
             "value": [r.value for r in records],
-            "headers": [
-                orjson.dumps([[name, value.decode()] for name, value in r.headers]).decode()
-                for r in records
-            ],
+            "headers": [orjson.dumps(headers_to_json(r.headers)).decode() for r in records],
         },
     )
     return [row.id for row in rows]
@@ -68,7 +65,7 @@ def claim(
                 row.topic,
                 row.key,
                 row.value,
-                tuple((name, value.encode()) for name, value in row.headers),
+                headers_from_json(row.headers),
             ),
         )
         for row in rows

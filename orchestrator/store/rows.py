@@ -11,6 +11,7 @@ from sqlalchemy import Row
 
 from orchestrator.workflow.state import (
     Attempt,
+    DeadLetter,
     EscalationState,
     EscalationStatus,
     ReviewDecision,
@@ -33,6 +34,7 @@ def workflow_fields(state: WorkflowState) -> dict[str, Any]:
         "started_at": state.started_at,
         "finished_at": state.finished_at,
         "playbook_digest": state.playbook_digest,
+        "dead_letter": to_json(state.dead_letter.as_dict() if state.dead_letter else None),
     }
 
 
@@ -93,6 +95,7 @@ def workflow_state(
         tracestate=row.tracestate,
         playbook_digest=row.playbook_digest,
         escalations=escalations or {},
+        dead_letter=dead_letter_of(row.dead_letter),
     )
 
 
@@ -135,6 +138,13 @@ def error_of(data: Mapping[str, Any] | None) -> TaskError | None:
     if data is None:
         return None
     return TaskError(data["type"], data["message"], data.get("retryable", True))
+
+
+def dead_letter_of(data: Mapping[str, Any] | None) -> DeadLetter | None:
+    """A stored dead-letter pointer, or None."""
+    if data is None:
+        return None
+    return DeadLetter(data["topic"], data["event_id"], data["task_id"], data["attempt"])
 
 
 def arrays(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:

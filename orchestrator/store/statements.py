@@ -20,6 +20,7 @@ WORKFLOW_COLUMNS = {
     "started_at": "timestamptz",
     "finished_at": "timestamptz",
     "playbook_digest": "text",
+    "dead_letter": "jsonb",
 }
 TASK_COLUMNS = {
     "step": "text",

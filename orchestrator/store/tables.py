@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Computed,
     DateTime,
     Float,
     ForeignKey,
@@ -20,7 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 
 metadata = MetaData()
 
@@ -38,6 +39,11 @@ workflows = Table(
     Column("traceparent", Text),
     Column("tracestate", Text),
     Column("playbook_digest", Text, comment="the playbook version that planned it"),
+    Column(
+        "dead_letter",
+        JSONB,
+        comment="the dead letter whose replay resumes it: {topic, event_id, task_id, attempt}",
+    ),
     Column("accepted_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
@@ -98,7 +104,7 @@ outbox = Table(
     Column("topic", Text, nullable=False),
     Column("key", LargeBinary),
     Column("value", LargeBinary),
-    Column("headers", JSONB, nullable=False, comment="[[name, value], ...] (UTF-8 values)"),
+    Column("headers", JSONB, nullable=False, comment='[[name, text | {"base64": ...}], ...]'),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
 )
 
@@ -173,4 +179,114 @@ audit_events = Table(
     Column("detail", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Index("audit_events_escalation", "escalation_id", "at"),
     Index("audit_events_at", "at"),
+)
+
+_TS = DateTime(timezone=True)
+_SEARCH = (
+    "to_tsvector('simple', coalesce(error_class, '') || ' ' || coalesce(error_message, '')"
+    " || ' ' || coalesce(event_type, '') || ' ' || coalesce(payload::text, ''))"
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column(
+        "fingerprint",
+        Text,
+        nullable=False,
+        unique=True,
+        comment="SHA-256 of key, value and headers: indexing twice stores once",
+    ),
+    Column("topic", Text, nullable=False, comment="the dead-letter topic"),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("source_topic", Text, nullable=False),
+    Column("source_partition", Integer),
+    Column("source_offset", BigInteger),
+    Column("consumer_group", Text),
+    Column("reason", Text, comment="undecodable | invalid | handler-error | exhausted"),
+    Column("error_class", Text),
+    Column("error_message", Text),
+    Column("stack_digest", Text),
+    Column("attempts", Integer),
+    Column("first_failure_at", _TS),
+    Column("last_failure_at", _TS),
+    Column("dead_lettered_at", _TS, nullable=False),
+    Column("event_type", Text, comment="ce_type, when the record has one"),
+    Column("event_id", Text, comment="ce_id, when the record has one"),
+    Column("workflow_id", Text),
+    Column("task_id", Text),
+    Column("capability", Text),
+    Column("key", LargeBinary),
+    Column("value", LargeBinary),
+    Column("headers", JSONB, nullable=False, comment="every header, byte for byte"),
+    Column("payload", JSONB, comment="the value parsed, when it is JSON"),
+    Column("replay_count", Integer, nullable=False, server_default=text("0")),
+    Column("replay_of", Text, comment="the dead letter this message replayed"),
+    Column(
+        "status",
+        Text,
+        nullable=False,
+        server_default=text("'pending'"),
+        comment="pending | replayed | resolved | discarded",
+    ),
+    Column("status_by", Text),
+    Column("status_at", _TS),
+    Column("status_reason", Text),
+    Column("replay_request_id", Text, comment="the request that replayed it"),
+    Column("indexed_at", _TS, nullable=False, server_default=text("now()")),
+    Column("search", TSVECTOR, Computed(_SEARCH, persisted=True)),
+    Index("dead_letters_status", "status", "dead_lettered_at"),
+    Index("dead_letters_source", "source_topic", "dead_lettered_at"),
+    Index("dead_letters_error", "error_class"),
+    Index("dead_letters_workflow", "workflow_id"),
+    Index("dead_letters_capability", "capability"),
+    Index("dead_letters_event", "event_id"),
+    Index("dead_letters_search", "search", postgresql_using="gin"),
+)
+
+replay_requests = Table(
+    "replay_requests",
+    metadata,
+    Column("id", Text, primary_key=True, comment="chosen by the client: retry-safe"),
+    Column("actor", Text, nullable=False),
+    Column("created_at", _TS, nullable=False),
+    Column("finished_at", _TS),
+    Column("state", Text, nullable=False, comment="running | done | failed"),
+    Column("selection", JSONB, nullable=False, comment="ids or a filter"),
+    Column("target_topic", Text, comment="null: each dead letter's source topic"),
+    Column("edit", JSONB, comment='{"replace" | "merge_patch": document}'),
+    Column("rate", Float, comment="messages per second; null: unlimited"),
+    Column("force", Boolean, nullable=False, server_default=text("false")),
+    Column("total", Integer, nullable=False),
+    Column("error", Text),
+    Index("replay_requests_created", "created_at"),
+)
+
+replay_items = Table(
+    "replay_items",
+    metadata,
+    Column(
+        "request_id",
+        Text,
+        ForeignKey("replay_requests.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "dead_letter_id",
+        BigInteger,
+        ForeignKey("dead_letters.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("outcome", Text, nullable=False, comment="pending | sent | noop | refused | invalid"),
+    Column("detail", Text),
+    Column("topic", Text),
+    Column("at", _TS),
+    Index("replay_items_dead_letter", "dead_letter_id"),
+    Index(
+        "replay_items_pending",
+        "request_id",
+        postgresql_where=text("outcome = 'pending'"),
+    ),
 )

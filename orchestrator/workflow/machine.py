@@ -3,9 +3,11 @@
 Steps run once every step they depend on completed or was skipped; a step whose
 ``when`` is false is skipped; independent steps run in parallel (fan-out) and a step
 with several dependencies waits for all of them (fan-in). A failed attempt is retried
-with backoff while attempts remain and the error is retryable; then the workflow fails
-with a reason naming the step and the last error. Results are applied at most once: the
-first result for an open task wins, anything later is reported as not applied.
+with backoff while attempts remain and the error is retryable; then the task's last
+dispatch is dead-lettered and the workflow fails with a reason naming the step, the last
+error and the dead letter, whose replay resumes it (``dead_letters``). Results are applied
+at most once: the first result for an open task wins, anything later is reported as not
+applied.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from orchestrator.playbooks.model import Step
+from orchestrator.workflow.dead_letters import exhausted, failed_again, reopen, replayed_task
 from orchestrator.workflow.messages import (
     AnnounceTaskEscalated,
     AnnounceWorkflowStarted,
@@ -43,12 +46,13 @@ from orchestrator.workflow.transitions import (
     advance,
     close_attempt,
     dispatch,
+    dispatch_id,
     fail_workflow,
     record_success,
     stale,
 )
 
-__all__ = ["Environment", "decide", "due_timers", "task_id"]
+__all__ = ["Environment", "decide", "dispatch_id", "due_timers", "task_id"]
 
 _TASK_NAMESPACE = uuid.UUID("6f1d2c7e-51a4-4c39-9a57-3c1e5b0f8d21")
 
@@ -62,7 +66,8 @@ def decide(state: WorkflowState, event: Input, env: Environment) -> Decision:
     """Apply one input to a workflow."""
     if isinstance(event, GoalAccepted):
         return _plan(state, env)
-    if state.status.finished:
+    replayed = replayed_task(state, event)
+    if state.status.finished and replayed is None:
         return Decision(state, applied=False, note=f"workflow already {state.status}")
     if env.playbook is None:
         return Decision(state, applied=False, note=f"no playbook for {state.type!r}")
@@ -73,6 +78,8 @@ def decide(state: WorkflowState, event: Input, env: Environment) -> Decision:
     ):
         # The adapter must hand over the version that planned this workflow.
         raise ValueError(f"workflow {state.id} was planned by playbook {state.playbook_digest}")
+    if replayed is not None:
+        return _replayed(state, replayed, event, env)
     if isinstance(event, DecisionMade | ReviewDue):
         return review_input(state, event, env)
     task = state.task_by_id(event.task_id)
@@ -143,6 +150,21 @@ def _plan(state: WorkflowState, env: Environment) -> Decision:
     return Decision(advanced, (announce, *commands))
 
 
+def _replayed(state: WorkflowState, task: TaskState, event: Input, env: Environment) -> Decision:
+    """A result of the dead-lettered attempt (a replay ran it). A success resumes the
+    workflow and runs again the steps its failure cancelled; a failure dead-letters the
+    attempt again."""
+    assert env.playbook is not None
+    step = env.playbook.step(task.step)
+    if isinstance(event, TaskAttemptFailed):
+        return failed_again(state, task, step, event.error, env)
+    assert isinstance(event, TaskSucceeded)
+    # Steps that do not wait on this one are dispatched now; the result may open a review.
+    reopened, dispatches = advance(reopen(state, env.playbook, task), env.playbook, env)
+    decision = _accept(reopened, reopened.tasks[task.step], event, env)
+    return Decision(decision.state, (*dispatches, *decision.commands))
+
+
 def _succeeded(
     state: WorkflowState, task: TaskState, event: TaskSucceeded, env: Environment
 ) -> Decision:
@@ -151,6 +173,13 @@ def _succeeded(
         task.first_valid_attempt <= event.attempt <= task.attempt
     ):
         return stale(task, event.attempt, state)
+    return _accept(state, task, event, env)
+
+
+def _accept(
+    state: WorkflowState, task: TaskState, event: TaskSucceeded, env: Environment
+) -> Decision:
+    """Apply an output: it completes the task, or waits for a reviewer if it must."""
     assert env.playbook is not None
     step = env.playbook.step(task.step)
     attempts = record_success(task.attempts, event.attempt, env.now)
@@ -226,14 +255,7 @@ def _failed(
         finished_at=env.now,
         attempts=attempts,
     )
-    if error.retryable:
-        reason = (
-            f"step {task.step!r} failed after {task.attempt} attempt(s): "
-            f"{error.type}: {error.message}"
-        )
-    else:
-        reason = f"step {task.step!r} failed and cannot be retried: {error.type}: {error.message}"
-    return fail_workflow(state.with_task(failed), reason, env, step=task.step, error=error)
+    return exhausted(state, failed, step, error, env)
 
 
 def due_timers(

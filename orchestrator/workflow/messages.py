@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.workflow.state import (
+    DeadLetter,
     EscalationState,
     ReviewDecision,
     TaskError,
@@ -101,6 +102,27 @@ class DispatchTask:
     task: TaskState
     deadline: datetime
 
+    @property
+    def dispatched_at(self) -> datetime | None:
+        """When the task's current attempt was dispatched (the event's ce_time)."""
+        for attempt in self.task.attempts:
+            if attempt.number == self.task.attempt:
+                return attempt.dispatched_at
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterTask:
+    """Publish ``dispatch`` (the task's last dispatch, exactly as it was sent) to its
+    topic's dead-letter topic: its attempts ran out, or it failed in a way retrying cannot
+    fix. ``attempts`` were made; the first and last of them failed at the times given."""
+
+    dispatch: DispatchTask
+    error: TaskError
+    attempts: int
+    first_failure: datetime
+    last_failure: datetime
+
 
 @dataclass(frozen=True, slots=True)
 class AnnounceWorkflowStarted:
@@ -124,6 +146,7 @@ class AnnounceWorkflowFailed:
     reason: str
     step: str | None
     error: TaskError | None
+    dead_letter: DeadLetter | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +168,7 @@ class RecordReviewEvent:
 
 Command = (
     DispatchTask
+    | DeadLetterTask
     | AnnounceWorkflowStarted
     | AnnounceWorkflowCompleted
     | AnnounceWorkflowFailed

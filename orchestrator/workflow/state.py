@@ -107,6 +107,27 @@ class TaskState:
         return replace(self, **changes)
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Where a failed workflow's task was dead-lettered: ``topic`` (``<task topic>.dlq``)
+    holds the task's last dispatch, whose ce_id is ``event_id``. A result for that attempt
+    (``task_id``, ``attempt``), such as the one its replay produces, resumes the workflow."""
+
+    topic: str
+    event_id: str
+    task_id: str
+    attempt: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "topic": self.topic,
+            "event_id": self.event_id,
+            "task_id": self.task_id,
+            "attempt": self.attempt,
+        }
+
+
 class EscalationStatus(StrEnum):
     """Where an escalation is."""
 
@@ -178,6 +199,8 @@ class WorkflowState:
     tracestate: str | None = None
     playbook_digest: str | None = None  # the playbook version that planned it
     escalations: Mapping[str, EscalationState] = field(default_factory=dict)
+    # The dead letter to replay to resume a workflow that failed on an exhausted task.
+    dead_letter: DeadLetter | None = None
 
     def evolve(self, **changes: Any) -> WorkflowState:
         """A copy with some fields changed."""

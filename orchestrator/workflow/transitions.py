@@ -3,6 +3,7 @@ task, failing a workflow, and keeping the attempt history. Pure: no I/O."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from orchestrator.workflow.messages import (
 from orchestrator.workflow.retry import RetryPolicy
 from orchestrator.workflow.state import (
     Attempt,
+    DeadLetter,
     EscalationStatus,
     TaskError,
     TaskState,
@@ -27,17 +29,28 @@ from orchestrator.workflow.state import (
     WorkflowState,
     WorkflowStatus,
 )
+from waypost.topics import Topics
+
+_DISPATCH_NAMESPACE = uuid.UUID("c2b7e4a1-0d6f-4e38-8a59-7f3e2d1c9b04")
 
 
 @dataclass(frozen=True, slots=True)
 class Environment:
-    """Everything a decision depends on besides the state and the input."""
+    """Everything a decision depends on besides the state and the input. ``topics`` names
+    the dead-letter topics a failed workflow points to."""
 
     playbook: Playbook | None
     now: datetime
     random: Callable[[], float]
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     known_types: Sequence[str] = ()
+    topics: Topics = field(default_factory=lambda: Topics("waypost"))
+
+
+def dispatch_id(task_id: str, attempt: int) -> str:
+    """The event id (ce_id) of a task's dispatch for ``attempt``: stable, so the dead
+    letter of an attempt is its dispatch exactly, and a replay names the attempt it runs."""
+    return str(uuid.uuid5(_DISPATCH_NAMESPACE, f"{task_id}#{attempt}"))
 
 
 def advance(
@@ -95,6 +108,7 @@ def fail_workflow(
     *,
     step: str | None = None,
     error: TaskError | None = None,
+    dead_letter: DeadLetter | None = None,
 ) -> Decision:
     tasks = {
         name: task
@@ -122,8 +136,9 @@ def fail_workflow(
         failed_step=step,
         error=error,
         finished_at=env.now,
+        dead_letter=dead_letter,
     )
-    return Decision(failed, (AnnounceWorkflowFailed(reason, step, error),))
+    return Decision(failed, (AnnounceWorkflowFailed(reason, step, error, dead_letter),))
 
 
 def stale(task: TaskState, attempt: int, state: WorkflowState) -> Decision:

@@ -119,8 +119,11 @@ def test_a_task_failing_every_attempt_fails_the_workflow_with_the_reason(
     task = state.tasks["echo"]
     assert task.attempt == 3  # retries: 2 in tests/support/playbooks/echo.yaml
     assert [a.outcome for a in task.attempts] == ["failed", "failed", "failed"]
+    assert state.dead_letter is not None
     assert state.reason == (
-        "step 'echo' failed after 3 attempt(s): RuntimeError: asked to fail (attempt 3)"
+        "step 'echo' failed after 3 attempt(s): RuntimeError: asked to fail (attempt 3); "
+        f"dead-lettered to {state.dead_letter.topic} as event {state.dead_letter.event_id}: "
+        "fix and replay it to resume"
     )
     events = platform.read_topic(platform.topics.workflow_events, expect=2)
     failed = [r for r in events if _headers(r)["ce_type"] == "waypost.workflow.failed"]

@@ -29,6 +29,9 @@ ORCHESTRATOR_TABLES = {
     "playbook_versions",
     "escalations",
     "audit_events",
+    "dead_letters",
+    "replay_requests",
+    "replay_items",
 }
 # Created by migration 0002 for the knowledge agent; its shape is the agents' business
 # (tests/agents checks it) and it is deliberately not in the orchestrator's metadata.

@@ -17,36 +17,47 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
 
 from waypost.bus.base import Publisher, Subscriber
 from waypost.bus.deadletter import Failure, dead_letter
-from waypost.bus.records import OutgoingRecord, ReceivedRecord
+from waypost.bus.records import Headers, OutgoingRecord, ReceivedRecord
 from waypost.errors import EventError
-from waypost.events import Codec, Event, utcnow
+from waypost.events import Event, utcnow
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """A decoded event with the record it came from."""
+
+class Decoder(Protocol[T_co]):
+    """Turns a record into what the handler works on; raises EventError when it cannot
+    (the record is dead-lettered). The event codec is one."""
+
+    def decode(self, value: bytes | None, headers: Headers) -> T_co: ...
+
+
+@dataclass(frozen=True)  # no slots: Received[Event](...) sets __orig_class__
+class Received(Generic[T]):
+    """A decoded record: what the decoder made of it, and the record itself."""
 
     record: ReceivedRecord
-    event: Event
+    event: T
 
 
-BatchHandler = Callable[[Sequence[Delivery]], None]
+Delivery = Received[Event]  # a decoded Waypost event with the record it came from
 
 
 @dataclass
-class ConsumerLoop:
+class ConsumerLoop(Generic[T]):
     """Runs one subscriber until ``stop`` is set."""
 
     subscriber: Subscriber
     dead_letters: Publisher
-    handler: BatchHandler
+    handler: Callable[[Sequence[Received[T]]], None]
     group: str
-    codec: Codec
+    codec: Decoder[T]
     stop: threading.Event
     batch_size: int | Callable[[], int] = 500
     poll_timeout_s: float = 0.5
@@ -71,11 +82,11 @@ class ConsumerLoop:
         records = self.subscriber.poll(size, self.poll_timeout_s)
         if not records:
             return 0
-        deliveries: list[Delivery] = []
+        deliveries: list[Received[T]] = []
         dead: list[OutgoingRecord] = []
         for record in records:
             try:
-                deliveries.append(Delivery(record, self.codec.decode(record.value, record.headers)))
+                deliveries.append(Received(record, self.codec.decode(record.value, record.headers)))
             except EventError as error:
                 now = utcnow()
                 log.warning(
@@ -93,7 +104,7 @@ class ConsumerLoop:
         self.subscriber.commit(records)
         return len(records)
 
-    def _handle_batch(self, deliveries: list[Delivery], dead: list[OutgoingRecord]) -> bool:
+    def _handle_batch(self, deliveries: list[Received[T]], dead: list[OutgoingRecord]) -> bool:
         try:
             return self._with_transient_retry(lambda: self.handler(deliveries))
         except Exception as error:
@@ -104,7 +115,7 @@ class ConsumerLoop:
 
     def _handle_alone(
         self,
-        delivery: Delivery,
+        delivery: Received[T],
         dead: list[OutgoingRecord],
         first_error: Exception | None = None,
     ) -> bool:

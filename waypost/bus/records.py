@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -35,3 +38,23 @@ class ReceivedRecord:
             if key == name:
                 return value
         return None
+
+
+def headers_to_json(headers: Iterable[tuple[str, bytes]]) -> list[list[Any]]:
+    """Headers as JSON, byte for byte: ``[name, text]`` for UTF-8 values and
+    ``[name, {"base64": ...}]`` for any other bytes."""
+    found: list[list[Any]] = []
+    for name, value in headers:
+        try:
+            found.append([name, value.decode()])
+        except UnicodeDecodeError:
+            found.append([name, {"base64": base64.b64encode(value).decode()}])
+    return found
+
+
+def headers_from_json(items: Sequence[Sequence[Any]]) -> Headers:
+    """The headers ``headers_to_json`` wrote."""
+    return tuple(
+        (str(name), value.encode() if isinstance(value, str) else base64.b64decode(value["base64"]))
+        for name, value in items
+    )

@@ -5,6 +5,7 @@ from waypost.events.envelope import Event, new_id, new_traceparent, utcnow
 from waypost.events.payloads import (
     PAYLOAD_TYPES,
     AgentInfo,
+    DeadLetterRef,
     DecisionRecorded,
     ErrorInfo,
     GoalSubmitted,
@@ -24,6 +25,7 @@ __all__ = [
     "PAYLOAD_TYPES",
     "AgentInfo",
     "Codec",
+    "DeadLetterRef",
     "DecisionRecorded",
     "EncodedEvent",
     "ErrorInfo",

@@ -152,6 +152,17 @@ class WorkflowCompleted(Payload):
     duration_ms: float | None = None
 
 
+class DeadLetterRef(BaseModel):
+    """A dead letter whose replay resumes a failed workflow: the task's last dispatch, on
+    ``topic`` as event ``event_id``."""
+
+    model_config = ConfigDict(frozen=True)
+    topic: str
+    event_id: str
+    task_id: str
+    attempt: int
+
+
 class WorkflowFailed(Payload):
     """A workflow stopped without completing."""
 
@@ -161,6 +172,7 @@ class WorkflowFailed(Payload):
     reason: str
     step: str | None = None
     error: ErrorInfo | None = None
+    dead_letter: DeadLetterRef | None = None
 
 
 PAYLOAD_TYPES: dict[str, type[Payload]] = {

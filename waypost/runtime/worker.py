@@ -4,6 +4,10 @@ Each task becomes exactly one result event (``task.completed`` or ``task.failed`
 the results topic. A batch's results are published and acknowledged before the consumer
 loop commits the batch's offsets, so a worker that dies mid-batch has its tasks
 delivered again rather than lost; the orchestrator applies a repeated result once.
+
+A task whose deadline passed gets no result (the orchestrator has dispatched it again),
+unless it carries ``waypost-replay-of``: a dead letter an analyst replayed on purpose,
+whose workflow waits for exactly that attempt.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 import pydantic
 
 from waypost.bus.base import Publisher
+from waypost.bus.deadletter import REPLAY_OF_HEADER
 from waypost.bus.loop import Delivery
 from waypost.bus.records import OutgoingRecord
 from waypost.errors import InvalidEvent, NonRetryableError, PublishError, UnexpectedEvent
@@ -124,15 +129,26 @@ class AgentWorker:
         task = delivery.event.payload
         assert isinstance(task, TaskDispatched)
         deadline = datetime.fromisoformat(task.deadline)
+        replay_of = delivery.record.header(REPLAY_OF_HEADER)
         if deadline < self.clock():
+            if replay_of is None:
+                log.info(
+                    "dropping %s attempt %d of workflow %s: its deadline passed; the "
+                    "orchestrator has re-dispatched it",
+                    task.step,
+                    task.attempt,
+                    task.workflow_id,
+                )
+                return None
+            # A dead letter replayed on purpose: its workflow waits for this very attempt.
             log.info(
-                "dropping %s attempt %d of workflow %s: its deadline passed; the orchestrator "
-                "has re-dispatched it",
+                "running %s attempt %d of workflow %s past its deadline: it is a replay of "
+                "dead letter %s",
                 task.step,
                 task.attempt,
                 task.workflow_id,
+                replay_of.decode(errors="replace"),
             )
-            return None
         context = AgentContext(
             task=TaskInfo(
                 workflow_id=task.workflow_id,

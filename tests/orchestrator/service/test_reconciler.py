@@ -184,11 +184,23 @@ def test_after_its_retries_the_workflow_fails_with_a_reason(harness: Harness) ->
     state = harness.state("goal-1")
     assert state.status is WorkflowStatus.FAILED
     assert state.failed_step == "echo"
-    assert state.reason == (
-        "step 'echo' failed after 3 attempt(s): LeaseExpired: no result within 60 s of dispatch"
+    assert state.reason is not None
+    assert state.reason.startswith(
+        "step 'echo' failed after 3 attempt(s): LeaseExpired: no result within 60 s of dispatch; "
+        f"dead-lettered to {harness.topics.tasks('echo')}.dlq as event "
     )
     assert [a.outcome for a in state.tasks["echo"].attempts] == ["lease_expired"] * 3
     assert [d.attempt for d in harness.dispatched()] == [1, 2, 3]
+    # The last dispatch, exactly as published, went to the task topic's dead-letter topic.
+    last = harness.bus.broker.records(harness.topics.tasks("echo"))[-1]
+    (dead,) = harness.bus.broker.records(harness.topics.tasks("echo") + ".dlq")
+    assert (dead.key, dead.value, dead.headers[: len(last.headers)]) == (
+        last.key,
+        last.value,
+        last.headers,
+    )
+    assert state.dead_letter is not None
+    assert state.dead_letter.event_id == (last.header("ce_id") or b"").decode()
     (failed,) = [
         p for p in harness.payloads(harness.topics.workflow_events) if isinstance(p, WorkflowFailed)
     ]

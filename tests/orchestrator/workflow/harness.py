@@ -10,7 +10,7 @@ from typing import Any
 
 from orchestrator.playbooks.loader import load_text
 from orchestrator.playbooks.model import Playbook
-from orchestrator.workflow.machine import Environment, decide
+from orchestrator.workflow.machine import Environment, decide, dispatch_id
 from orchestrator.workflow.messages import (
     Decision,
     DispatchTask,
@@ -21,6 +21,7 @@ from orchestrator.workflow.messages import (
 )
 from orchestrator.workflow.retry import RetryPolicy
 from orchestrator.workflow.state import (
+    DeadLetter,
     TaskError,
     TaskState,
     TaskStatus,
@@ -183,3 +184,22 @@ def statuses(run: Run) -> dict[str, TaskStatus]:
 def ticket_run() -> Run:
     """A fresh, unplanned run of the fan-out/fan-in ticket playbook."""
     return Run(load_playbook(TICKET), {"subject": "Refund please"})
+
+
+def dead_letter_of(run: Run, step: str) -> DeadLetter:
+    """The dead letter of a step's current attempt (in the default ``waypost`` namespace)."""
+    task = run.task(step)
+    return DeadLetter(
+        f"waypost.tasks.{task.capability}.dlq",
+        dispatch_id(task.id, task.attempt),
+        task.id,
+        task.attempt,
+    )
+
+
+def dead_lettered(reason: str, letter: DeadLetter) -> str:
+    """A failure reason followed by the dead letter to replay to resume the workflow."""
+    return (
+        f"{reason}; dead-lettered to {letter.topic} as event {letter.event_id}: "
+        "fix and replay it to resume"
+    )

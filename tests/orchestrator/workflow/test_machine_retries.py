@@ -7,6 +7,7 @@ from datetime import timedelta
 from orchestrator.workflow.machine import due_timers
 from orchestrator.workflow.messages import (
     AnnounceWorkflowFailed,
+    DeadLetterTask,
     DispatchTask,
     LeaseExpired,
     RetryDue,
@@ -24,6 +25,8 @@ from tests.orchestrator.workflow.harness import (
     T0,
     TICKET,
     Run,
+    dead_letter_of,
+    dead_lettered,
     load_playbook,
     statuses,
     ticket_run,
@@ -202,12 +205,18 @@ def test_exhausted_attempts_fail_the_workflow_and_cancel_the_rest() -> None:
 
     decision = run.fail("triage", message="still broken")
 
-    reason = "step 'triage' failed after 3 attempt(s): RuntimeError: still broken"
+    letter = dead_letter_of(run, "triage")
+    reason = dead_lettered(
+        "step 'triage' failed after 3 attempt(s): RuntimeError: still broken", letter
+    )
     error = TaskError("RuntimeError", "still broken", True)
     assert run.state.status is WorkflowStatus.FAILED
     assert (run.state.reason, run.state.failed_step, run.state.error) == (reason, "triage", error)
+    assert run.state.dead_letter == letter
     assert run.state.finished_at == run.now
-    assert decision.commands == (AnnounceWorkflowFailed(reason, "triage", error),)
+    dead, announce = decision.commands
+    assert isinstance(dead, DeadLetterTask)
+    assert announce == AnnounceWorkflowFailed(reason, "triage", error, letter)
     assert statuses(run) == {
         "triage": TaskStatus.FAILED,
         "knowledge": TaskStatus.CANCELLED,
@@ -249,13 +258,18 @@ def test_a_non_retryable_failure_fails_at_once() -> None:
 
     decision = run.fail("knowledge", retryable=False, message="bad input")
 
-    reason = "step 'knowledge' failed and cannot be retried: RuntimeError: bad input"
+    letter = dead_letter_of(run, "knowledge")
+    reason = dead_lettered(
+        "step 'knowledge' failed and cannot be retried: RuntimeError: bad input", letter
+    )
     assert run.state.status is WorkflowStatus.FAILED
     assert run.state.reason == reason
     assert run.task("knowledge").attempt == 1
     assert run.task("knowledge").status is TaskStatus.FAILED
-    assert decision.commands == (
-        AnnounceWorkflowFailed(reason, "knowledge", TaskError("RuntimeError", "bad input", False)),
+    assert decision.commands[1:] == (
+        AnnounceWorkflowFailed(
+            reason, "knowledge", TaskError("RuntimeError", "bad input", False), letter
+        ),
     )
 
 
@@ -266,7 +280,9 @@ def test_a_step_without_retries_fails_on_its_first_retryable_failure() -> None:
 
     run.fail("only")
 
-    assert run.state.reason == "step 'only' failed after 1 attempt(s): RuntimeError: boom"
+    assert run.state.reason == dead_lettered(
+        "step 'only' failed after 1 attempt(s): RuntimeError: boom", dead_letter_of(run, "only")
+    )
 
 
 def test_a_lease_is_not_expired_before_its_time() -> None:
@@ -331,8 +347,9 @@ def test_expired_leases_on_the_last_attempt_fail_the_workflow() -> None:
 
     run.apply(LeaseExpired(run.task("only").id, 2))
 
-    assert run.state.reason == (
-        "step 'only' failed after 2 attempt(s): LeaseExpired: no result within 10 s of dispatch"
+    assert run.state.reason == dead_lettered(
+        "step 'only' failed after 2 attempt(s): LeaseExpired: no result within 10 s of dispatch",
+        dead_letter_of(run, "only"),
     )
 
 

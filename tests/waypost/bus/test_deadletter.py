@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
 
-from waypost.bus.deadletter import Failure, dead_letter, stack_digest
-from waypost.bus.records import ReceivedRecord
+from waypost.bus.deadletter import (
+    Exhaustion,
+    Failure,
+    dead_letter,
+    exhausted,
+    message_digest,
+    stack_digest,
+)
+from waypost.bus.records import OutgoingRecord, ReceivedRecord
+from waypost.errors import InvalidEvent, UndecodableEvent, UnexpectedEvent
 
 RECORD = ReceivedRecord(
     topic="ns.results",
@@ -50,6 +59,7 @@ def test_a_dead_letter_says_where_the_record_came_from_and_why_it_failed() -> No
     letter = dead_letter(RECORD, Failure(error, 3, FIRST, LAST), group="ns.orchestrator")
 
     assert _dlq_headers(letter.headers) == {
+        "reason": "handler-error",
         "source-topic": "ns.results",
         "source-partition": "3",
         "source-offset": "41",
@@ -62,6 +72,66 @@ def test_a_dead_letter_says_where_the_record_came_from_and_why_it_failed() -> No
         "first-failure": "2024-01-02T03:04:05.678Z",
         "last-failure": "2024-01-02T03:04:07.678Z",
     }
+
+
+def test_the_reason_says_whether_the_record_was_unreadable_invalid_or_failed_its_handler() -> None:
+    reasons = {
+        error_type.__name__: _dlq_headers(
+            dead_letter(
+                RECORD, Failure(_raised(error_type("x")), 1, FIRST, LAST), group="g"
+            ).headers
+        )["reason"]
+        for error_type in (UndecodableEvent, InvalidEvent, UnexpectedEvent, RuntimeError)
+    }
+
+    assert reasons == {
+        "UndecodableEvent": "undecodable",
+        "InvalidEvent": "invalid",
+        "UnexpectedEvent": "invalid",
+        "RuntimeError": "handler-error",
+    }
+
+
+DISPATCH = OutgoingRecord(
+    "ns.tasks.echo",
+    b"task-1",
+    b'{"input":{"text":"bad"}}',
+    (("ce_id", b"d-1"), ("ce_type", b"waypost.task.dispatched")),
+)
+
+
+def test_an_exhausted_task_is_dead_lettered_as_its_dispatch_with_the_same_headers() -> None:
+    exhaustion = Exhaustion("NonRetryableError", "bad input", 3, FIRST, LAST)
+
+    letter = exhausted(DISPATCH, exhaustion, group="ns.agents.echo")
+
+    assert (letter.topic, letter.key, letter.value) == (
+        "ns.tasks.echo.dlq",
+        b"task-1",
+        DISPATCH.value,
+    )
+    assert letter.headers[: len(DISPATCH.headers)] == DISPATCH.headers
+    assert _dlq_headers(letter.headers) == {
+        "reason": "exhausted",
+        "source-topic": "ns.tasks.echo",
+        "source-partition": "",
+        "source-offset": "",
+        "source-timestamp": "",
+        "consumer-group": "ns.agents.echo",
+        "error-class": "NonRetryableError",
+        "error-message": "bad input",
+        "stack-digest": message_digest("NonRetryableError", "bad input"),
+        "attempts": "3",
+        "first-failure": "2024-01-02T03:04:05.678Z",
+        "last-failure": "2024-01-02T03:04:07.678Z",
+    }
+
+
+def test_the_digest_of_an_exhausted_task_is_the_sha256_of_its_error_type_and_message() -> None:
+    expected = hashlib.sha256(b"ValueError|no such customer").hexdigest()[:16]
+
+    assert message_digest("ValueError", "no such customer") == expected
+    assert message_digest("ValueError", "other") != expected
 
 
 def test_failure_times_are_written_in_utc() -> None:

@@ -1,0 +1,112 @@
+"""The dead-letter indexer: mirrors every ``<namespace>.*.dlq`` topic into PostgreSQL.
+
+It subscribes by pattern, so dead-letter topics created later (a new capability, a
+replay ``--to`` a new topic) are picked up at the next metadata refresh. Each record is
+stored with its key, value and headers byte for byte and the ``waypost-dlq-*`` headers
+parsed into columns; a record stored before (same bytes) is skipped, so reading a topic
+again after a rebalance or a broker restart stores nothing twice. Offsets are committed
+after the rows are, so a crash re-reads rather than loses.
+
+Its own failures (a record it cannot store after its attempts) are dead-lettered like
+any consumer's, to ``<dead-letter topic>.dlq``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from orchestrator.deadletters.records import index_row
+from orchestrator.service.main import check_schema
+from orchestrator.store import dead_letters
+from waypost.bus.base import Bus
+from waypost.bus.kafka import KafkaBus
+from waypost.bus.loop import ConsumerLoop, Received
+from waypost.bus.records import Headers
+from waypost.db import make_engine
+from waypost.errors import BusError
+from waypost.lifecycle import configure_logging, run_threads, stop_on_signals
+from waypost.settings import IndexerSettings, load
+from waypost.stack import stackfile
+from waypost.topics import DLQ_SUFFIX, Topics
+
+log = logging.getLogger(__name__)
+
+
+class RawRecords:
+    """The indexer takes records as they are: nothing to decode, nothing to refuse."""
+
+    def decode(self, value: bytes | None, headers: Headers) -> None:
+        return None
+
+
+def dead_letter_pattern(topics: Topics) -> str:
+    """The subscription pattern of every dead-letter topic of the installation."""
+    return f"^{re.escape(topics.namespace)}\\..*{re.escape(DLQ_SUFFIX)}$"
+
+
+def group(topics: Topics) -> str:
+    """The indexers' consumer group."""
+    return f"{topics.namespace}.dlq-indexer"
+
+
+@dataclass
+class Indexer:
+    """Stores a batch of dead letters in one transaction."""
+
+    engine: Engine
+    topics: Topics
+    indexed: int = 0
+
+    def handle(self, deliveries: Sequence[Received[None]]) -> None:
+        rows = [index_row(d.record, self.topics) for d in deliveries]
+        with self.engine.begin() as conn:
+            added = dead_letters.index(conn, rows=rows)
+        self.indexed += added
+        if added:
+            log.info("indexed %d dead letter(s) (%d already known)", added, len(rows) - added)
+
+
+def consumer(
+    settings: IndexerSettings, *, bus: Bus, engine: Engine, stop: threading.Event
+) -> ConsumerLoop[None]:
+    """The indexer's consumer loop, ready to run."""
+    topics = Topics(settings.namespace)
+    indexer = Indexer(engine, topics)
+    return ConsumerLoop(
+        subscriber=bus.subscriber(group(topics), [dead_letter_pattern(topics)], "dlq-indexer"),
+        dead_letters=bus.publisher("dlq-indexer-dlq"),
+        handler=indexer.handle,
+        group=group(topics),
+        codec=RawRecords(),
+        stop=stop,
+        batch_size=settings.dlq_index_batch_size,
+        transient=(OperationalError, BusError),
+    )
+
+
+def main(settings: IndexerSettings | None = None) -> int:
+    """Run the indexer until SIGTERM/SIGINT."""
+    settings = settings or load(IndexerSettings)
+    configure_logging(settings.log_level, name="indexer")
+    endpoints = stackfile.resolve(settings, need=("kafka_bootstrap", "database_url"))
+    engine = make_engine(
+        endpoints.database_url, schema=settings.database_schema, app="waypost-indexer"
+    )
+    stop = threading.Event()
+    stop_on_signals(stop)
+    try:
+        check_schema(engine, settings.database_schema)
+        loop = consumer(
+            settings, bus=KafkaBus(endpoints.kafka_bootstrap, settings), engine=engine, stop=stop
+        )
+        log.info("dead-letter indexer ready: %s", dead_letter_pattern(Topics(settings.namespace)))
+        return run_threads({"indexer": loop.run}, stop)
+    finally:
+        engine.dispose()
