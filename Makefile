@@ -38,6 +38,7 @@ test: lint
 bench: install
 	$(BIN)/python -m bench.e2e_throughput
 	$(BIN)/python -m bench.console
+	$(BIN)/python -m bench.dlq_replay
 
 docs: install
 	$(BIN)/python -m waypost.docgen > docs/configuration.md

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from orchestrator.deadletters.replay import Replayer
 from orchestrator.playbooks.registry import PlaybookRegistry
 from orchestrator.reviews import Reviews
 from orchestrator.service.outgoing import Outgoing
 from orchestrator.service.publishing import OutboxPublisher
 from orchestrator.service.versions import PlaybookVersions
 from review_ui import console, problems
-from review_ui.api import escalations, goals, health, workflows
+from review_ui.api import deadletters, escalations, goals, health, workflows
 from review_ui.deps import AppState
+from review_ui.replays import ReplayRunner
 from review_ui.security import SecurityHeaders
 from waypost.bus.base import Admin, Publisher
-from waypost.events import default_codec
+from waypost.events import default_codec, utcnow
 from waypost.settings import HttpSettings
 from waypost.topics import Topics
 
@@ -31,31 +36,52 @@ def create_app(
     """The HTTP app on the given engine and broker clients.
 
     With a ``publisher``, accepted goals are sent to the broker at once; without one
-    they wait for the orchestrator's outbox relay.
+    they wait for the orchestrator's outbox relay (so do replayed dead letters).
     """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.replays.resume_unfinished()
+        yield
+        state.replays.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Waypost",
         version="0.1.0",
         description="Submit goals, follow the workflows they become, and review "
-        "escalations. Authenticate with `Authorization: Bearer <token>` "
-        "(`waypost token create --role ROLE`).",
+        "escalations, search and replay dead letters. Authenticate with "
+        "`Authorization: Bearer <token>` (`waypost token create --role ROLE`).",
         openapi_url="/api/v1/openapi.json",
         docs_url=None,
         redoc_url=None,
     )
     outgoing = Outgoing(Topics(settings.namespace), default_codec(), source="waypost/http")
-    app.state.waypost = AppState(
+    outbox = OutboxPublisher(engine, publisher) if publisher is not None else None
+    replayer = Replayer(
+        engine=engine,
+        codec=default_codec(),
+        namespace=settings.namespace,
+        admin=admin,
+        publisher=outbox,
+        clock=utcnow,
+        max_replays=settings.dlq_max_replays,
+        default_partitions=settings.topic_partitions,
+    )
+    state = AppState(
         settings=settings,
         engine=engine,
         playbooks=playbooks,
         outgoing=outgoing,
         admin=admin,
-        publisher=OutboxPublisher(engine, publisher) if publisher is not None else None,
+        publisher=outbox,
         reviews=Reviews(PlaybookVersions(playbooks), outgoing),
+        replays=ReplayRunner(replayer),
     )
+    app.state.waypost = state
     problems.install(app)
     app.add_middleware(SecurityHeaders)
-    for router in (goals.router, workflows.router, escalations.router):
+    for router in (goals.router, workflows.router, escalations.router, deadletters.router):
         app.include_router(router, prefix="/api/v1")
     app.include_router(health.router)
     console.install(app)

@@ -13,6 +13,7 @@ from orchestrator.playbooks.registry import PlaybookRegistry
 from orchestrator.reviews import Reviews
 from orchestrator.service.outgoing import Outgoing
 from orchestrator.service.publishing import OutboxPublisher
+from review_ui.replays import ReplayRunner
 from waypost.bus.base import Admin
 from waypost.settings import HttpSettings
 
@@ -28,6 +29,7 @@ class AppState:
     admin: Admin
     publisher: OutboxPublisher | None
     reviews: Reviews
+    replays: ReplayRunner
 
 
 def _state(request: Request) -> AppState:

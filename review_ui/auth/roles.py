@@ -1,7 +1,8 @@
 """Roles and what each may do: the one place permissions are written down.
 
 reviewer  reads workflows and escalations; claims, comments on and decides them
-analyst   reads workflows and escalations (dead letters arrive in a later release)
+analyst   reads workflows and escalations; searches, replays, resolves and discards
+          dead letters
 admin     everything: also assigns escalations, submits goals, manages users
 """
 
@@ -23,3 +24,4 @@ DECIDE = frozenset({Role.REVIEWER, Role.ADMIN})
 ASSIGN = frozenset({Role.ADMIN})
 SUBMIT_GOALS = frozenset({Role.ADMIN})
 MANAGE_USERS = frozenset({Role.ADMIN})
+DEAD_LETTERS = frozenset({Role.ANALYST, Role.ADMIN})

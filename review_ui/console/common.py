@@ -10,7 +10,7 @@ from fastapi import Depends
 from fastapi.responses import RedirectResponse
 
 from review_ui.auth.principal import Principal, page_roles
-from review_ui.auth.roles import ASSIGN, DECIDE, MANAGE_USERS, READ, Role
+from review_ui.auth.roles import ASSIGN, DEAD_LETTERS, DECIDE, MANAGE_USERS, READ, Role
 
 Reader = Annotated[Principal, Depends(page_roles(READ))]
 Decider = Annotated[Principal, Depends(page_roles(DECIDE))]
@@ -35,6 +35,7 @@ def frame(principal: Principal | None, **extra: Any) -> dict[str, Any]:
         "may_assign": principal is not None and principal.may(ASSIGN),
         "is_admin": principal is not None and principal.role is Role.ADMIN,
         "may_manage_users": principal is not None and principal.may(MANAGE_USERS),
+        "may_dead_letters": principal is not None and principal.may(DEAD_LETTERS),
         **extra,
     }
 

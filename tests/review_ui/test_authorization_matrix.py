@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -29,13 +30,18 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from httpx import Response
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from starlette.routing import Mount
 
+from orchestrator.deadletters.records import index_row
+from orchestrator.deadletters.replay import Replayer, ReplayOrder
 from orchestrator.playbooks.registry import PlaybookRegistry
 from orchestrator.service.applier import Applier
 from orchestrator.service.outgoing import Outgoing
+from orchestrator.store import dead_letters as dead_letter_rows
 from orchestrator.store import escalations as escalation_rows
+from orchestrator.store.dead_letters import DeadLetterFilter
+from orchestrator.store.tables import dead_letters
 from review_ui.app import create_app
 from review_ui.auth import store as auth_store
 from review_ui.auth.principal import CSRF_HEADER, SESSION_COOKIE
@@ -49,8 +55,10 @@ from tests.review_ui.console.conftest import (
     csrf_token,
     log_in,
 )
+from waypost.bus.deadletter import Failure, dead_letter
 from waypost.bus.memory import MemoryBus
-from waypost.events import default_codec
+from waypost.bus.records import ReceivedRecord
+from waypost.events import default_codec, utcnow
 from waypost.settings import HttpSettings
 from waypost.topics import Topics
 
@@ -100,6 +108,23 @@ EXPECTED: dict[tuple[str, str], tuple[Expect, Expect, Expect, Expect]] = {
     ("GET", "/admin/users"): (LOGIN, 403, 403, OK),
     ("POST", "/admin/users"): (LOGIN, 403, 403, OK),
     ("POST", "/admin/users/disable"): (LOGIN, 403, 403, OK),
+    # dead letters: analysts and admins
+    ("GET", "/api/v1/dlq"): (401, 403, OK, OK),
+    ("GET", "/api/v1/dlq/stats"): (401, 403, OK, OK),
+    ("GET", "/api/v1/dlq/replays"): (401, 403, OK, OK),
+    ("GET", "/api/v1/dlq/replays/{request_id}"): (401, 403, OK, OK),
+    ("GET", "/api/v1/dlq/{dead_letter_id}"): (401, 403, OK, OK),
+    ("POST", "/api/v1/dlq/replays"): (401, 403, OK, OK),
+    ("POST", "/api/v1/dlq/resolve"): (401, 403, OK, OK),
+    ("POST", "/api/v1/dlq/discard"): (401, 403, OK, OK),
+    ("GET", "/dlq"): (LOGIN, 403, OK, OK),
+    ("GET", "/dlq/replays"): (LOGIN, 403, OK, OK),
+    ("GET", "/dlq/replays/{request_id}"): (LOGIN, 403, OK, OK),
+    ("GET", "/dlq/{dead_letter_id}"): (LOGIN, 403, OK, OK),
+    ("POST", "/dlq/replay"): (LOGIN, 403, OK, OK),
+    ("POST", "/dlq/close"): (LOGIN, 403, OK, OK),
+    ("POST", "/dlq/{dead_letter_id}/replay"): (LOGIN, 403, OK, OK),
+    ("POST", "/dlq/{dead_letter_id}/close"): (LOGIN, 403, OK, OK),
 }
 
 ADD_IT = "add it to EXPECTED with the roles that may use it"
@@ -179,12 +204,14 @@ class Caller:
 @dataclass
 class World:
     """The rows the requests point at: a workflow with an escalation to read, and fresh
-    escalations for every call that changes one (so each allowed call can succeed)."""
+    escalations for every call that changes one (so each allowed call can succeed); the
+    same for dead letters, and a replay request to read."""
 
     engine: Engine
     escalations: Escalations
     read_escalation: str
     counter: Iterator[int] = field(default_factory=itertools.count)
+    namespace: str = "waypost"
 
     @property
     def workflow_id(self) -> str:
@@ -211,6 +238,42 @@ class World:
         with self.engine.begin() as conn:
             auth_store.add_user(conn, name=name, password=PASSWORD, role=Role.REVIEWER)
         return name
+
+    def dead_letter(self) -> int:
+        """A new pending dead letter (of a record on the goals topic): its id."""
+        topics = Topics(self.namespace)
+        n, now = next(self.counter), utcnow()
+        source = ReceivedRecord(topics.goals, 0, n, b"key", b'{"n": %d}' % n)
+        failed = dead_letter(source, Failure(ValueError("no"), 1, now, now), group="g")
+        row = index_row(
+            ReceivedRecord(failed.topic, 0, n, failed.key, failed.value, failed.headers), topics
+        )
+        with self.engine.begin() as conn:
+            dead_letter_rows.index(conn, rows=[row])
+            found = conn.execute(
+                select(dead_letters.c.id).where(dead_letters.c.fingerprint == row["fingerprint"])
+            ).scalar_one()
+        return int(found)
+
+    @cached_property
+    def read_dead_letter(self) -> int:
+        """The dead letter the GET routes read."""
+        return self.dead_letter()
+
+    @cached_property
+    def replay_request(self) -> str:
+        """A replay request to read (made, never run)."""
+        replayer = Replayer(
+            engine=self.engine,
+            codec=default_codec(),
+            namespace=self.namespace,
+            admin=MemoryBus().admin(),
+            publisher=None,
+            clock=utcnow,
+        )
+        filters = DeadLetterFilter(status=None, ids=(self.read_dead_letter,))
+        state, _ = replayer.submit(ReplayOrder("matrix-replay", "ann", filters, rate=None))
+        return state.id
 
 
 @dataclass(frozen=True)
@@ -268,7 +331,32 @@ def _login(world: World, caller: Caller) -> Call:
 
 
 def _read(world: World, caller: Caller) -> Call:
-    return Call({"escalation_id": world.read_escalation, "workflow_id": world.workflow_id})
+    return Call(
+        {
+            "escalation_id": world.read_escalation,
+            "workflow_id": world.workflow_id,
+            "dead_letter_id": str(world.read_dead_letter),
+            "request_id": world.replay_request,
+        }
+    )
+
+
+def _dlq_api(body: dict[str, Any]) -> Callable[[World, Caller], Call]:
+    """A dead-letter API call on a fresh dead letter."""
+    return lambda world, caller: Call(json={"ids": [world.dead_letter()], **body})
+
+
+def _dlq_form(one: bool, **form: str) -> Callable[[World, Caller], Call]:
+    """A workbench form on a fresh dead letter (in the path, or ticked in the list)."""
+
+    def call(world: World, caller: Caller) -> Call:
+        fresh = world.dead_letter()
+        data: dict[str, Any] = {"request_id": world.name("matrix-form-"), **form}
+        if one:
+            return Call({"dead_letter_id": str(fresh)}, data=data)
+        return Call(data={**data, "selected": [str(fresh)]})
+
+    return call
 
 
 # How to call a route so that an allowed caller succeeds. A route without a recipe is
@@ -294,6 +382,13 @@ RECIPES: dict[tuple[str, str], Callable[[World, Caller], Call]] = {
         data={"name": world.name("newcomer"), "role": "reviewer", "password": PASSWORD}
     ),
     ("POST", "/admin/users/disable"): lambda world, caller: Call(data={"name": world.victim()}),
+    ("POST", "/api/v1/dlq/replays"): _dlq_api({"dry_run": True}),
+    ("POST", "/api/v1/dlq/resolve"): _dlq_api({"reason": "fixed by hand"}),
+    ("POST", "/api/v1/dlq/discard"): _dlq_api({"reason": "junk"}),
+    ("POST", "/dlq/replay"): _dlq_form(False, op="dry_run"),
+    ("POST", "/dlq/close"): _dlq_form(False, op="resolve", reason="fixed by hand"),
+    ("POST", "/dlq/{dead_letter_id}/replay"): _dlq_form(True, op="dry_run"),
+    ("POST", "/dlq/{dead_letter_id}/close"): _dlq_form(True, op="discard", reason="junk"),
 }
 
 
@@ -356,7 +451,7 @@ def world(engine: Engine, playbooks: PlaybookRegistry, namespace: str) -> World:
         random=lambda: 0.5,
     )
     escalations = Escalations(engine, applier)
-    return World(engine, escalations, escalations.open("Read me"))
+    return World(engine, escalations, escalations.open("Read me"), namespace=namespace)
 
 
 @pytest.fixture

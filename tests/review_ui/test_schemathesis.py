@@ -43,6 +43,14 @@ OPERATIONS = {
     "POST /api/v1/goals",
     "GET /api/v1/workflows",
     "GET /api/v1/workflows/{workflow_id}",
+    "GET /api/v1/dlq",
+    "GET /api/v1/dlq/stats",
+    "GET /api/v1/dlq/replays",
+    "GET /api/v1/dlq/replays/{request_id}",
+    "GET /api/v1/dlq/{dead_letter_id}",
+    "POST /api/v1/dlq/replays",
+    "POST /api/v1/dlq/resolve",
+    "POST /api/v1/dlq/discard",
 }
 
 

@@ -53,6 +53,10 @@ class Client:
         page: dict[str, Any] = self._request("GET", "/api/v1/workflows", params=params)
         return page
 
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Any API request; returns the JSON answer or raises ApiError saying why not."""
+        return self._request(method, path, **kwargs)
+
     def ready(self) -> bool:
         """True when the app answers /readyz with 200."""
         try:

@@ -58,7 +58,8 @@ def main() -> None:
 def up(
     demo: bool, port: int | None, agent_modules: tuple[str, ...], playbook_dirs: tuple[Path, ...]
 ) -> None:
-    """Start broker, PostgreSQL, orchestrator, agents and HTTP app; Ctrl-C stops all.
+    """Start broker, PostgreSQL, orchestrator, agents, dead-letter indexer and HTTP app;
+    Ctrl-C stops all.
 
     Embedded services start for whatever is not configured: set
     WAYPOST_KAFKA_BOOTSTRAP or WAYPOST_DATABASE_URL to use existing ones.
@@ -120,7 +121,7 @@ def topics(as_json: bool) -> None:
         click.echo(f"{name:60} {partitions:3d} partitions  {kind}")
 
 
-from waypost.cli import goals, playbooks, services, users, workflows  # noqa: E402
+from waypost.cli import dlq, goals, playbooks, services, users, workflows  # noqa: E402
 
 main.add_command(goals.goal)
 main.add_command(users.user)
@@ -129,4 +130,6 @@ main.add_command(playbooks.playbooks)
 main.add_command(workflows.workflow)
 main.add_command(services.agent)
 main.add_command(services.orchestrator)
+main.add_command(services.indexer)
+main.add_command(dlq.dlq)
 main.add_command(services.serve)

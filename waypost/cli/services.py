@@ -1,4 +1,5 @@
-"""The long-running services: `waypost orchestrator run`, `waypost agent run`, `waypost serve`."""
+"""The long-running services: `waypost orchestrator run`, `waypost agent run`,
+`waypost indexer run`, `waypost serve`."""
 
 from __future__ import annotations
 
@@ -44,6 +45,20 @@ def agent_run(modules: tuple[str, ...]) -> None:
 
     import_from_current_directory()
     sys.exit(main(modules))
+
+
+@click.group()
+def indexer() -> None:
+    """The dead-letter indexer."""
+
+
+@indexer.command(name="run")
+def indexer_run() -> None:
+    """Mirror every dead-letter topic (<namespace>.*.dlq) into PostgreSQL, where
+    `waypost dlq` and the console search and replay them. Run one or more."""
+    from orchestrator.deadletters.indexer import main
+
+    sys.exit(main())
 
 
 @click.command()

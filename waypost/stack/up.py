@@ -161,6 +161,7 @@ def run(settings: StackSettings, options: UpOptions) -> int:
         for name, args in [
             ("orchestrator", ["orchestrator", "run"]),
             *[(f"agents:{m}", ["agent", "run", m]) for m in agent_modules],
+            ("indexer", ["indexer", "run"]),
             ("http", ["serve"]),
         ]:
             with console.step(f"starting {name}") as out:
