@@ -269,8 +269,8 @@ class Replayer:
     def submit(self, order: ReplayOrder) -> tuple[RequestState, bool]:
         """Record the request and freeze its selection; returns its state and whether it
         is new (False: the same request was made before, nothing is added)."""
-        if order.rate is not None and order.rate <= 0:
-            raise ReplayError("the rate must be a positive number of messages per second")
+        if order.rate is not None and order.rate < 1:
+            raise ReplayError("the rate must be at least 1 message per second (or unlimited)")
         with self.engine.begin() as conn:
             created = conn.execute(
                 insert(replay_requests)
@@ -332,9 +332,12 @@ class Replayer:
         try:
             self._check_topics(request_id, order)
             while not self.stop.is_set():
-                if bucket is not None and not bucket.wait_for(chunk, self.stop):
+                size = min(chunk, self._pending(request_id))
+                if size == 0:
                     break
-                sent = self._run_chunk(order, chunk)
+                if bucket is not None and not bucket.wait_for(size, self.stop):
+                    break
+                sent = self._run_chunk(order, size)
                 if sent is None:
                     break
                 if self.publisher is not None and sent:
@@ -387,6 +390,15 @@ class Replayer:
             row_ids = outbox.enqueue(conn, records=records)
             _record_outcomes(conn, order.request_id, decided, now)
         return list(zip(row_ids, records, strict=True))
+
+    def _pending(self, request_id: str) -> int:
+        with self.engine.connect() as conn:
+            query = (
+                select(func.count())
+                .select_from(replay_items)
+                .where(replay_items.c.request_id == request_id, replay_items.c.outcome == "pending")
+            )
+            return int(conn.execute(query).scalar_one())
 
     def _check_topics(self, request_id: str, order: ReplayOrder) -> None:
         """Every topic the request sends to exists; the installation's own are created
