@@ -86,6 +86,14 @@ class CommonSettings(BaseSettings):
     consume_batch_size: int = Field(
         500, ge=1, le=10000, description="Most messages a consumer handles at once."
     )
+    consumer_max_attempts: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="Times a consumer tries a record its handler fails on (errors such as "
+        "a database outage excepted: those are retried until they clear) before "
+        "dead-lettering it.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of every process."
     )

@@ -87,6 +87,7 @@ def consumer(
         codec=RawRecords(),
         stop=stop,
         batch_size=settings.dlq_index_batch_size,
+        max_local_attempts=settings.consumer_max_attempts,
         transient=(OperationalError, BusError),
     )
 

@@ -80,6 +80,7 @@ def workers(
         codec=codec,
         stop=stop,
         batch_size=settings.consume_batch_size,
+        max_local_attempts=settings.consumer_max_attempts,
         transient=(OperationalError, BusError),
         on_idle=intake.idle,
     )

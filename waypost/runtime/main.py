@@ -114,6 +114,7 @@ def workers(
             codec=codec,
             stop=stop,
             batch_size=_batch_size(worker, settings.consume_batch_size),
+            max_local_attempts=settings.consumer_max_attempts,
             transient=(BusError, OperationalError),
         )
         loops[f"agent:{agent.capability}"] = loop.run
