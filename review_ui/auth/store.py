@@ -89,6 +89,11 @@ def add_user(conn: Connection, *, name: str, password: str, role: Role) -> User:
         )
     if find_user(conn, name=name) is not None:
         raise ValueError(f"a user named {name!r} already exists")
+    if _active_token_named(conn, name):
+        raise ValueError(
+            f"an API token is named {name!r}, and a token acts under its name: revoke it "
+            "or pick another user name"
+        )
     row = conn.execute(
         insert(users)
         .values(name=name, password_hash=_hasher.hash(password), role=role.value)
@@ -209,7 +214,13 @@ def end_session(conn: Connection, *, id_hash: str) -> None:
 
 
 def create_token(conn: Connection, *, name: str, role: Role) -> tuple[str, Token]:
-    """A new API token: (its secret, shown once; the token)."""
+    """A new API token: (its secret, shown once; the token). A token acts under its
+    name, so it may not take a console user's (ValueError)."""
+    if find_user(conn, name=name) is not None:
+        raise ValueError(
+            f"a console user is named {name!r}, and a token acts under its name: pick "
+            f"another token name (e.g. {name}-bot)"
+        )
     secret = "wp_" + secrets.token_urlsafe(32)
     row = conn.execute(
         insert(api_tokens)
@@ -217,6 +228,13 @@ def create_token(conn: Connection, *, name: str, role: Role) -> tuple[str, Token
         .returning(*api_tokens.c)
     ).one()
     return secret, _token(row)
+
+
+def _active_token_named(conn: Connection, name: str) -> bool:
+    query = select(api_tokens.c.id).where(
+        api_tokens.c.name == name, api_tokens.c.disabled.is_(False)
+    )
+    return conn.execute(query.limit(1)).first() is not None
 
 
 def find_token(conn: Connection, *, secret: str, now: datetime) -> Token | None:

@@ -300,3 +300,16 @@ def test_the_cli_token_is_kept_private_and_replaced_once_revoked(
     with engine.begin() as conn:
         assert auth_store.find_token(conn, secret=replaced, now=T0) is not None
     assert bootstrap.read_cli_token(tmp_path / "missing") is None
+
+
+def test_a_token_may_not_take_a_users_name_nor_a_user_a_live_tokens(engine: Engine) -> None:
+    """A token acts under its name: sharing one with a user would let it act as them."""
+    with engine.begin() as conn:
+        add(conn, "rita")
+        with pytest.raises(ValueError, match="a console user is named 'rita'"):
+            auth_store.create_token(conn, name="rita", role=Role.ADMIN)
+        _, bot = auth_store.create_token(conn, name="ci-bot", role=Role.REVIEWER)
+        with pytest.raises(ValueError, match="an API token is named 'ci-bot'"):
+            add(conn, "ci-bot")
+        auth_store.disable_token(conn, token_id=bot.id)
+        assert add(conn, "ci-bot").name == "ci-bot"  # a revoked token's name is free

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,15 @@ def _database() -> Iterator[Connection]:
             yield conn
     finally:
         engine.dispose()
+
+
+def _audit(conn: Connection, action: str, **detail: str) -> None:
+    """Record a change made from the command line (the console records its own)."""
+    from orchestrator.store import audit
+    from orchestrator.store.audit import AuditEntry
+
+    actor = f"cli:{getpass.getuser()}"
+    audit.record(conn, entries=[AuditEntry(actor=actor, action=action, detail=detail)])
 
 
 def _password(password_stdin: bool) -> str:
@@ -56,6 +66,7 @@ def user_add(name: str, role: str, password_stdin: bool) -> None:
             store.add_user(conn, name=name, password=password, role=Role(role))
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
+        _audit(conn, "user_added", name=name, role=role)
     click.echo(f"added {name} ({role})")
 
 
@@ -85,6 +96,7 @@ def user_disable(name: str) -> None:
             store.disable_user(conn, name=name)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
+        _audit(conn, "user_disabled", name=name)
     click.echo(f"disabled {name}")
 
 
@@ -101,6 +113,7 @@ def user_passwd(name: str, password_stdin: bool) -> None:
             store.set_password(conn, name=name, password=password)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
+        _audit(conn, "password_changed", name=name)
     click.echo(f"password of {name} changed")
 
 
@@ -118,7 +131,11 @@ def token_create(role: str, name: str) -> None:
     from review_ui.auth.roles import Role
 
     with _database() as conn:
-        secret, created = store.create_token(conn, name=name, role=Role(role))
+        try:
+            secret, created = store.create_token(conn, name=name, role=Role(role))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        _audit(conn, "token_created", name=name, role=role, token_id=str(created.id))
     click.echo(secret)
     click.echo(
         f"token {created.id} ({name}, {role}): keep it safe, it is not shown again", err=True
@@ -149,4 +166,5 @@ def token_revoke(token_id: int) -> None:
             store.disable_token(conn, token_id=token_id)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
+        _audit(conn, "token_revoked", token_id=str(token_id))
     click.echo(f"revoked token {token_id}")

@@ -222,3 +222,33 @@ def test_token_revoke_of_an_unknown_id_fails_instead_of_claiming_success(
     assert "revoked token 999" not in result.stdout
     assert "999" in result.output
     assert waypost("token", "ls").stdout.split()[3] == "active"
+
+
+def test_changes_made_from_the_command_line_are_audited(
+    waypost: Callable[..., Result], engine: Engine
+) -> None:
+    from orchestrator.store import audit
+
+    assert (
+        waypost(
+            "user", "add", "rob", "--role", "reviewer", "--password-stdin", stdin=PASSWORD
+        ).exit_code
+        == 0
+    )
+    assert waypost("user", "passwd", "rob", "--password-stdin", stdin=PASSWORD + "!").exit_code == 0
+    assert waypost("user", "disable", "rob").exit_code == 0
+    created = waypost("token", "create", "--role", "analyst", "--name", "etl")
+    assert created.exit_code == 0
+    refused = waypost("token", "create", "--role", "admin", "--name", "rob")
+
+    assert refused.exit_code == 1
+    assert "a console user is named 'rob'" in refused.output
+    with engine.connect() as conn:
+        entries = list(reversed(audit.recent(conn)))
+    assert [(e.action, dict(e.detail).get("name")) for e in entries] == [
+        ("user_added", "rob"),
+        ("password_changed", "rob"),
+        ("user_disabled", "rob"),
+        ("token_created", "etl"),
+    ]
+    assert all(e.actor.startswith("cli:") for e in entries)
