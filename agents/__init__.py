@@ -1,5 +1,7 @@
-"""Reference agents of the ``support.ticket`` workflow: triage, knowledge and reply.
+"""Reference agents of the built-in workflows, written on the public SDK only.
 
-Each module declares one capability on the public SDK; ``agents.support`` gathers all
-three so that ``waypost agent run agents.support`` hosts them in one worker.
+Each module declares one concept's capabilities; the host modules gather a workflow's
+agents so that one worker serves them: ``agents.support`` (``support.ticket``: triage,
+knowledge, reply), ``agents.billing`` (``billing.anomaly``) and ``agents.onboarding``
+(``employee.onboarding``). ``waypost up`` runs all three.
 """

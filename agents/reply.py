@@ -1,18 +1,25 @@
 """The ``reply`` capability: a draft answer built from the ticket, its triage and articles.
 
 Composition is template-based and deterministic: a greeting, an acknowledgement chosen by
-category and urgency, up to three help articles worth reading, and a closing. ``compose``
-is pure, so every wording decision is tested without the SDK.
+category and urgency, a refund promise when the ticket asks for one and names the amount,
+up to three help articles worth reading, and a closing. ``compose`` is pure, so every
+wording decision is tested without the SDK.
+
+A draft that promises a refund above the policy limit (``REFUND_LIMIT``, or the goal's
+``refund_limit``) asks for a human, whatever its confidence.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from agents.knowledge_base import Article
+from agents.money import Money, find_amounts, format_money
 from waypost import AgentContext, AgentResult, agent
 
 SIGNATURE = "Best regards,\nLumen Home Support"
@@ -22,6 +29,14 @@ RELEVANT_SCORE = 0.25
 """Below this similarity an article is no better than chance with the hashing embedder."""
 GOOD_SCORE = 0.45
 """At or above this similarity the best article is very likely on topic."""
+
+REFUND_LIMIT = Decimal("100.00")
+"""The largest refund a draft may promise without a person's approval, in the account's
+currency (a goal's ``refund_limit`` replaces it). Amounts are not converted: the ticket's
+amount is taken to be in the account's currency."""
+REFUND_CATEGORIES = ("refund_request", "billing")
+"""Only tickets triaged as one of these get a refund promise."""
+_REFUND_CUE = re.compile(r"\b(?:refund(?:s|ed)?|money back|reimburse(?:d|ment)?)\b", re.IGNORECASE)
 
 ACKNOWLEDGEMENTS = {
     "billing": "Thank you for contacting us about your billing. I understand how worrying "
@@ -56,12 +71,27 @@ class ReplyRequest(BaseModel):
     category: str
     urgency: str
     articles: list[Article] = []
+    refund_limit: Money = Field(default=REFUND_LIMIT, ge=0)
 
     @field_validator("articles", mode="before")
     @classmethod
     def _none_is_empty(cls, value: Any) -> Any:
         # A knowledge step that found nothing may hand over null rather than a list.
         return [] if value is None else value
+
+    @field_validator("refund_limit", mode="before")
+    @classmethod
+    def _none_is_default(cls, value: Any) -> Any:
+        return REFUND_LIMIT if value is None else value
+
+
+class RefundPromise(BaseModel):
+    """A refund the draft promises, and the limit it was checked against."""
+
+    amount: Money
+    currency: str
+    limit: Money
+    within_limit: bool
 
 
 class DraftReply(BaseModel):
@@ -70,6 +100,7 @@ class DraftReply(BaseModel):
     subject: str
     body: str
     cited_articles: list[str]
+    refund: RefundPromise | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +110,8 @@ class Composition:
     reply: DraftReply
     confidence: float
     notes: list[str] = field(default_factory=list)
+    escalate: str | None = None
+    """Why a person must read the draft before it is sent, if they must."""
 
 
 def compose(request: ReplyRequest) -> Composition:
@@ -108,9 +141,25 @@ def compose(request: ReplyRequest) -> Composition:
             "the draft promises a personal follow-up"
         )
 
+    refund = refund_promise(request)
+    escalate = None
+    if refund is not None:
+        promised = format_money(refund.amount, refund.currency)
+        limit = format_money(refund.limit, refund.currency)
+        if refund.within_limit:
+            notes.append(f"the draft promises the refund of {promised} asked for (limit {limit})")
+        else:
+            notes.append(f"the draft promises the refund of {promised} asked for: above {limit}")
+            escalate = (
+                f"the draft promises a refund of {promised}, above the policy limit of "
+                f"{limit} for refunds without approval; check the claim before the reply "
+                "is sent"
+            )
+
     paragraphs = [
         _greeting(request.customer),
         f"{acknowledgement} {URGENCY_LINES[urgency]}",
+        *([_refund_paragraph(refund)] if refund is not None else []),
         _suggestions(cited),
         "If this doesn't solve it, just reply to this email and we'll take it from there.",
         SIGNATURE,
@@ -122,8 +171,38 @@ def compose(request: ReplyRequest) -> Composition:
         subject=_reply_subject(request.subject),
         body="\n\n".join(paragraphs),
         cited_articles=[a.id for a in cited],
+        refund=refund,
     )
-    return Composition(reply=reply, confidence=confidence, notes=notes)
+    return Composition(reply=reply, confidence=confidence, notes=notes, escalate=escalate)
+
+
+def refund_promise(request: ReplyRequest) -> RefundPromise | None:
+    """The refund the draft promises: for a billing or refund ticket that asks for its
+    money back and names an amount, the largest amount named (so the limit check errs
+    towards asking a person); otherwise none."""
+    if request.category not in REFUND_CATEGORIES:
+        return None
+    text = f"{request.subject}\n{request.body}"
+    if not _REFUND_CUE.search(text):
+        return None
+    amounts = find_amounts(text)
+    if not amounts:
+        return None
+    largest = max(amounts, key=lambda a: a.value)
+    return RefundPromise(
+        amount=largest.value,
+        currency=largest.currency,
+        limit=request.refund_limit,
+        within_limit=largest.value <= request.refund_limit,
+    )
+
+
+def _refund_paragraph(refund: RefundPromise) -> str:
+    return (
+        f"I've asked our billing team to refund {format_money(refund.amount, refund.currency)} "
+        "to your original payment method; refunds usually show on your statement within 5 "
+        "to 10 business days."
+    )
 
 
 def _confidence(best_cited: float | None, *, known_category: bool) -> float:
@@ -180,4 +259,6 @@ def reply(request: ReplyRequest, ctx: AgentContext) -> AgentResult[DraftReply]:
     composition = compose(request)
     for note in composition.notes:
         ctx.note(note)
-    return AgentResult(composition.reply, confidence=composition.confidence)
+    return AgentResult(
+        composition.reply, confidence=composition.confidence, escalate=composition.escalate
+    )

@@ -1,7 +1,9 @@
 """Data shipped inside the wheel with the reference agents.
 
 ``triage_examples.json`` holds hand-labelled support tickets; ``kb_articles.jsonl`` holds
-the help-centre articles the knowledge agent searches.
+the help-centre articles the knowledge agent searches; ``billing_ledger.json`` the demo
+accounts and charge histories of ``billing.anomaly``; ``onboarding_catalogue.json`` the
+roles and offices of ``employee.onboarding``.
 """
 
 from __future__ import annotations

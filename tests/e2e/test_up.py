@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from tests.waiting import wait_for
-from waypost.stack.demo import SAMPLE_TICKETS
+from waypost.stack.demo import SAMPLE_ACCOUNTS, SAMPLE_HIRES, SAMPLE_TICKETS
 from waypost.stack.process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +99,15 @@ def test_up_demo_runs_the_samples_the_cli_works_and_ctrl_c_leaves_nothing(
         waiting = up.output.count("awaiting_review, attempt")
         triaged = up.output.count("triage [triage] completed")
         assert triaged + up.output.count("triage [triage] awaiting_review") == samples
-        assert waiting >= 2, up.output
+        # The refund above the policy limit waits too, as do the anomalous account's
+        # credit and the new hire's payroll (the welcome after it still pending).
+        assert "refund of 249.00 USD asked for: above 100.00 USD" in up.output
+        assert up.output.count("(billing.anomaly)  ") == len(SAMPLE_ACCOUNTS)
+        assert up.output.count("issue_credit [billing.credit] awaiting_review") == 1
+        assert up.output.count("(employee.onboarding)  ") == len(SAMPLE_HIRES)
+        assert up.output.count("payroll [payroll.setup] awaiting_review") == len(SAMPLE_HIRES)
+        assert up.output.count("welcome [onboarding.welcome] pending") == len(SAMPLE_HIRES)
+        assert waiting >= 4, up.output
         assert f"{waiting} result(s) wait for a reviewer: http://127.0.0.1:{port}/inbox" in (
             up.output
         )

@@ -1,9 +1,10 @@
-"""`waypost up --demo`: submit sample support tickets and print what each step produced."""
+"""`waypost up --demo`: submit sample goals of the three built-in workflows and print
+what each step produced."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import click
 
@@ -14,7 +15,7 @@ SAMPLE_TICKETS = [
     {
         "subject": "Charged twice for my subscription",
         "body": "Hi, my card was charged twice for the May invoice of my Pro plan. "
-        "Please refund the duplicate payment.",
+        "Please refund the duplicate payment of $24.99.",
         "customer": "Dana",
     },
     {
@@ -41,19 +42,57 @@ SAMPLE_TICKETS = [
         "body": "Hello team, just checking in about the thing we discussed last week.",
         "customer": "Lou",
     },
+    # A refund above the policy limit (100.00): the reply agent asks for a human.
+    {
+        "subject": "Refund for my returned thermostat",
+        "body": "I sent the thermostat back two weeks ago and you confirmed the return. "
+        "Please refund the $249.00 I paid.",
+        "customer": "Noor",
+    },
+]
+
+# Accounts of agents/data/billing_ledger.json: acct-1002's last charge is an anomaly (its
+# credit waits for approval); acct-1003's 4 % price rise is not.
+SAMPLE_ACCOUNTS = [{"account_id": "acct-1002"}, {"account_id": "acct-1003"}]
+
+# Payroll set-up always waits for approval.
+SAMPLE_HIRES = [
+    {
+        "name": "Ada Lovelace",
+        "personal_email": "ada@example.org",
+        "role": "software_engineer",
+        "office": "lisbon",
+        "start_date": "2027-01-11",
+        "salary": 84000,
+        "manager": "Grace Hopper",
+    },
+]
+
+SAMPLE_GOALS: list[tuple[str, Mapping[str, object]]] = [
+    *(("support.ticket", ticket) for ticket in SAMPLE_TICKETS),
+    *(("billing.anomaly", account) for account in SAMPLE_ACCOUNTS),
+    *(("employee.onboarding", hire) for hire in SAMPLE_HIRES),
 ]
 
 
 def run_demo(
     http_url: str, token: str, echo: Callable[[str], None], stop_requested: threading.Event
 ) -> None:
-    """Submit the sample tickets; print each workflow once it finished or waits for a
+    """Submit the sample goals; print each workflow once it finished or waits for a
     reviewer; say where the waiting ones can be decided."""
     client = Client(http_url, token=token)
     waiting = 0
     try:
-        echo(click.style(f"Demo: submitting {len(SAMPLE_TICKETS)} support tickets", bold=True))
-        ids = [client.submit_goal("support.ticket", ticket) for ticket in SAMPLE_TICKETS]
+        echo(
+            click.style(
+                f"Demo: submitting {len(SAMPLE_TICKETS)} support tickets, "
+                f"{len(SAMPLE_ACCOUNTS)} billing checks and {len(SAMPLE_HIRES)} new "
+                + ("hire" if len(SAMPLE_HIRES) == 1 else "hires"),
+                bold=True,
+            )
+        )
+        # All at once, so the workflows run side by side; then printed in order.
+        ids = [client.submit_goal(goal_type, goal) for goal_type, goal in SAMPLE_GOALS]
         for workflow_id in ids:
             if stop_requested.is_set():
                 return

@@ -32,7 +32,7 @@ from waypost.stack.process import free_port, port_is_free
 from waypost.stack.supervisor import Supervisor, WaypostProcess, open_log, tail
 from waypost.topics import Topics
 
-BUILTIN_AGENT_MODULES = ("agents.support",)
+BUILTIN_AGENT_MODULES = ("agents.support", "agents.billing", "agents.onboarding")
 
 
 @dataclass
