@@ -25,6 +25,7 @@ from orchestrator.store import audit, outbox
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.audit import AuditEntry
 from orchestrator.store.tables import escalations
+from orchestrator.workflow.review import FALLBACK, FALLBACK_ACTIONS
 from orchestrator.workflow.state import (
     EscalationState,
     EscalationStatus,
@@ -242,6 +243,11 @@ class Reviews:
     ) -> None:
         if request.action not in ACTIONS:
             raise InvalidDecision(f"unknown action {request.action!r}; use one of {ACTIONS}")
+        if escalation.kind == FALLBACK and request.action not in FALLBACK_ACTIONS:
+            raise InvalidDecision(
+                "every attempt of this step failed, so there is no output to approve; "
+                "edit (supply the output), retry or reject"
+            )
         if request.action == "reject" and not (request.reason or "").strip():
             raise InvalidDecision("a rejection needs a reason")
         if request.action != "edit":

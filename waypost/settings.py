@@ -77,6 +77,13 @@ class CommonSettings(BaseSettings):
     kafka_session_timeout_ms: int = Field(
         6000, ge=1000, description="Consumer group session timeout."
     )
+    kafka_max_poll_interval_ms: int = Field(
+        300000,
+        ge=1000,
+        description="Longest a consumer may go without polling before librdkafka takes "
+        "it out of its group (at least the session timeout). Agent workers keep polling "
+        "while their handlers run, so a slow handler does not need a longer one.",
+    )
     kafka_fetch_wait_max_ms: int = Field(
         100,
         ge=10,
@@ -169,6 +176,25 @@ class OrchestratorSettings(PlaybookSettings):
     )
     retry_backoff_max_s: float = Field(60.0, gt=0, description="Longest retry delay.")
 
+    # Circuit breakers per capability (orchestrator/workflow/breaker.py).
+    breaker_failure_threshold: int = Field(
+        5,
+        ge=0,
+        description="A capability's circuit opens after this many failed attempts "
+        "(retryable failures and expired leases) within breaker_window_s; while open, its "
+        "tasks go to their step's fallback or wait. 0 turns circuit breakers off.",
+    )
+    breaker_window_s: float = Field(
+        60.0, gt=0, description="The window in which a circuit's failures are counted."
+    )
+    breaker_open_s: float = Field(
+        30.0,
+        gt=0,
+        description="How long an open circuit refuses new attempts before it lets one "
+        "probe through (half-open); the probe's success closes it, its failure opens it "
+        "again for as long.",
+    )
+
 
 class AgentSettings(CommonSettings):
     """Settings of an agent worker process (`waypost agent run`)."""
@@ -180,6 +206,19 @@ class AgentSettings(CommonSettings):
         1,
         ge=1,
         description="Times a handler is tried in-process before a failure is reported.",
+    )
+    agent_shutdown_grace_s: float = Field(
+        10.0,
+        ge=0,
+        description="On SIGTERM, how long a worker waits for the tasks it is running to "
+        "finish; their results are published and committed, and tasks still running "
+        "then (or not started) are left uncommitted, to be delivered again.",
+    )
+    agent_heartbeat_interval_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often a worker updates its row in the agent registry "
+        "(`waypost agents ls`).",
     )
 
 

@@ -23,6 +23,7 @@ from orchestrator.playbooks.model import (
     Backoff,
     Compare,
     Condition,
+    Fallback,
     Not,
     OnReject,
     Operator,
@@ -82,7 +83,7 @@ def load_document(
             source, [Problem("(file)", "a playbook is a mapping with type and steps")]
         )
     schema_problems = [
-        Problem(_field(error.instance_path), error.message, _line(node, error.instance_path))
+        Problem(_field(error.instance_path), _explain(error), _line(node, error.instance_path))
         for error in _validator().iter_errors(document)
     ]
     if schema_problems:
@@ -92,6 +93,17 @@ def load_document(
     if problems:
         raise PlaybookError(source, problems)
     return playbook
+
+
+def _explain(error: Any) -> str:
+    """The schema's message, or a plainer one where the schema's would puzzle."""
+    path = list(error.instance_path)
+    if path[-1:] == ["fallback"] and not isinstance(error.instance, dict):
+        return (
+            f"{json.dumps(error.instance)} is not a fallback; write it as a mapping: "
+            "fallback: {capability: NAME} (optionally with retries: N)"
+        )
+    return str(error.message)
 
 
 def load_dirs(directories: Iterable[Path]) -> list[Playbook]:
@@ -154,6 +166,8 @@ def _build_step(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Step:
     backoff = {**defaults.get("backoff", {}), **raw.get("backoff", {})}
     review = {**defaults.get("review", {}), **raw.get("review", {})}
     on_reject = raw.get("on_reject", defaults.get("on_reject", "fail"))
+    retries = raw.get("retries", defaults.get("retries", DEFAULT_RETRIES))
+    fallback = raw.get("fallback")
     return Step(
         name=raw["name"],
         capability=raw["capability"],
@@ -161,7 +175,7 @@ def _build_step(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Step:
         input=raw.get("input", {}),
         when=_build_condition(raw["when"]) if "when" in raw else None,
         timeout_s=parse_duration(raw.get("timeout", defaults.get("timeout", DEFAULT_TIMEOUT_S))),
-        retries=raw.get("retries", defaults.get("retries", DEFAULT_RETRIES)),
+        retries=retries,
         backoff=Backoff(
             parse_duration(backoff["initial"]) if "initial" in backoff else None,
             parse_duration(backoff["max"]) if "max" in backoff else None,
@@ -175,6 +189,10 @@ def _build_step(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Step:
         on_reject=OnReject("goto", on_reject["goto"])
         if isinstance(on_reject, dict)
         else OnReject(on_reject),
+        fallback=Fallback(fallback["capability"], fallback.get("retries", retries))
+        if fallback is not None
+        else None,
+        on_failure=raw.get("on_failure", defaults.get("on_failure", "fail")),
         output_schema=raw.get("output_schema"),
         output_checker=_input_checker(raw.get("output_schema"), root="output"),
     )
@@ -252,6 +270,12 @@ def _check_graph(playbook: Playbook, node: yaml.Node | None) -> list[Problem]:
                 ["steps", i, "on_reject", "goto"],
                 f"{target!r} is not {step.name!r} or a step it depends on; a rejection can "
                 "only go back",
+            )
+        if step.fallback is not None and step.fallback.capability == step.capability:
+            problem(
+                ["steps", i, "fallback", "capability"],
+                f"{step.capability!r} is the step's own capability; a fallback must be "
+                "another capability",
             )
         if step.output_schema is not None:
             try:

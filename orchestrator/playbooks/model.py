@@ -81,6 +81,21 @@ class OnReject:
 
 
 @dataclass(frozen=True, slots=True)
+class Fallback:
+    """Where a step's task goes when its own capability cannot do it: its attempts ran
+    out, or that capability's circuit is open. ``retries`` further attempts after the
+    first one on the fallback."""
+
+    capability: str
+    retries: int = 2
+
+    @property
+    def max_attempts(self) -> int:
+        """First attempt on the fallback plus its retries."""
+        return self.retries + 1
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     """One step: a task for ``capability`` once ``depends_on`` finished and ``when`` holds."""
 
@@ -97,6 +112,10 @@ class Step:
     requires_approval: bool = False
     review: ReviewPolicy = field(default_factory=ReviewPolicy)
     on_reject: OnReject = field(default_factory=OnReject)
+    fallback: Fallback | None = None
+    # When every attempt failed (the fallback's too): fail the workflow, dead-lettering
+    # the last dispatch, or ask a person for the output (the human fallback).
+    on_failure: Literal["fail", "escalate"] = "fail"
     output_schema: Mapping[str, Any] | None = None
     output_checker: Callable[[Any], list[tuple[str, str]]] | None = field(
         default=None, compare=False, repr=False
@@ -148,5 +167,10 @@ class Playbook:
 
     @property
     def capabilities(self) -> frozenset[str]:
-        """Every capability the steps use."""
-        return frozenset(step.capability for step in self.steps)
+        """Every capability the steps use, fallbacks included."""
+        return frozenset(
+            capability
+            for step in self.steps
+            for capability in (step.capability, step.fallback and step.fallback.capability)
+            if capability
+        )

@@ -2,7 +2,7 @@
 
 Shared by the intake (results and goals from Kafka), the reconciler (timers, stale
 goals) and goal submission, so every path changes state the same way: in the caller's
-transaction, state and outgoing events together.
+transaction, state, outgoing events and circuit breakers together.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 
 from orchestrator.playbooks.model import Playbook
 from orchestrator.playbooks.registry import PlaybookRegistry
+from orchestrator.service.breakers import Breakers
 from orchestrator.service.outgoing import Outgoing
 from orchestrator.service.publishing import OutboxRows
 from orchestrator.service.versions import PlaybookVersions
@@ -25,6 +26,7 @@ from orchestrator.store import audit, outbox
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.audit import AuditEntry
 from orchestrator.store.workflows import NewWorkflow
+from orchestrator.workflow.breaker import BreakerPolicy, CircuitBook
 from orchestrator.workflow.machine import Environment, decide
 from orchestrator.workflow.messages import GoalAccepted, Input, RecordReviewEvent
 from orchestrator.workflow.retry import RetryPolicy
@@ -54,10 +56,13 @@ class Applier:
     random: Callable[[], float]
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     embedder: Embedder = field(default_factory=HashingEmbedder)
+    breakers: BreakerPolicy = field(default_factory=BreakerPolicy)
     versions: PlaybookVersions = field(init=False)
+    circuits: Breakers = field(init=False)
 
     def __post_init__(self) -> None:
         self.versions = PlaybookVersions(self.playbooks)
+        self.circuits = Breakers(self.breakers)
 
     def apply(
         self,
@@ -73,6 +78,9 @@ class Applier:
         records = []
         entries: list[AuditEntry] = []
         planners: list[Playbook] = []
+        book = self.circuits.book(
+            conn, capabilities=self._capabilities(conn, states, inputs), now=now
+        )
         for workflow_id, event in inputs:
             state = states.get(workflow_id)
             if state is None:
@@ -80,7 +88,7 @@ class Applier:
                 result.notes.append(f"{type(event).__name__} for unknown workflow {workflow_id}")
                 continue
             playbook = self.versions.for_state(conn, state)
-            decision = decide(state, event, self._environment(playbook, now))
+            decision = decide(state, event, self._environment(playbook, now, book))
             if isinstance(event, GoalAccepted) and decision.applied and playbook is not None:
                 planners.append(playbook)
             if not decision.applied:
@@ -104,6 +112,7 @@ class Applier:
             now=now,
             embeddings=self._embeddings(before, states),
         )
+        self.circuits.save(conn, book, now=now)
         audit.record(conn, entries=entries)
         result.outbox = list(zip(outbox.enqueue(conn, records=records), records, strict=True))
         for note in result.notes:
@@ -120,6 +129,10 @@ class Applier:
         and ignores a repeated one.
         """
         planned: dict[str, tuple[WorkflowState, list[OutgoingRecord]]] = {}
+        planners = [p for p in (self.playbooks.get(g.type) for g in goals) if p is not None]
+        book = self.circuits.book(
+            conn, capabilities=[c for p in planners for c in p.capabilities], now=now
+        )
         for goal in goals:
             if goal.id in planned:
                 continue  # the same goal twice in one batch
@@ -133,17 +146,17 @@ class Applier:
                 tracestate=goal.tracestate,
             )
             playbook = self.playbooks.get(goal.type)
-            decision = decide(accepted, GoalAccepted(), self._environment(playbook, now))
+            decision = decide(accepted, GoalAccepted(), self._environment(playbook, now, book))
             planned[goal.id] = (
                 decision.state,
                 self.outgoing.for_commands(decision.state, decision.commands),
             )
-        self.versions.remember(
-            conn, [p for p in (self.playbooks.get(g.type) for g in goals) if p is not None]
-        )
+        self.versions.remember(conn, planners)
         inserted = workflow_rows.insert_planned(
             conn, states=[state for state, _ in planned.values()], now=now
         )
+        # Goals already recorded were planned in vain: what they did to circuits is void.
+        self.circuits.save(conn, book, now=now, workflows=inserted)
         records = [r for wid, (_, rs) in planned.items() if wid in inserted for r in rs]
         result = Applied(applied=len(inserted))
         result.outbox = list(zip(outbox.enqueue(conn, records=records), records, strict=True))
@@ -170,7 +183,29 @@ class Applier:
             for escalation, vector in zip(new, vectors, strict=True)
         }
 
-    def _environment(self, playbook: Playbook | None, now: datetime) -> Environment:
+    def _capabilities(
+        self,
+        conn: Connection,
+        states: Mapping[str, WorkflowState],
+        inputs: Sequence[tuple[str, Input]],
+    ) -> set[str]:
+        """Every capability the inputs' workflows may dispatch to (fallbacks included)."""
+        if not self.breakers.enabled:
+            return set()
+        found: set[str] = set()
+        for workflow_id in {workflow_id for workflow_id, _ in inputs}:
+            state = states.get(workflow_id)
+            if state is None:
+                continue
+            found.update(task.capability for task in state.tasks.values())
+            playbook = self.versions.for_state(conn, state)
+            if playbook is not None:
+                found.update(playbook.capabilities)
+        return found
+
+    def _environment(
+        self, playbook: Playbook | None, now: datetime, circuits: CircuitBook
+    ) -> Environment:
         return Environment(
             playbook=playbook,
             now=now,
@@ -178,6 +213,7 @@ class Applier:
             retry=self.retry,
             known_types=self.playbooks.types(),
             topics=self.outgoing.topics,
+            circuits=circuits,
         )
 
 

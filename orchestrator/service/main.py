@@ -17,6 +17,7 @@ from orchestrator.service.outgoing import Outgoing
 from orchestrator.service.publishing import OutboxPublisher
 from orchestrator.service.reconciler import Reconciler
 from orchestrator.service.relay import Relay
+from orchestrator.workflow.breaker import BreakerPolicy
 from orchestrator.workflow.retry import RetryPolicy
 from waypost import migrate
 from waypost.bus.base import Bus
@@ -65,6 +66,11 @@ def workers(
         outgoing=Outgoing(topics, codec),
         random=random.Random().random,  # noqa: S311 - retry jitter, not secrecy
         retry=RetryPolicy(settings.retry_backoff_initial_s, settings.retry_backoff_max_s),
+        breakers=BreakerPolicy(
+            failure_threshold=settings.breaker_failure_threshold,
+            window_s=settings.breaker_window_s,
+            open_s=settings.breaker_open_s,
+        ),
     )
     publisher = OutboxPublisher(engine, bus.publisher("orchestrator"), defer_removal=True)
     intake = Intake(engine=engine, applier=applier, publisher=publisher, clock=utcnow)

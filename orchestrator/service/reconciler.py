@@ -2,9 +2,9 @@
 
 Each tick, in one transaction: tasks whose lease expired without a result are failed
 and retried (a crashed agent, or a broker that lost the task or its result); retries
-whose backoff passed are dispatched; accepted goals that nobody planned in time (a goal
-event the broker lost) are planned. Every few seconds it also re-creates missing topics
-(a broker restarted empty).
+whose backoff passed are dispatched (tasks waiting for a circuit breaker ask it again);
+accepted goals that nobody planned in time (a goal event the broker lost) are planned.
+Every few seconds it also re-creates missing topics (a broker restarted empty).
 """
 
 from __future__ import annotations

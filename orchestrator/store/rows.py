@@ -69,6 +69,7 @@ def attempt_json(attempt: Attempt) -> dict[str, Any]:
         "finished_at": attempt.finished_at.isoformat() if attempt.finished_at else None,
         "outcome": attempt.outcome,
         "error": attempt.error.as_dict() if attempt.error else None,
+        **({"capability": attempt.capability} if attempt.capability else {}),
     }
 
 
@@ -125,6 +126,7 @@ def task_state(row: Row[Any]) -> TaskState:
                 finished_at=datetime.fromisoformat(a["finished_at"]) if a["finished_at"] else None,
                 outcome=a["outcome"],
                 error=error_of(a["error"]),
+                capability=a.get("capability"),
             )
             for a in row.attempts
         ),

@@ -21,7 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 
 metadata = MetaData()
 
@@ -289,4 +289,31 @@ replay_items = Table(
         "request_id",
         postgresql_where=text("outcome = 'pending'"),
     ),
+)
+
+circuit_breakers = Table(
+    "circuit_breakers",
+    metadata,
+    Column("capability", Text, primary_key=True),
+    Column("state", Text, nullable=False, comment="closed | open | half_open"),
+    Column(
+        "failures",
+        Integer,
+        nullable=False,
+        server_default=text("0"),
+        comment="failures counted in the window when the last one happened",
+    ),
+    Column(
+        "failure_times",
+        ARRAY(_TS),
+        nullable=False,
+        server_default=text("'{}'"),
+        comment="when those failures happened, oldest first",
+    ),
+    Column("last_error", Text),
+    Column("opened_at", _TS),
+    Column("open_until", _TS, comment="when a probe may go (open)"),
+    Column("probe_task_id", Text, comment="the task let through (half_open)"),
+    Column("probe_until", _TS, comment="the probe's lease; then another may go"),
+    Column("updated_at", _TS, nullable=False),
 )

@@ -77,6 +77,7 @@ def reopen(state: WorkflowState, playbook: Playbook, replayed: TaskState) -> Wor
     tasks = {
         name: task.evolve(
             status=TaskStatus.PENDING,
+            capability=playbook.step(name).capability,
             proposal=None,
             error=None,
             lease_expires_at=None,
@@ -132,6 +133,9 @@ def failure_reason(task: TaskState, error: TaskError, letter: DeadLetter) -> str
         why = f"failed after {task.attempt} attempt(s)"
     else:
         why = "failed and cannot be retried"
+    fallbacks = sorted({a.capability for a in task.attempts if a.capability})
+    if fallbacks:
+        why += f" (on its fallback {', '.join(fallbacks)} too)"
     return (
         f"step {task.step!r} {why}: {error.type}: {error.message}; dead-lettered to "
         f"{letter.topic} as event {letter.event_id}: fix and replay it to resume"

@@ -3,11 +3,13 @@
 Steps run once every step they depend on completed or was skipped; a step whose
 ``when`` is false is skipped; independent steps run in parallel (fan-out) and a step
 with several dependencies waits for all of them (fan-in). A failed attempt is retried
-with backoff while attempts remain and the error is retryable; then the task's last
-dispatch is dead-lettered and the workflow fails with a reason naming the step, the last
-error and the dead letter, whose replay resumes it (``dead_letters``). Results are applied
-at most once: the first result for an open task wins, anything later is reported as not
-applied.
+with backoff while attempts remain and the error is retryable; then the step's fallback
+capability takes the task, and when every attempt failed the step's ``on_failure`` asks a
+person for the output or fails the workflow: the task's last dispatch is dead-lettered and
+the reason names the step, the last error and the dead letter, whose replay resumes it
+(``fallback``, ``dead_letters``). Every dispatch passes its capability's circuit breaker
+(``breaker``), and every attempt's outcome is reported to it. Results are applied at most
+once: the first result for an open task wins, anything later is reported as not applied.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import uuid
 from datetime import datetime, timedelta
 
 from orchestrator.playbooks.model import Step
-from orchestrator.workflow.dead_letters import exhausted, failed_again, reopen, replayed_task
+from orchestrator.workflow.dead_letters import failed_again, reopen, replayed_task
+from orchestrator.workflow.fallback import cannot_go_on
 from orchestrator.workflow.messages import (
     AnnounceTaskEscalated,
     AnnounceWorkflowStarted,
@@ -44,11 +47,12 @@ from orchestrator.workflow.state import (
 from orchestrator.workflow.transitions import (
     Environment,
     advance,
+    attempt_capability,
     close_attempt,
-    dispatch,
     dispatch_id,
     fail_workflow,
     record_success,
+    send,
     stale,
 )
 
@@ -113,8 +117,8 @@ def decide(state: WorkflowState, event: Input, env: Environment) -> Decision:
         or task.next_attempt_at > env.now
     ):
         return Decision(state, applied=False, note=f"task {task.step} has no retry due")
-    dispatched, command = dispatch(task, step, task.attempt + 1, task.input or {}, env.now)
-    return Decision(state.with_task(dispatched), (command,))
+    sent, commands = send(state.id, task, step, task.input or {}, env)
+    return Decision(state.with_task(sent), commands)
 
 
 def _plan(state: WorkflowState, env: Environment) -> Decision:
@@ -182,6 +186,13 @@ def _accept(
     """Apply an output: it completes the task, or waits for a reviewer if it must."""
     assert env.playbook is not None
     step = env.playbook.step(task.step)
+    env.circuits.record(
+        "succeeded",
+        attempt_capability(task, step, event.attempt),
+        workflow_id=state.id,
+        task_id=task.id,
+        now=env.now,
+    )
     attempts = record_success(task.attempts, event.attempt, env.now)
     review = review_needed(step, event)
     if review is not None:
@@ -232,6 +243,15 @@ def _failed(
     outcome: str,
     env: Environment,
 ) -> Decision:
+    # A failure retrying cannot fix is about the input, not the capability's health.
+    env.circuits.record(
+        "failed" if error.retryable else "released",
+        attempt_capability(task, step, task.attempt),
+        workflow_id=state.id,
+        task_id=task.id,
+        now=env.now,
+        error=f"{error.type}: {error.message}",
+    )
     attempts = close_attempt(task.attempts, task.attempt, env.now, outcome, error)
     if error.retryable and task.attempt < task.max_attempts:
         policy = env.retry
@@ -248,14 +268,7 @@ def _failed(
             attempts=attempts,
         )
         return Decision(state.with_task(waiting))
-    failed = task.evolve(
-        status=TaskStatus.FAILED,
-        error=error,
-        lease_expires_at=None,
-        finished_at=env.now,
-        attempts=attempts,
-    )
-    return exhausted(state, failed, step, error, env)
+    return cannot_go_on(state, task.evolve(attempts=attempts), step, error, env)
 
 
 def due_timers(

@@ -26,9 +26,13 @@ from orchestrator.workflow.state import (
     TaskStatus,
     WorkflowState,
 )
-from orchestrator.workflow.transitions import Environment, advance, dispatch, fail_workflow
+from orchestrator.workflow.transitions import Environment, advance, fail_workflow, send
 
 SLA_ACTOR = "waypost:sla"
+# The kind of the escalation that asks a person for a step's output after every attempt
+# failed (the human fallback): there is no output to approve.
+FALLBACK = "fallback"
+FALLBACK_ACTIONS = ("edit", "retry", "reject")
 _NAMESPACE = uuid.UUID("9a3c0f4e-7f0b-4f0e-9e7b-2f6d1c8a5b13")
 
 
@@ -72,17 +76,38 @@ def open_escalation(
     now: datetime,
 ) -> EscalationState:
     """A new pending escalation of ``result``, at version 1, with its SLA deadline."""
+    shown = {
+        "output": dict(result.output),
+        "confidence": result.confidence,
+        "reasoning": list(result.reasoning),
+    }
+    return new_escalation(
+        state, task, step, attempt=result.attempt, kind=kind, reason=reason, shown=shown, now=now
+    )
+
+
+def new_escalation(
+    state: WorkflowState,
+    task: TaskState,
+    step: Step,
+    *,
+    attempt: int,
+    kind: str,
+    reason: str,
+    shown: Mapping[str, Any],
+    now: datetime,
+) -> EscalationState:
+    """A pending escalation of a task at version 1, with its SLA deadline; its content is
+    the task's context plus ``shown`` (the output and whatever else the reviewer needs)."""
     content = {
         "workflow_id": state.id,
         "goal_type": state.type,
         "step": task.step,
         "capability": task.capability,
-        "attempt": result.attempt,
+        "attempt": attempt,
         "goal_input": dict(state.input),
         "task_input": dict(task.input or {}),
-        "output": dict(result.output),
-        "confidence": result.confidence,
-        "reasoning": list(result.reasoning),
+        **shown,
         "reason": reason,
     }
     number = 1 + sum(1 for e in state.escalations.values() if e.task_id == task.id)
@@ -91,7 +116,7 @@ def open_escalation(
         id=escalation_id(task.id, number),
         task_id=task.id,
         step=task.step,
-        attempt=result.attempt,
+        attempt=attempt,
         kind=kind,
         reason=reason,
         status=EscalationStatus.PENDING,
@@ -139,14 +164,20 @@ def review_input(
     problem = decision_problem(escalation, event)
     if problem is not None:
         return Decision(state, applied=False, note=f"decision {event.decision.id}: {problem}")
-    shown = escalation.content.get("output")
-    if task.status is not TaskStatus.AWAITING_REVIEW or dict(task.proposal or {}) != shown:
+    if not _waits_on(task, escalation):
         return Decision(
             state,
             applied=False,
             note=f"step {task.step!r} no longer waits on the result this escalation shows",
         )
     decision = event.decision
+    if escalation.kind == FALLBACK and decision.action not in FALLBACK_ACTIONS:
+        return Decision(
+            state,
+            applied=False,
+            note=f"decision {decision.id}: every attempt of step {task.step!r} failed, so "
+            "there is no output to approve; edit (supply the output), retry or reject",
+        )
     if decision.action == "edit":
         problems = step.output_problems(decision.output)
         if problems:
@@ -163,17 +194,35 @@ def review_input(
             status=TaskStatus.COMPLETED,
             output=dict(output or {}),
             proposal=None,
+            error=None,
             finished_at=env.now,
         )
         advanced, commands = advance(state.with_task(done), env.playbook, env)
         return Decision(advanced, (record, *commands))
     if decision.action == "retry":
         waiting = task.evolve(proposal=None, first_valid_attempt=task.attempt + 1)
-        dispatched, command = dispatch(waiting, step, task.attempt + 1, task.input or {}, env.now)
-        return Decision(state.with_task(dispatched), (record, command))
+        if escalation.kind == FALLBACK:
+            # Every attempt failed: run the step again from its own capability, with its
+            # whole retry budget (and its fallback after that).
+            waiting = waiting.evolve(
+                capability=step.capability,
+                max_attempts=task.attempt + step.max_attempts,
+                error=None,
+            )
+        sent, commands = send(state.id, waiting, step, task.input or {}, env)
+        return Decision(state.with_task(sent), (record, *commands))
     assert decision.action == "reject", decision.action
     why = f"reviewer {decision.reviewer} rejected step {task.step!r}: {decision.reason or '-'}"
     return rejected(state, task, step, why, record, env)
+
+
+def _waits_on(task: TaskState, escalation: EscalationState) -> bool:
+    """Whether the task still waits on what the escalation shows."""
+    if task.status is not TaskStatus.AWAITING_REVIEW:
+        return False
+    if escalation.kind == FALLBACK:
+        return task.proposal is None and task.attempt == escalation.attempt
+    return dict(task.proposal or {}) == escalation.content.get("output")
 
 
 def rejected(
@@ -221,6 +270,7 @@ def reset_from(
         state = state.with_task(
             task.evolve(
                 status=TaskStatus.PENDING,
+                capability=playbook.step(name).capability,
                 output=None,
                 proposal=None,
                 confidence=None,

@@ -74,6 +74,7 @@ class Attempt:
     # completed | failed | lease_expired | cancelled | superseded (an earlier attempt won)
     outcome: str | None = None
     error: TaskError | None = None
+    capability: str | None = None  # the step's fallback it went to (None: the step's own)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +158,7 @@ class EscalationState:
     task_id: str
     step: str
     attempt: int
-    kind: str  # agent_request | low_confidence | approval
+    kind: str  # agent_request | low_confidence | approval | fallback (every attempt failed)
     reason: str
     status: EscalationStatus
     priority: int

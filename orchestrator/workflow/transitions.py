@@ -1,5 +1,6 @@
 """Transitions every part of the state machine shares: advancing the graph, dispatching a
-task, failing a workflow, and keeping the attempt history. Pure: no I/O."""
+task (through its capability's circuit, or to the step's fallback), failing a workflow,
+and keeping the attempt history. Pure: no I/O."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from orchestrator.playbooks.mapping import evaluate, resolve
 from orchestrator.playbooks.model import Playbook, Step
+from orchestrator.workflow.breaker import Admission, CircuitBook
 from orchestrator.workflow.messages import (
     AnnounceWorkflowCompleted,
     AnnounceWorkflowFailed,
@@ -37,7 +39,9 @@ _DISPATCH_NAMESPACE = uuid.UUID("c2b7e4a1-0d6f-4e38-8a59-7f3e2d1c9b04")
 @dataclass(frozen=True, slots=True)
 class Environment:
     """Everything a decision depends on besides the state and the input. ``topics`` names
-    the dead-letter topics a failed workflow points to."""
+    the dead-letter topics a failed workflow points to. ``circuits`` are the capabilities'
+    circuit breakers as this batch of decisions sees them; the decision records in it
+    what it did to them (the book's events are outputs, like the commands)."""
 
     playbook: Playbook | None
     now: datetime
@@ -45,6 +49,7 @@ class Environment:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     known_types: Sequence[str] = ()
     topics: Topics = field(default_factory=lambda: Topics("waypost"))
+    circuits: CircuitBook = field(default_factory=CircuitBook)
 
 
 def dispatch_id(task_id: str, attempt: int) -> str:
@@ -72,11 +77,14 @@ def advance(
                 skipped = task.evolve(status=TaskStatus.SKIPPED, finished_at=env.now)
                 state = state.with_task(skipped)
             else:
-                dispatched, command = dispatch(
-                    task, step, task.attempt + 1, resolve(dict(step.input), context), env.now
+                # A new run of the step starts on its own capability (a reset may have
+                # left the task on the fallback).
+                fresh = task.evolve(capability=step.capability)
+                sent, dispatches = send(
+                    state.id, fresh, step, resolve(dict(step.input), context), env
                 )
-                state = state.with_task(dispatched)
-                commands.append(command)
+                state = state.with_task(sent)
+                commands.extend(dispatches)
             progressed = True
     if all(task.status.succeeded for task in state.tasks.values()):
         output = workflow_output(state, playbook)
@@ -89,16 +97,75 @@ def advance(
 def dispatch(
     task: TaskState, step: Step, attempt: int, task_input: Mapping[str, Any], now: datetime
 ) -> tuple[TaskState, DispatchTask]:
+    """Send attempt ``attempt`` of the task to its capability (no questions asked)."""
     lease = now + timedelta(seconds=step.timeout_s)
+    fallback = task.capability if task.capability != step.capability else None
     dispatched = task.evolve(
         status=TaskStatus.DISPATCHED,
         attempt=attempt,
         input=dict(task_input),
         lease_expires_at=lease,
         next_attempt_at=None,
-        attempts=(*task.attempts, Attempt(attempt, now)),
+        attempts=(*task.attempts, Attempt(attempt, now, capability=fallback)),
     )
     return dispatched, DispatchTask(dispatched, lease)
+
+
+CIRCUIT_OPEN = "CircuitOpen"  # the error of a task waiting for a circuit
+
+
+def send(
+    workflow_id: str,
+    task: TaskState,
+    step: Step,
+    task_input: Mapping[str, Any],
+    env: Environment,
+) -> tuple[TaskState, tuple[Command, ...]]:
+    """Dispatch the task's next attempt if its capability's circuit lets it through;
+    otherwise move it to the step's fallback (once) and try there; otherwise let it wait,
+    without spending an attempt, until the circuit may let it through."""
+    admission = env.circuits.admit(
+        task.capability,
+        workflow_id=workflow_id,
+        task_id=task.id,
+        now=env.now,
+        probe_until=env.now + timedelta(seconds=step.timeout_s),
+    )
+    if admission.allowed:
+        dispatched, command = dispatch(task, step, task.attempt + 1, task_input, env.now)
+        return dispatched, (command,)
+    if step.fallback is not None and task.capability == step.capability:
+        return send(workflow_id, to_fallback(task, step), step, task_input, env)
+    return _wait_for_circuit(task, task_input, admission, env.now), ()
+
+
+def to_fallback(task: TaskState, step: Step) -> TaskState:
+    """The task moved to the step's fallback, with the fallback's attempts to spend."""
+    assert step.fallback is not None
+    return task.evolve(
+        capability=step.fallback.capability,
+        max_attempts=task.attempt + step.fallback.max_attempts,
+    )
+
+
+def _wait_for_circuit(
+    task: TaskState, task_input: Mapping[str, Any], admission: Admission, now: datetime
+) -> TaskState:
+    return task.evolve(
+        status=TaskStatus.RETRY_WAIT,
+        input=dict(task_input),
+        error=TaskError(CIRCUIT_OPEN, admission.reason),
+        lease_expires_at=None,
+        next_attempt_at=admission.retry_at or now,
+    )
+
+
+def attempt_capability(task: TaskState, step: Step, number: int) -> str:
+    """The capability attempt ``number`` of the task went to."""
+    for attempt in task.attempts:
+        if attempt.number == number:
+            return attempt.capability or step.capability
+    return task.capability
 
 
 def fail_workflow(
