@@ -37,6 +37,7 @@ test: lint
 
 bench: install
 	$(BIN)/python -m bench.e2e_throughput
+	$(BIN)/python -m bench.agent_hop
 	$(BIN)/python -m bench.console
 	$(BIN)/python -m bench.dlq_replay
 

@@ -16,6 +16,8 @@ from orchestrator.service.publishing import OutboxPublisher
 from orchestrator.service.versions import PlaybookVersions
 from review_ui import console, problems
 from review_ui.api import deadletters, escalations, goals, health, workflows
+from review_ui.api.agents import router as agents_router
+from review_ui.api.breakers import router as breakers_router
 from review_ui.deps import AppState
 from review_ui.replays import ReplayRunner
 from review_ui.security import SecurityHeaders
@@ -83,6 +85,8 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     for router in (goals.router, workflows.router, escalations.router, deadletters.router):
         app.include_router(router, prefix="/api/v1")
+    app.include_router(agents_router, prefix="/api/v1")
+    app.include_router(breakers_router, prefix="/api/v1")
     app.include_router(health.router)
     console.install(app)
     return app

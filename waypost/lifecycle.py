@@ -38,8 +38,15 @@ def stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, request_stop)
 
 
-def run_threads(workers: Mapping[str, Callable[[], None]], stop: threading.Event) -> int:
-    """Run workers in threads until ``stop`` is set or one of them dies; 1 if one died."""
+def run_threads(
+    workers: Mapping[str, Callable[[], None]],
+    stop: threading.Event,
+    *,
+    join_timeout_s: float = 30.0,
+) -> int:
+    """Run workers in threads until ``stop`` is set or one of them dies; 1 if one died.
+
+    Once stopped, each thread is waited for up to ``join_timeout_s``."""
     crashed: list[str] = []
 
     def guard(name: str, work: Callable[[], None]) -> Callable[[], None]:
@@ -63,7 +70,7 @@ def run_threads(workers: Mapping[str, Callable[[], None]], stop: threading.Event
     while not stop.wait(0.5):
         pass
     for thread in threads:
-        thread.join(timeout=30)
+        thread.join(timeout=join_timeout_s)
         if thread.is_alive():
-            log.error("%s did not stop within 30 s", thread.name)
+            log.error("%s did not stop within %g s", thread.name, join_timeout_s)
     return 1 if crashed else 0

@@ -21,6 +21,9 @@ return the bare output model (confidence 1.0). Raise ``NonRetryableError`` when 
 again cannot help; any other exception is a retryable failure. ``@triage.setup``
 registers a function run once per worker before the first task; what it returns is
 available to the handler as ``ctx.resource(Type)``.
+
+``@agent("triage", concurrency=8)`` runs up to 8 tasks of a polled batch at once, in
+threads; tasks with the same key (the same task id) still run one after another.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from waypost.embeddings import Embedder
+    from waypost.memory import AgentMemory
 
 InT = TypeVar("InT", bound=BaseModel)
 OutT = TypeVar("OutT", bound=BaseModel)
@@ -109,6 +113,8 @@ class AgentContext:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    memory: AgentMemory | None = None
+    """This agent's memories (``waypost.memory``); None when it runs without a database."""
 
     def note(self, text: str) -> None:
         """Add a line to the reasoning trace shown to reviewers (kept to 2,000 characters)."""
@@ -148,18 +154,33 @@ class Agent(Generic[InT, OutT]):
         *,
         version: str,
         description: str,
+        concurrency: int = 1,
     ) -> None:
         if not _CAPABILITY.match(capability):
             raise AgentDefinitionError(
                 f"capability {capability!r} must be lower-case letters, digits, '.', '_' or "
                 "'-', starting with a letter"
             )
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise AgentDefinitionError(
+                f"agent {capability!r}: concurrency must be a whole number of at least 1, "
+                f"not {concurrency!r}"
+            )
         self.capability = capability
         self.handler = handler
         self.version = version
+        self.concurrency = concurrency
         self.description = description or (inspect.getdoc(handler) or "").split("\n")[0]
         self.input_model, self.output_model, self.takes_context = _signature(handler)
         self.setups: list[Callable[[Any], Any]] = []
+
+    def input_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the task input (from the input model)."""
+        return self.input_model.model_json_schema()
+
+    def output_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the output (from the output model)."""
+        return self.output_model.model_json_schema(mode="serialization")
 
     def setup(self, function: Callable[[Any], R]) -> Callable[[Any], R]:
         """Register a function run once per worker; its return value becomes a resource."""
@@ -187,12 +208,22 @@ class Agent(Generic[InT, OutT]):
 
 
 def agent(
-    capability: str, *, version: str = "1", description: str = ""
+    capability: str, *, version: str = "1", description: str = "", concurrency: int = 1
 ) -> Callable[[Callable[..., Any]], Agent[Any, Any]]:
-    """Declare a function as the handler of ``capability``."""
+    """Declare a function as the handler of ``capability``.
+
+    ``concurrency``: how many tasks one worker runs at once, in threads (tasks with the
+    same key one after another); the handler and its resources must then be thread-safe.
+    """
 
     def register(handler: Callable[..., Any]) -> Agent[Any, Any]:
-        return Agent(capability, handler, version=version, description=description)
+        return Agent(
+            capability,
+            handler,
+            version=version,
+            description=description,
+            concurrency=concurrency,
+        )
 
     return register
 

@@ -87,6 +87,8 @@ EXPECTED: dict[tuple[str, str], tuple[Expect, Expect, Expect, Expect]] = {
     ("POST", "/api/v1/goals"): (401, 403, 403, OK),
     ("GET", "/api/v1/workflows"): (401, OK, OK, OK),
     ("GET", "/api/v1/workflows/{workflow_id}"): (401, OK, OK, OK),
+    ("GET", "/api/v1/breakers"): (401, OK, OK, OK),
+    ("GET", "/api/v1/agents"): (401, OK, OK, OK),
     ("GET", "/api/v1/escalations"): (401, OK, OK, OK),
     ("GET", "/api/v1/escalations/{escalation_id}"): (401, OK, OK, OK),
     ("POST", "/api/v1/escalations/{escalation_id}/decision"): (401, OK, 403, OK),

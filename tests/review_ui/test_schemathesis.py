@@ -43,6 +43,8 @@ OPERATIONS = {
     "POST /api/v1/goals",
     "GET /api/v1/workflows",
     "GET /api/v1/workflows/{workflow_id}",
+    "GET /api/v1/breakers",
+    "GET /api/v1/agents",
     "GET /api/v1/dlq",
     "GET /api/v1/dlq/stats",
     "GET /api/v1/dlq/replays",

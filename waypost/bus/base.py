@@ -59,6 +59,16 @@ class Subscriber(Protocol):
         """Commit the offsets just past these records (synchronously)."""
         ...
 
+    def pause(self) -> None:
+        """Stop fetching from every assigned partition, including partitions assigned
+        while paused; ``poll`` then returns nothing but keeps this member in its group.
+        Call it between polls: nothing polled before is lost or delivered twice."""
+        ...
+
+    def resume(self) -> None:
+        """Fetch again, from just after the last record ``poll`` returned."""
+        ...
+
     def close(self) -> None:
         """Leave the group and release the client."""
         ...

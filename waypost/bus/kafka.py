@@ -99,6 +99,8 @@ class KafkaBus:
             "auto.offset.reset": "earliest",
             "session.timeout.ms": session,
             "heartbeat.interval.ms": max(100, session // 4),
+            # librdkafka refuses a poll interval shorter than the session timeout.
+            "max.poll.interval.ms": max(self._settings.kafka_max_poll_interval_ms, session),
             "fetch.wait.max.ms": self._settings.kafka_fetch_wait_max_ms,
         }
         return KafkaSubscriber(config, list(topics))
@@ -191,16 +193,59 @@ class KafkaPublisher:
 
 
 class KafkaSubscriber:
-    """One consumer-group member; offsets are committed only when asked."""
+    """One consumer-group member; offsets are committed only when asked.
+
+    ``assignments`` and ``revocations`` count the rebalances this member took part in
+    (for logs and tests). While paused, partitions assigned by a rebalance are paused
+    as they are assigned, so ``poll`` keeps returning nothing until ``resume``.
+    """
 
     def __init__(self, config: dict[str, Any], topics: list[str]) -> None:
         self._consumer = Consumer(config)
-        self._consumer.subscribe(topics)
+        self._cooperative = "cooperative" in str(config.get("partition.assignment.strategy"))
+        self._paused = False
+        self._closing = False
+        self.assignments = 0
+        self.revocations = 0
+        self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         self.missing_topics: set[str] = set()
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assignments += 1
+        if not self._paused:
+            return  # librdkafka assigns them once this returns
+        if self._cooperative:
+            consumer.incremental_assign(partitions)
+        else:
+            consumer.assign(partitions)
+        if partitions:
+            consumer.pause(partitions)
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Also called for partitions lost without a revocation (a missed session).
+        self.revocations += 1
+        if partitions and not self._closing:
+            log.info(
+                "partitions revoked: %s",
+                ", ".join(f"{p.topic}[{p.partition}]" for p in partitions),
+            )
+
+    def pause(self) -> None:
+        """Stop fetching; ``poll`` returns nothing but keeps this member in its group."""
+        self._paused = True
+        self._consumer.pause(self._consumer.assignment())
+
+    def resume(self) -> None:
+        """Fetch again from just after the last record returned."""
+        self._paused = False
+        self._consumer.resume(self._consumer.assignment())
 
     def poll(self, max_records: int, timeout_s: float) -> list[ReceivedRecord]:
         """Up to ``max_records`` records, waiting at most ``timeout_s`` for the first."""
         messages = self._consumer.consume(max_records, timeout_s)
+        if self._paused:
+            self._put_back(messages)
+            return []
         records: list[ReceivedRecord] = []
         for message in messages:
             error = message.error()
@@ -220,6 +265,28 @@ class KafkaSubscriber:
                 )
             )
         return records
+
+    def _put_back(self, messages: list[Message]) -> None:
+        """Rewind to records that arrived while paused, so they come after ``resume``.
+
+        A safety net: partitions are paused as they are assigned, and pausing discards
+        what was fetched before, so no record is expected here."""
+        first: dict[tuple[str, int], int] = {}
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self._on_error(error, message)
+                continue
+            key = (message.topic() or "", message.partition() or 0)
+            first[key] = min(first.get(key, message.offset() or 0), message.offset() or 0)
+        for (topic, partition), offset in first.items():
+            where = TopicPartition(topic, partition, offset)
+            try:
+                self._consumer.seek(where)
+                self._consumer.pause([where])
+            except KafkaException as exc:
+                # The partition went away meanwhile: its new owner starts from the commit.
+                log.warning("cannot rewind %s[%d] to %d: %s", topic, partition, offset, exc)
 
     def _on_error(self, error: KafkaError, message: Message) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
@@ -250,6 +317,7 @@ class KafkaSubscriber:
 
     def close(self) -> None:
         """Leave the group."""
+        self._closing = True
         self._consumer.close()
 
 

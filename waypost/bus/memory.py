@@ -105,6 +105,7 @@ class MemorySubscriber:
     def __init__(self, broker: MemoryBroker, group: str, topics: list[str]) -> None:
         self._broker = broker
         self.topics = topics
+        self.paused = False
         self._positions: dict[tuple[str, int], int] = {}
         with broker.changed:
             self._group = broker.groups.setdefault(group, _Group())
@@ -129,6 +130,8 @@ class MemorySubscriber:
 
     def _take(self, max_records: int) -> list[ReceivedRecord]:
         batch: list[ReceivedRecord] = []
+        if self.paused:
+            return batch
         for (topic, partition), position in self._positions.items():
             log = self._broker.topics[topic][partition]
             chunk = log[position : position + max_records - len(batch)]
@@ -143,6 +146,16 @@ class MemorySubscriber:
                 key = (record.topic, record.partition)
                 current = self._group.committed.get(key, 0)
                 self._group.committed[key] = max(current, record.offset + 1)
+
+    def pause(self) -> None:
+        """Return nothing from ``poll`` until resumed (positions are kept)."""
+        with self._broker.changed:
+            self.paused = True
+
+    def resume(self) -> None:
+        """Deliver again from the current positions."""
+        with self._broker.changed:
+            self.paused = False
 
     def close(self) -> None:
         """Leave the group; its partitions go to the remaining members."""

@@ -121,7 +121,8 @@ def topics(as_json: bool) -> None:
         click.echo(f"{name:60} {partitions:3d} partitions  {kind}")
 
 
-from waypost.cli import dlq, goals, playbooks, services, users, workflows  # noqa: E402
+from waypost.cli import agents, dlq, goals, playbooks, services, users, workflows  # noqa: E402
+from waypost.cli.breakers import breakers  # noqa: E402
 
 main.add_command(goals.goal)
 main.add_command(users.user)
@@ -133,3 +134,5 @@ main.add_command(services.orchestrator)
 main.add_command(services.indexer)
 main.add_command(dlq.dlq)
 main.add_command(services.serve)
+main.add_command(agents.agents)
+main.add_command(breakers)

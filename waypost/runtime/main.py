@@ -1,7 +1,8 @@
 """`waypost agent run MODULE...`: one consumer group member per capability, in threads.
 
 Start more processes with the same modules to scale out: Kafka spreads each
-capability's partitions over the members of its group.
+capability's partitions over the members of its group. Each process lists itself in the
+agent registry (`waypost agents ls`) while it runs.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ from waypost.bus.loop import ConsumerLoop
 from waypost.db import make_engine
 from waypost.embeddings import Embedder, HashingEmbedder
 from waypost.errors import BusError, ConfigError
-from waypost.events import default_codec
+from waypost.events import Event, default_codec
 from waypost.lifecycle import configure_logging, run_threads, stop_on_signals
+from waypost.memory import AgentMemory
+from waypost.registry import Announcement
+from waypost.runtime.heartbeat import Heartbeat
 from waypost.runtime.loading import load_agents
 from waypost.runtime.worker import AgentWorker
 from waypost.sdk import Agent
@@ -78,20 +82,30 @@ def prepare(
     return resources
 
 
-def workers(
+@dataclass
+class Running:
+    """One capability's parts: its worker (results, counters) and consumer loop."""
+
+    agent: Agent[Any, Any]
+    worker: AgentWorker
+    loop: ConsumerLoop[Event]
+
+
+def assemble(
     agents: Sequence[Agent[Any, Any]],
     *,
     bus: Bus,
     settings: AgentSettings,
     environment: WorkerEnvironment,
     stop: threading.Event,
-) -> dict[str, Callable[[], None]]:
-    """One consumer loop per capability, ready to run in threads."""
+) -> list[Running]:
+    """Provision the topics, run the setup functions, and build one consumer loop per
+    capability (not started)."""
     topics = Topics(settings.namespace)
     codec = default_codec()
     bus.admin().ensure_topics(topics.specs([a.capability for a in agents], settings))
     resources = prepare(agents, environment)
-    loops: dict[str, Callable[[], None]] = {}
+    running: list[Running] = []
     for agent in agents:
         worker = AgentWorker(
             agent=agent,
@@ -100,8 +114,12 @@ def workers(
             topics=topics,
             instance=environment.instance,
             resources=resources[agent.capability],
+            memory=AgentMemory(environment.database(), environment.embedder, agent=agent.capability)
+            if environment.database_url
+            else None,
             max_local_attempts=settings.agent_max_local_attempts,
             stop=stop,
+            shutdown_grace_s=settings.agent_shutdown_grace_s,
         )
         group = topics.agent_group(agent.capability)
         loop = ConsumerLoop(
@@ -116,9 +134,78 @@ def workers(
             batch_size=_batch_size(worker, settings.consume_batch_size),
             max_local_attempts=settings.consumer_max_attempts,
             transient=(BusError, OperationalError),
+            # Handlers may run for longer than max.poll.interval.ms: keep polling.
+            pause_while_handling=True,
         )
-        loops[f"agent:{agent.capability}"] = loop.run
-    return loops
+        running.append(Running(agent, worker, loop))
+    return running
+
+
+def heartbeat(
+    running: Sequence[Running], *, settings: AgentSettings, environment: WorkerEnvironment
+) -> Heartbeat | None:
+    """The registry heartbeat of these workers, or None without a database."""
+    if environment.database_url is None:
+        log.info("no database configured: these agents are not listed in the agent registry")
+        return None
+    host, pid = socket.gethostname(), os.getpid()
+    return Heartbeat(
+        environment.database(),
+        [
+            (
+                Announcement(
+                    capability=r.agent.capability,
+                    instance=environment.instance,
+                    version=r.agent.version,
+                    description=r.agent.description,
+                    input_schema=r.agent.input_schema(),
+                    output_schema=r.agent.output_schema(),
+                    concurrency=r.agent.concurrency,
+                    host=host,
+                    pid=pid,
+                    heartbeat_interval_s=settings.agent_heartbeat_interval_s,
+                ),
+                r.worker,
+            )
+            for r in running
+        ],
+        interval_s=settings.agent_heartbeat_interval_s,
+    )
+
+
+def serve(
+    agents: Sequence[Agent[Any, Any]],
+    *,
+    bus: Bus,
+    settings: AgentSettings,
+    environment: WorkerEnvironment,
+    stop: threading.Event,
+) -> int:
+    """Run the agents until ``stop`` is set: the consumer loops in threads and the
+    registry heartbeat; 1 if a loop crashed.
+
+    On stop each loop finishes the tasks it is running (up to the shutdown grace),
+    commits what finished and leaves its group; then the registry rows are marked
+    stopped.
+    """
+    running = assemble(agents, bus=bus, settings=settings, environment=environment, stop=stop)
+    beating = heartbeat(running, settings=settings, environment=environment)
+    if beating is not None:
+        beating.start()
+    log.info(
+        "agents ready: %s (instance %s)",
+        ", ".join(f"{a.capability} v{a.version}" for a in agents),
+        environment.instance,
+    )
+    try:
+        return run_threads(
+            {f"agent:{r.agent.capability}": r.loop.run for r in running},
+            stop,
+            join_timeout_s=settings.agent_shutdown_grace_s + 20,
+        )
+    finally:
+        if beating is not None:
+            beating.finish()
 
 
 def _batch_size(worker: AgentWorker, limit: int) -> Callable[[], int]:
@@ -138,18 +225,12 @@ def main(modules: Sequence[str], settings: AgentSettings | None = None) -> int:
     stop = threading.Event()
     stop_on_signals(stop)
     try:
-        loops = workers(
+        return serve(
             agents,
             bus=KafkaBus(endpoints.kafka_bootstrap, settings),
             settings=settings,
             environment=environment,
             stop=stop,
         )
-        log.info(
-            "agents ready: %s (instance %s)",
-            ", ".join(f"{a.capability} v{a.version}" for a in agents),
-            instance,
-        )
-        return run_threads(loops, stop)
     finally:
         environment.close()

@@ -5,6 +5,12 @@ the results topic. A batch's results are published and acknowledged before the c
 loop commits the batch's offsets, so a worker that dies mid-batch has its tasks
 delivered again rather than lost; the orchestrator applies a repeated result once.
 
+Up to ``agent.concurrency`` tasks of a batch run at once, in threads; tasks with the
+same record key (the task id) run one after another, in order. When ``stop`` is set no
+more tasks start; those running get ``shutdown_grace_s`` to finish, their results are
+published, and the batch's other tasks are handed back unfinished (left uncommitted, so
+they are delivered again).
+
 A task whose deadline passed gets no result (the orchestrator has dispatched it again),
 unless it carries ``waypost-replay-of``: a dead letter an analyst replayed on purpose,
 whose workflow waits for exactly that attempt.
@@ -41,12 +47,20 @@ from waypost.events import (
     utcnow,
 )
 from waypost.events.storable import value_problem
+from waypost.memory import AgentMemory
+from waypost.runtime.lanes import Lanes
 from waypost.sdk import Agent, AgentContext, AgentResult, TaskInfo
 from waypost.topics import Topics
 
 log = logging.getLogger(__name__)
 _MAX_NOTES = 50
 _MAX_NOTE_LENGTH = 2000  # schemas/common.v1.json: reasoning items
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    record: OutgoingRecord
+    failed: bool  # a task.failed event
 
 
 @dataclass
@@ -56,9 +70,10 @@ class AgentWorker:
     Results go out at least every ``publish_interval_s`` while a batch runs, so a slow
     handler does not hold back the results of the fast ones before it; a result the
     broker does not acknowledge is sent again (never recomputed) until it is, or until
-    ``stop``: then the batch stays uncommitted and its tasks are delivered again.
-    ``batch_size`` shrinks the batches of slow handlers to about ``batch_budget_s`` of
-    work, so a worker polls often enough to stay in its consumer group.
+    the shutdown grace ends: then the batch stays uncommitted and its tasks are
+    delivered again. ``batch_size`` shrinks the batches of slow handlers to about
+    ``batch_budget_s`` of work, so little is redone after a crash. ``completed`` and
+    ``failed`` count the acknowledged results of each kind (for the agent registry).
     """
 
     agent: Agent[Any, Any]
@@ -67,65 +82,122 @@ class AgentWorker:
     topics: Topics
     instance: str
     resources: dict[type, Any]
+    memory: AgentMemory | None = None  # the agent's long-term memory (needs a database)
     max_local_attempts: int = 1
     clock: Callable[[], datetime] = utcnow
     stop: threading.Event = field(default_factory=threading.Event)
     publish_interval_s: float = 1.0
     batch_budget_s: float = 10.0
+    shutdown_grace_s: float = 10.0
     handled: int = 0
+    completed: int = 0
+    failed: int = 0
     _seconds_per_task: float | None = None
+    _grace_ends: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def handle(self, deliveries: Sequence[Delivery]) -> None:
-        """Run every task of a batch and publish the results (raises if not acknowledged)."""
+    def handle(self, deliveries: Sequence[Delivery]) -> list[Delivery] | None:
+        """Run every task of a batch and publish the results (raises if not acknowledged);
+        when stopping, returns the tasks that were not run to the end."""
         for delivery in deliveries:
             if not isinstance(delivery.event.payload, TaskDispatched):
                 raise UnexpectedEvent(
                     f"agents consume task.dispatched events, not {delivery.event.ce_type}",
                     event_type=delivery.event.type,
                 )
-        pending: list[OutgoingRecord] = []
+        if self.stop.is_set():
+            return list(deliveries)  # none started: all of them come again
+        lanes: Lanes[Delivery, _Result | None] = Lanes(
+            deliveries,
+            key=lambda delivery: delivery.record.key,
+            work=self._execute,
+            threads=self.agent.concurrency,
+            name=f"{self.agent.capability}-task",
+            stop=self.stop,  # no task starts once stopping
+        )
+        pending: list[_Result] = []
+        error: BaseException | None = None
         last_publish = time.monotonic()
-        for delivery in deliveries:
-            record = self._execute(delivery)
-            if record is not None:
-                pending.append(record)
-            if pending and time.monotonic() - last_publish >= self.publish_interval_s:
+        while lanes.pending:
+            left = self._grace_left()
+            if left is not None:
+                lanes.close()  # start no more tasks
+                if left <= 0:
+                    log.warning(
+                        "%d %s task(s) still running when the shutdown grace (%g s) ended; "
+                        "they are left uncommitted and will be delivered again",
+                        lanes.running,
+                        self.agent.capability,
+                        self.shutdown_grace_s,
+                    )
+                    break
+            for finished in lanes.take(0.1 if left is None else min(0.1, left)):
+                if finished.error is not None:
+                    error = error or finished.error
+                    lanes.close()  # the loop handles the batch again, task by task
+                elif finished.result is not None:
+                    pending.append(finished.result)
+            due = time.monotonic() - last_publish >= self.publish_interval_s
+            if error is None and pending and due:
                 self._publish(pending)
                 pending, last_publish = [], time.monotonic()
+        if error is not None:
+            raise error
         if pending:
             self._publish(pending)
+        taken = lanes.taken()
+        unfinished = [d for index, d in enumerate(deliveries) if index not in taken]
+        return unfinished or None
 
     def batch_size(self, limit: int) -> int:
         """How many tasks to poll: fewer when handlers are slow."""
         if not self._seconds_per_task:
             return limit
-        return max(1, min(limit, int(self.batch_budget_s / self._seconds_per_task)))
+        work_s = self._seconds_per_task / self.agent.concurrency
+        return max(1, min(limit, int(self.batch_budget_s / work_s)))
 
-    def _publish(self, records: list[OutgoingRecord]) -> None:
+    def _grace_left(self) -> float | None:
+        """None until ``stop`` is set; then the seconds left of the shutdown grace."""
+        if not self.stop.is_set():
+            return None
+        if self._grace_ends is None:
+            self._grace_ends = time.monotonic() + self.shutdown_grace_s
+        return self._grace_ends - time.monotonic()
+
+    def _publish(self, results: list[_Result]) -> None:
         delay = 0.5
         while True:
-            outcome = self.publisher.send(records)
+            outcome = self.publisher.send([result.record for result in results])
             self.handled += len(outcome.delivered)
+            failures = sum(results[index].failed for index in outcome.delivered)
+            self.failed += failures
+            self.completed += len(outcome.delivered) - failures
             if not outcome.failed:
                 return
-            records = [records[index] for index in sorted(outcome.failed)]
+            results = [results[index] for index in sorted(outcome.failed)]
             log.warning(
                 "%d result(s) not acknowledged (%s); sending them again",
-                len(records),
+                len(results),
                 next(iter(outcome.failed.values())),
             )
-            if self.stop.wait(delay):
+            left = self._grace_left()
+            if left is None:
+                self.stop.wait(delay)  # wakes at once when stopping; then the grace counts
+            elif left > 0:
+                time.sleep(min(delay, left))
+            else:
                 raise PublishError(
-                    f"stopping with {len(records)} result(s) unacknowledged; their tasks "
+                    f"stopping with {len(results)} result(s) unacknowledged; their tasks "
                     "will be delivered again"
                 )
             delay = min(delay * 2, 10.0)
 
     def _observe(self, seconds: float) -> None:
-        previous = self._seconds_per_task
-        self._seconds_per_task = seconds if previous is None else 0.8 * previous + 0.2 * seconds
+        with self._lock:
+            previous = self._seconds_per_task
+            self._seconds_per_task = seconds if previous is None else 0.8 * previous + 0.2 * seconds
 
-    def _execute(self, delivery: Delivery) -> OutgoingRecord | None:
+    def _execute(self, delivery: Delivery) -> _Result | None:
         task = delivery.event.payload
         assert isinstance(task, TaskDispatched)
         deadline = datetime.fromisoformat(task.deadline)
@@ -160,6 +232,7 @@ class AgentWorker:
                 deadline=deadline,
             ),
             resources=self.resources,
+            memory=self.memory,
         )
         started = time.perf_counter()
         outcome = self._run(task, context)
@@ -171,13 +244,16 @@ class AgentWorker:
             duration_ms=(time.perf_counter() - started) * 1000,
         )
         try:
-            encoded = self._encode(delivery, self._payload(task, outcome, context, usage))
+            payload = self._payload(task, outcome, context, usage)
+            encoded = self._encode(delivery, payload)
         except (InvalidEvent, pydantic.ValidationError) as exc:
             # A result that breaks its schema (the handler's doing): report it as a
             # failure rather than let the task be dead-lettered without an answer.
             error = ErrorInfo(type="InvalidOutput", message=str(exc)[:2000], retryable=False)
-            encoded = self._encode(delivery, self._payload(task, error, context, Usage()))
-        return OutgoingRecord(self.topics.results, encoded.key, encoded.value, encoded.headers)
+            payload = self._payload(task, error, context, Usage())
+            encoded = self._encode(delivery, payload)
+        record = OutgoingRecord(self.topics.results, encoded.key, encoded.value, encoded.headers)
+        return _Result(record, failed=isinstance(payload, TaskFailed))
 
     def _encode(self, delivery: Delivery, payload: Payload) -> Any:
         event = Event(

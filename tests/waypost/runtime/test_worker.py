@@ -218,13 +218,41 @@ def test_an_event_that_is_not_a_task_is_unexpected_and_nothing_runs() -> None:
     assert bus.broker.records(TOPICS.results) == []
 
 
+class _RefusesAndStops:
+    """A publisher (our own interface) whose broker refuses everything; the first refusal
+    also asks the worker to stop, as SIGTERM would."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+
+    def send(self, records: Sequence[OutgoingRecord]) -> PublishOutcome:
+        self.stop.set()
+        return PublishOutcome(failed={i: "broker unavailable" for i in range(len(records))})
+
+    def close(self) -> None:
+        pass
+
+
 def test_stopping_with_an_unacknowledged_result_raises_so_the_batch_is_not_committed() -> None:
     stop = threading.Event()
-    stop.set()
-    worker, _ = _worker(create_results_topic=False, stop=stop)
+    worker, _ = _worker(stop=stop, shutdown_grace_s=0)
+    worker.publisher = _RefusesAndStops(stop)
 
     with pytest.raises(PublishError, match="1 result\\(s\\) unacknowledged"):
         worker.handle([_delivery(_task({"text": "hi"}))])
+
+    assert (worker.handled, worker.completed) == (0, 0)
+
+
+def test_a_batch_polled_after_stop_runs_nothing_and_comes_back_unfinished() -> None:
+    stop = threading.Event()
+    stop.set()
+    worker, bus = _worker(stop=stop)
+    deliveries = [_delivery(_task({"text": "hi"}, task_id=f"t-{i}"), i) for i in range(3)]
+
+    assert worker.handle(deliveries) == deliveries
+
+    assert bus.broker.records(TOPICS.results) == []
 
 
 class _RefusesFirst:
