@@ -18,6 +18,9 @@ from orchestrator.store.tables import metadata as orchestrator_metadata
 from review_ui.auth.tables import metadata as auth_metadata
 from waypost import migrate
 from waypost.db import make_engine
+from waypost.governance.tables import metadata as governance_metadata
+from waypost.memory.tables import metadata as memory_metadata
+from waypost.registry import metadata as registry_metadata
 from waypost.stack.postgres import EmbeddedPostgres
 
 pytestmark = pytest.mark.integration
@@ -32,18 +35,31 @@ ORCHESTRATOR_TABLES = {
     "dead_letters",
     "replay_requests",
     "replay_items",
+    "circuit_breakers",
 }
 # Created by migration 0002 for the knowledge agent; its shape is the agents' business
 # (tests/agents checks it) and it is deliberately not in the orchestrator's metadata.
 AGENT_TABLES = {"kb_articles"}
 # The HTTP app's own tables (review_ui/auth/tables.py), also created by the migrations.
 AUTH_TABLES = {"users", "sessions", "api_tokens"}
+# The agent registry (waypost/registry.py).
+REGISTRY_TABLES = {"agent_instances"}
+# Agent memory (waypost/memory/tables.py).
+MEMORY_TABLES = {"agent_memories"}
+# Governance: decision audit and rate/budget counters (waypost/governance/tables.py).
+GOVERNANCE_TABLES = {"policy_decisions", "agent_actions", "agent_spend"}
 
 
 def _combined() -> MetaData:
     """Every table the migrations create that has SQLAlchemy metadata."""
     combined = MetaData()
-    for source in (orchestrator_metadata, auth_metadata):
+    for source in (
+        orchestrator_metadata,
+        auth_metadata,
+        registry_metadata,
+        memory_metadata,
+        governance_metadata,
+    ):
         for table in source.tables.values():
             table.to_metadata(combined)
     return combined
@@ -89,7 +105,13 @@ def test_a_fresh_schema_is_upgraded_to_head(fresh_schema: tuple[Engine, str]) ->
     assert reached == migrate.head()
     assert migrate.current(engine, schema) == migrate.head()
     assert _tables(engine, schema) == (
-        ORCHESTRATOR_TABLES | AUTH_TABLES | AGENT_TABLES | {"alembic_version"}
+        ORCHESTRATOR_TABLES
+        | AUTH_TABLES
+        | AGENT_TABLES
+        | REGISTRY_TABLES
+        | MEMORY_TABLES
+        | GOVERNANCE_TABLES
+        | {"alembic_version"}
     )
 
 
