@@ -32,6 +32,7 @@ from orchestrator.store import audit
 from orchestrator.store import escalations as escalation_rows
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.workflows import NewWorkflow
+from orchestrator.workflow.breaker import BreakerPolicy
 from orchestrator.workflow.messages import RetryDue, TaskAttemptFailed, TaskSucceeded
 from orchestrator.workflow.state import EscalationState, TaskError
 from review_ui.console.render import pretty_json
@@ -247,6 +248,8 @@ def corpus(
             playbooks=registry,
             outgoing=Outgoing(Topics(platform.namespace), default_codec()),
             random=lambda: 0.5,
+            # Every escalation starts with a failed attempt: no circuit may open on them.
+            breakers=BreakerPolicy(failure_threshold=0),
         )
         playbook = registry.require(GOAL_TYPE)
         engine = platform.engine
