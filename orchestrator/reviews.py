@@ -25,7 +25,12 @@ from orchestrator.store import audit, outbox
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.audit import AuditEntry
 from orchestrator.store.tables import escalations
-from orchestrator.workflow.review import FALLBACK, FALLBACK_ACTIONS
+from orchestrator.workflow.review import (
+    FALLBACK,
+    FALLBACK_ACTIONS,
+    POLICY_APPROVAL,
+    POLICY_APPROVAL_ACTIONS,
+)
 from orchestrator.workflow.state import (
     EscalationState,
     EscalationStatus,
@@ -247,6 +252,11 @@ class Reviews:
             raise InvalidDecision(
                 "every attempt of this step failed, so there is no output to approve; "
                 "edit (supply the output), retry or reject"
+            )
+        if escalation.kind == POLICY_APPROVAL and request.action not in POLICY_APPROVAL_ACTIONS:
+            raise InvalidDecision(
+                "this step waits for the approval of an action, so there is no output to "
+                "edit; approve the action, retry the step or reject it"
             )
         if request.action == "reject" and not (request.reason or "").strip():
             raise InvalidDecision("a rejection needs a reason")

@@ -6,13 +6,22 @@ The public SDK for agent authors::
 """
 
 from waypost.errors import NonRetryableError
-from waypost.sdk import Agent, AgentContext, AgentEnvironment, AgentResult, TaskInfo, agent
+from waypost.sdk import (
+    Agent,
+    AgentContext,
+    AgentEnvironment,
+    AgentResult,
+    Approval,
+    TaskInfo,
+    agent,
+)
 
 __all__ = [
     "Agent",
     "AgentContext",
     "AgentEnvironment",
     "AgentResult",
+    "Approval",
     "NonRetryableError",
     "TaskInfo",
     "agent",

@@ -49,8 +49,8 @@ plus the setting's name in capitals, e.g. `WAYPOST_KAFKA_BOOTSTRAP`. Each comman
 one settings class, once, at start-up; an invalid value stops it with a message naming
 the variable.
 
-- Lists (`WAYPOST_PLAYBOOK_DIRS`, `WAYPOST_AGENT_MODULES`) take comma-separated values
-  or a JSON list.
+- Lists (`WAYPOST_PLAYBOOK_DIRS`, `WAYPOST_AGENT_MODULES`, `WAYPOST_POLICY_DIRS`) take
+  comma-separated values or a JSON list.
 - Mappings (`WAYPOST_KAFKA_CLIENT_CONFIG`, `WAYPOST_TOPIC_PARTITION_OVERRIDES`) take a
   JSON object.
 - `waypost up` passes its whole environment on to the processes it starts, so any

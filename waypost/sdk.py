@@ -24,6 +24,9 @@ available to the handler as ``ctx.resource(Type)``.
 
 ``@agent("triage", concurrency=8)`` runs up to 8 tasks of a polled batch at once, in
 threads; tasks with the same key (the same task id) still run one after another.
+
+``ctx.act("send_email", {...})`` asks governance before an action (docs/governance.md):
+it returns the decision when the policies allow the action and raises otherwise.
 """
 
 from __future__ import annotations
@@ -32,9 +35,9 @@ import inspect
 import re
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel
@@ -45,6 +48,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from waypost.embeddings import Embedder
+    from waypost.governance.acting import TaskGovernance
+    from waypost.governance.model import PolicyDecision
     from waypost.memory import AgentMemory
 
 InT = TypeVar("InT", bound=BaseModel)
@@ -73,6 +78,17 @@ class AgentResult(Generic[OutT]):
 
 
 @dataclass(frozen=True, slots=True)
+class Approval:
+    """A reviewer approved ``action`` with the parameters whose digest is
+    ``params_digest`` (a governance policy held it for approval)."""
+
+    action: str
+    params_digest: str
+    approved_by: str
+    escalation_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class TaskInfo:
     """Which task a handler is working on."""
 
@@ -83,6 +99,8 @@ class TaskInfo:
     attempt: int
     goal_type: str
     deadline: datetime
+    approvals: tuple[Approval, ...] = ()
+    """Actions of this task a reviewer approved; ``ctx.act`` passes them on."""
 
 
 class AgentEnvironment(Protocol):
@@ -115,6 +133,48 @@ class AgentContext:
     cost_usd: float = 0.0
     memory: AgentMemory | None = None
     """This agent's memories (``waypost.memory``); None when it runs without a database."""
+    governance: TaskGovernance | None = field(default=None, repr=False)
+    """Set by the runtime when policies are configured; ``act`` decides through it."""
+
+    @property
+    def approvals(self) -> tuple[Approval, ...]:
+        """Actions of this task a reviewer approved (with their parameters' digests)."""
+        return self.task.approvals
+
+    def act(
+        self,
+        action: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        scopes: Iterable[str] = (),
+        tokens: int = 0,
+        cost_usd: float = 0.0,
+    ) -> PolicyDecision:
+        """Ask governance before taking ``action`` with ``params`` (JSON values; only
+        their SHA-256 and size are recorded), touching data ``scopes`` and expected to
+        spend ``tokens`` and ``cost_usd``.
+
+        Returns the decision when the policies allow the action (without policies:
+        always, and nothing is recorded). Otherwise raises: ``ActionForbidden`` or
+        ``BudgetStopped`` (the task fails without retries, its reason the policy's),
+        ``RateLimited`` (a retryable failure) or ``ApprovalRequired`` (the task waits
+        for a reviewer; once approved it runs again and this same call is allowed).
+        Let them out of the handler unless it has something else to do.
+        """
+        if self.governance is not None:
+            return self.governance.act(
+                action, params, scopes=scopes, tokens=tokens, cost_usd=cost_usd
+            )
+        from waypost.governance.acting import ungoverned
+
+        return ungoverned(
+            action,
+            params,
+            agent=self.task.capability,
+            tokens=tokens,
+            cost_usd=cost_usd,
+            at=datetime.now(UTC),
+        )
 
     def note(self, text: str) -> None:
         """Add a line to the reasoning trace shown to reviewers (kept to 2,000 characters)."""

@@ -112,7 +112,9 @@ class CommonSettings(BaseSettings):
             raise ValueError("must be a lower-case SQL identifier such as 'waypost'")
         return value
 
-    @field_validator("playbook_dirs", "agent_modules", mode="before", check_fields=False)
+    @field_validator(
+        "playbook_dirs", "agent_modules", "policy_dirs", mode="before", check_fields=False
+    )
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return _split_list(value)
@@ -132,6 +134,23 @@ class PlaybookSettings(CommonSettings):
         default_factory=list,
         description="Extra directories of playbook YAML files, beside the built-in ones "
         "(comma-separated).",
+    )
+
+
+class PolicySettings(CommonSettings):
+    """Where governance policies come from (for processes that run agents)."""
+
+    policy_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Directories of governance policy YAML files (comma-separated); see "
+        "docs/governance.md. Unset: no policies, every action an agent proposes is allowed "
+        "and nothing is audited. An invalid file stops an agent worker at start-up.",
+    )
+    policy_check_interval_s: float = Field(
+        2.0,
+        gt=0,
+        description="How often an agent worker looks at the policy files again; a changed "
+        "file applies to the next decision, without a restart.",
     )
 
 
@@ -196,7 +215,7 @@ class OrchestratorSettings(PlaybookSettings):
     )
 
 
-class AgentSettings(CommonSettings):
+class AgentSettings(PolicySettings):
     """Settings of an agent worker process (`waypost agent run`)."""
 
     agent_instance: str | None = Field(
@@ -266,7 +285,7 @@ class HttpSettings(ListenerSettings, PlaybookSettings):
     )
 
 
-class StackSettings(OrchestratorSettings, ListenerSettings):
+class StackSettings(OrchestratorSettings, ListenerSettings, PolicySettings):
     """Settings of `waypost up`, which starts and supervises every other process."""
 
     agent_modules: Annotated[list[str], NoDecode] = Field(

@@ -37,6 +37,12 @@ class Topics:
         """Workflow lifecycle for downstream subscribers."""
         return f"{self.namespace}.workflow.events"
 
+    @property
+    def governance(self) -> str:
+        """Governance decisions and budget events, keyed by agent, for downstream
+        subscribers (``policy.decided``, ``budget.threshold_reached``, ``budget.exhausted``)."""
+        return f"{self.namespace}.governance"
+
     def tasks(self, capability: str) -> str:
         """Tasks of one capability."""
         return f"{self.namespace}.tasks.{capability}"
@@ -63,7 +69,8 @@ class Topics:
         """Every topic of an installation with these capabilities, dead-letter topics too."""
         consumed = [self.goals, self.results, self.decisions]
         consumed += [self.tasks(c) for c in sorted(set(capabilities))]
-        return consumed + [self.dlq(t) for t in consumed] + [self.workflow_events]
+        produced = [self.workflow_events, self.governance]  # for subscribers; no dead letters
+        return consumed + [self.dlq(t) for t in consumed] + produced
 
     def specs(self, capabilities: Iterable[str], settings: CommonSettings) -> list[TopicSpec]:
         """Topics to provision, with partition counts from settings."""

@@ -15,6 +15,7 @@ from orchestrator.store import outbox
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.workflows import NewWorkflow
 from orchestrator.workflow.messages import (
+    ActionApproval,
     DecisionMade,
     GoalAccepted,
     Input,
@@ -47,11 +48,22 @@ def to_input(event: Event) -> tuple[str, Input] | None:
             escalate=payload.escalate,
         )
     if isinstance(payload, TaskFailed):
-        error = payload.error
+        error, approval = payload.error, payload.approval
         return payload.workflow_id, TaskAttemptFailed(
             task_id=payload.task_id,
             attempt=payload.attempt,
             error=TaskError(error.type, error.message, error.retryable),
+            approval=ActionApproval(
+                action=approval.action,
+                params_digest=approval.params_digest,
+                params_size=approval.params_size,
+                reason=approval.reason,
+                scopes=tuple(approval.scopes),
+                rule=approval.rule.model_dump(exclude_none=True) if approval.rule else None,
+            )
+            if approval is not None
+            else None,
+            reasoning=tuple(payload.reasoning),
         )
     if isinstance(payload, DecisionRecorded):
         if payload.action == "comment":

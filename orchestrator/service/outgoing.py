@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from orchestrator.workflow.approvals import granted
 from orchestrator.workflow.messages import (
     AnnounceTaskEscalated,
     AnnounceWorkflowCompleted,
@@ -21,6 +22,7 @@ from orchestrator.workflow.transitions import dispatch_id
 from waypost.bus.deadletter import Exhaustion, exhausted
 from waypost.bus.records import OutgoingRecord
 from waypost.events import (
+    ApprovalGrant,
     Codec,
     DeadLetterRef,
     ErrorInfo,
@@ -141,8 +143,18 @@ class Outgoing:
     def _dispatch(self, state: WorkflowState, command: DispatchTask) -> OutgoingRecord:
         """A task.dispatched record; built again from the same state, it is the same bytes
         (its id and time are the attempt's; its input's keys sorted, as the database does
-        not keep their order), which is what its dead letter must be."""
+        not keep their order), which is what its dead letter must be. It carries the
+        approvals reviewers gave to the task's actions."""
         task = command.task
+        approvals = [
+            ApprovalGrant(
+                action=a.action,
+                params_digest=a.params_digest,
+                approved_by=a.approved_by,
+                escalation_id=a.escalation_id,
+            )
+            for a in granted(state, task.id)
+        ]
         payload = TaskDispatched(
             workflow_id=state.id,
             task_id=task.id,
@@ -152,6 +164,7 @@ class Outgoing:
             goal_type=state.type,
             input=_sorted_keys(dict(task.input or {})),
             deadline=command.deadline.isoformat(),
+            approvals=approvals or None,
         )
         event = replace(self._event(state, payload), id=dispatch_id(task.id, task.attempt))
         if command.dispatched_at is not None:

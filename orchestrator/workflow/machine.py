@@ -8,8 +8,10 @@ capability takes the task, and when every attempt failed the step's ``on_failure
 person for the output or fails the workflow: the task's last dispatch is dead-lettered and
 the reason names the step, the last error and the dead letter, whose replay resumes it
 (``fallback``, ``dead_letters``). Every dispatch passes its capability's circuit breaker
-(``breaker``), and every attempt's outcome is reported to it. Results are applied at most
-once: the first result for an open task wins, anything later is reported as not applied.
+(``breaker``), and every attempt's outcome is reported to it. An attempt that stopped at
+an action a governance policy holds for approval waits for a reviewer (``approvals``).
+Results are applied at most once: the first result for an open task wins, anything
+later is reported as not applied.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from orchestrator.playbooks.model import Step
+from orchestrator.workflow.approvals import approval_needed
 from orchestrator.workflow.dead_letters import failed_again, reopen, replayed_task
 from orchestrator.workflow.fallback import cannot_go_on
 from orchestrator.workflow.messages import (
@@ -59,6 +62,7 @@ from orchestrator.workflow.transitions import (
 __all__ = ["Environment", "decide", "dispatch_id", "due_timers", "task_id"]
 
 _TASK_NAMESPACE = uuid.UUID("6f1d2c7e-51a4-4c39-9a57-3c1e5b0f8d21")
+RATE_LIMITED = "RateLimited"  # the error type of an action a governance rate limit held
 
 
 def task_id(workflow_id: str, step: str) -> str:
@@ -95,6 +99,8 @@ def decide(state: WorkflowState, event: Input, env: Environment) -> Decision:
     if isinstance(event, TaskAttemptFailed):
         if task.status is not TaskStatus.DISPATCHED or event.attempt != task.attempt:
             return stale(task, event.attempt, state)
+        if event.approval is not None:
+            return approval_needed(state, task, step, event, env)
         return _failed(state, task, step, event.error, "failed", env)
     if isinstance(event, LeaseExpired):
         if (
@@ -243,9 +249,10 @@ def _failed(
     outcome: str,
     env: Environment,
 ) -> Decision:
-    # A failure retrying cannot fix is about the input, not the capability's health.
+    # A failure retrying cannot fix is about the input, not the capability's health; nor
+    # is a governance rate limit (the agent was held back, nothing broke).
     env.circuits.record(
-        "failed" if error.retryable else "released",
+        "failed" if error.retryable and error.type != RATE_LIMITED else "released",
         attempt_capability(task, step, task.attempt),
         workflow_id=state.id,
         task_id=task.id,

@@ -39,12 +39,28 @@ class TaskSucceeded:
 
 
 @dataclass(frozen=True, slots=True)
+class ActionApproval:
+    """An action an agent proposed that a governance policy lets run only with a
+    reviewer's approval; its parameters by SHA-256 and size, and the deciding rule."""
+
+    action: str
+    params_digest: str
+    params_size: int
+    reason: str  # the policy's: names the action, the policy and the rule
+    scopes: tuple[str, ...] = ()
+    rule: Mapping[str, Any] | None = None  # policy, file, version, digest, path, line
+
+
+@dataclass(frozen=True, slots=True)
 class TaskAttemptFailed:
-    """An agent reported that an attempt failed."""
+    """An agent reported that an attempt failed; ``approval``: it stopped at an action
+    that waits for a reviewer's approval."""
 
     task_id: str
     attempt: int
     error: TaskError
+    approval: ActionApproval | None = None
+    reasoning: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

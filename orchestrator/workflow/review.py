@@ -33,6 +33,11 @@ SLA_ACTOR = "waypost:sla"
 # failed (the human fallback): there is no output to approve.
 FALLBACK = "fallback"
 FALLBACK_ACTIONS = ("edit", "retry", "reject")
+# The kind of the escalation that asks a person to approve an action a governance policy
+# holds for approval (``approvals``): approving runs the step again with the approval;
+# there is no output to edit.
+POLICY_APPROVAL = "policy_approval"
+POLICY_APPROVAL_ACTIONS = ("approve", "retry", "reject")
 _NAMESPACE = uuid.UUID("9a3c0f4e-7f0b-4f0e-9e7b-2f6d1c8a5b13")
 
 
@@ -178,6 +183,13 @@ def review_input(
             note=f"decision {decision.id}: every attempt of step {task.step!r} failed, so "
             "there is no output to approve; edit (supply the output), retry or reject",
         )
+    if escalation.kind == POLICY_APPROVAL and decision.action not in POLICY_APPROVAL_ACTIONS:
+        return Decision(
+            state,
+            applied=False,
+            note=f"decision {decision.id}: step {task.step!r} waits for the approval of an "
+            "action and has no output to edit; approve, retry or reject",
+        )
     if decision.action == "edit":
         problems = step.output_problems(decision.output)
         if problems:
@@ -188,6 +200,18 @@ def review_input(
     )
     state = state.with_escalation(resolved)
     record = RecordReviewEvent(resolved, "resolved", decision.reviewer, {"action": decision.action})
+    if escalation.kind == POLICY_APPROVAL and decision.action in ("approve", "retry"):
+        # Run the step again; its dispatch carries every approval of the task
+        # (``approvals.granted``), so the approved action is allowed this time. The
+        # attempt that asked does not use up the step's retries.
+        waiting = task.evolve(
+            proposal=None,
+            error=None,
+            first_valid_attempt=task.attempt + 1,
+            max_attempts=task.max_attempts + 1,
+        )
+        sent, commands = send(state.id, waiting, step, task.input or {}, env)
+        return Decision(state.with_task(sent), (record, *commands))
     if decision.action in ("approve", "edit"):
         output = decision.output if decision.action == "edit" else task.proposal
         done = task.evolve(
@@ -220,7 +244,7 @@ def _waits_on(task: TaskState, escalation: EscalationState) -> bool:
     """Whether the task still waits on what the escalation shows."""
     if task.status is not TaskStatus.AWAITING_REVIEW:
         return False
-    if escalation.kind == FALLBACK:
+    if escalation.kind in (FALLBACK, POLICY_APPROVAL):
         return task.proposal is None and task.attempt == escalation.attempt
     return dict(task.proposal or {}) == escalation.content.get("output")
 

@@ -158,7 +158,9 @@ class EscalationState:
     task_id: str
     step: str
     attempt: int
-    kind: str  # agent_request | low_confidence | approval | fallback (every attempt failed)
+    # agent_request | low_confidence | approval | fallback (every attempt failed) |
+    # policy_approval (an action a governance policy holds for approval)
+    kind: str
     reason: str
     status: EscalationStatus
     priority: int

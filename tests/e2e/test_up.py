@@ -156,6 +156,21 @@ def test_a_bad_setting_stops_start_up_with_a_message_naming_it(data_dir: Path) -
     assert not (data_dir / "postgres").exists()  # nothing was started
 
 
+def test_an_invalid_policy_file_stops_start_up_naming_the_file_and_field(data_dir: Path) -> None:
+    policies = data_dir / "policies"
+    policies.mkdir()
+    (policies / "reply.yaml").write_text("version: 1\napplies_to: '*'\nsurprise: true\n")
+    up = Up(data_dir, "--policies", str(policies))
+    up.process.wait(60)
+    up._reader.join(5)
+
+    assert up.process.returncode == 2
+    assert "WAYPOST_POLICY_DIRS: invalid policies" in up.output
+    assert f"{policies / 'reply.yaml'}: (top level) (line 3)" in up.output
+    assert "'surprise' was unexpected" in up.output
+    assert not (data_dir / "postgres").exists()  # nothing was started
+
+
 def test_commands_without_a_running_stack_say_how_to_start_one(data_dir: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "waypost", "goal", "submit", "support.ticket", "--input", "{}"],

@@ -21,6 +21,9 @@ EVENT_TYPES = [
     "workflow.started",
     "workflow.completed",
     "workflow.failed",
+    "policy.decided",
+    "budget.threshold_reached",
+    "budget.exhausted",
 ]
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 

@@ -14,6 +14,7 @@ def test_names_live_under_the_namespace() -> None:
     assert TOPICS.results == "acme.results"
     assert TOPICS.decisions == "acme.decisions"
     assert TOPICS.workflow_events == "acme.workflow.events"
+    assert TOPICS.governance == "acme.governance"
     assert TOPICS.tasks("triage") == "acme.tasks.triage"
     assert TOPICS.agent_group("triage") == "acme.agents.triage"
     assert TOPICS.orchestrator_group == "acme.orchestrator"
@@ -45,6 +46,7 @@ def test_all_topics_has_each_consumed_topic_with_its_dead_letters() -> None:
         "acme.tasks.reply.dlq",
         "acme.tasks.triage.dlq",
         "acme.workflow.events",
+        "acme.governance",
     ]
     assert len(set(topics)) == len(topics)
 

@@ -55,8 +55,20 @@ def main() -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Also load the playbooks in DIR (repeatable; WAYPOST_PLAYBOOK_DIRS).",
 )
+@click.option(
+    "--policies",
+    "policy_dirs",
+    multiple=True,
+    metavar="DIR",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Govern the agents with the policy files in DIR (repeatable; WAYPOST_POLICY_DIRS).",
+)
 def up(
-    demo: bool, port: int | None, agent_modules: tuple[str, ...], playbook_dirs: tuple[Path, ...]
+    demo: bool,
+    port: int | None,
+    agent_modules: tuple[str, ...],
+    playbook_dirs: tuple[Path, ...],
+    policy_dirs: tuple[Path, ...],
 ) -> None:
     """Start broker, PostgreSQL, orchestrator, agents, dead-letter indexer and HTTP app;
     Ctrl-C stops all.
@@ -77,6 +89,8 @@ def up(
         overrides["agent_modules"] = [*base.agent_modules, *agent_modules]
     if playbook_dirs:
         overrides["playbook_dirs"] = [*base.playbook_dirs, *playbook_dirs]
+    if policy_dirs:
+        overrides["policy_dirs"] = [*base.policy_dirs, *policy_dirs]
     settings = load(StackSettings, **overrides) if overrides else base
     sys.exit(run(settings, UpOptions(demo=demo)))
 

@@ -70,6 +70,17 @@ class GoalSubmitted(Payload):
     input: dict[str, Any]
 
 
+class ApprovalGrant(BaseModel):
+    """A reviewer approved an action a policy held for approval: the task may take
+    ``action`` with the parameters whose digest is ``params_digest``."""
+
+    model_config = ConfigDict(frozen=True)
+    action: str
+    params_digest: str
+    approved_by: str
+    escalation_id: str
+
+
 class TaskDispatched(TaskRef):
     """A task handed to the agents of its capability."""
 
@@ -77,6 +88,7 @@ class TaskDispatched(TaskRef):
     goal_type: str
     input: dict[str, Any]
     deadline: str
+    approvals: list[ApprovalGrant] | None = None  # None: no action of this task approved
 
     def partition_key(self) -> str:
         """Tasks spread over partitions by task id."""
@@ -95,6 +107,32 @@ class TaskCompleted(TaskRef):
     escalate: str | None = None  # the agent asks for a human, saying why
 
 
+class RuleInfo(BaseModel):
+    """The governance rule that decided: policy name, file, version and digest, rule path
+    and line."""
+
+    model_config = ConfigDict(frozen=True)
+    policy: str
+    file: str
+    version: int = Field(ge=1)
+    digest: str
+    path: str = ""
+    line: int | None = None
+
+
+class ApprovalRequest(BaseModel):
+    """An action the agent proposed that a policy lets run only with a human's approval;
+    its parameters travel by digest and size, never themselves."""
+
+    model_config = ConfigDict(frozen=True)
+    action: str
+    params_digest: str
+    params_size: int = Field(ge=0)
+    scopes: list[str] = Field(default_factory=list)
+    reason: str
+    rule: RuleInfo | None = None
+
+
 class TaskFailed(TaskRef):
     """An attempt that did not produce an output."""
 
@@ -103,6 +141,8 @@ class TaskFailed(TaskRef):
     reasoning: list[str] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     agent: AgentInfo
+    # Set when the attempt stopped for an action that waits for a reviewer's approval.
+    approval: ApprovalRequest | None = None
 
 
 class TaskEscalated(TaskRef):
@@ -175,6 +215,71 @@ class WorkflowFailed(Payload):
     dead_letter: DeadLetterRef | None = None
 
 
+class NoticeInfo(BaseModel):
+    """A budget at or past a level, as carried by ``policy.decided``."""
+
+    model_config = ConfigDict(frozen=True)
+    level: Literal["warning", "exhausted"]
+    period: Literal["day", "workflow"]
+    resource: Literal["tokens", "cost_usd"]
+    limit: float = Field(ge=0)
+    spent: float
+    projected: float
+    rule: RuleInfo
+
+
+class GovernanceEvent(Payload):
+    """Fields every event of the governance topic carries; keyed by agent."""
+
+    agent: str
+    capability: str
+    workflow_id: str | None = None
+    task_id: str | None = None
+    at: str
+
+    def partition_key(self) -> str | None:
+        """One agent's governance events stay in order."""
+        return self.agent
+
+
+class PolicyDecided(GovernanceEvent):
+    """A policy decision on an action an agent proposed."""
+
+    TYPE = "policy.decided"
+    action: str
+    outcome: Literal["allow", "deny", "require_approval"]
+    cause: str
+    reason: str
+    rule: RuleInfo | None = None
+    context_digest: str
+    audit_id: int | None = None
+    notices: list[NoticeInfo] = Field(default_factory=list)
+
+
+class BudgetLevel(GovernanceEvent):
+    """Fields of both budget events."""
+
+    period: Literal["day", "workflow"]
+    period_key: str  # the UTC date, or the workflow id
+    resource: Literal["tokens", "cost_usd"]
+    limit: float = Field(ge=0)
+    spent: float  # before the spend that crossed the level
+    projected: float  # after it
+    rule: RuleInfo
+
+
+class BudgetThresholdReached(BudgetLevel):
+    """An agent's spend crossed a budget's warning level."""
+
+    TYPE = "budget.threshold_reached"
+
+
+class BudgetExhausted(BudgetLevel):
+    """An agent's spend reached a budget's limit: further actions are refused."""
+
+    TYPE = "budget.exhausted"
+
+
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
     cls.TYPE: cls
     for cls in (
@@ -187,5 +292,8 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         WorkflowStarted,
         WorkflowCompleted,
         WorkflowFailed,
+        PolicyDecided,
+        BudgetThresholdReached,
+        BudgetExhausted,
     )
 }

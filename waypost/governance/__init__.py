@@ -11,7 +11,8 @@
 ``loader`` reads and validates policy files (``policy.schema.json``), ``policyset`` keeps
 them current, ``engine`` is the pure decision function, ``repository`` holds all SQL,
 ``gate`` joins them in one transaction per decision (``MemoryGate``: the same, in
-memory), ``events`` the event bodies for the governance topic. See docs/governance.md.
+memory), ``acting`` is what an agent's ``ctx.act`` does for one task, ``events`` builds
+the bodies for the governance topic. See docs/governance.md.
 """
 
 from waypost.governance.engine import Policies, check

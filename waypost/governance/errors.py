@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from waypost.errors import NonRetryableError, WaypostError
 
 if TYPE_CHECKING:
-    from waypost.governance.model import PolicyDecision
+    from waypost.governance.model import PolicyDecision, Proposal
 
 
 class GovernanceError(WaypostError):
@@ -61,18 +61,21 @@ class InvalidPolicies(GovernanceError):
 
 
 class ApprovalRequired(GovernanceError):
-    """The action needs a human's approval before it runs."""
+    """The action needs a human's approval before it runs; ``proposal`` is the action
+    (with its parameters' digest) the approval is for."""
 
-    def __init__(self, decision: PolicyDecision) -> None:
+    def __init__(self, decision: PolicyDecision, proposal: Proposal | None = None) -> None:
         self.decision = decision
+        self.proposal = proposal
         super().__init__(decision.reason)
 
 
 class PolicyDenied(GovernanceError):
     """A policy refused the action; ``decision`` names the rule and the reason."""
 
-    def __init__(self, decision: PolicyDecision) -> None:
+    def __init__(self, decision: PolicyDecision, proposal: Proposal | None = None) -> None:
         self.decision = decision
+        self.proposal = proposal
         super().__init__(decision.reason)
 
 
@@ -88,14 +91,14 @@ class RateLimited(PolicyDenied):
     """Too many such actions in the rate window; retrying later can succeed."""
 
 
-def refusal(decision: PolicyDecision) -> GovernanceError:
+def refusal(decision: PolicyDecision, proposal: Proposal | None = None) -> GovernanceError:
     """The exception ``ctx.act`` raises for a decision that is not ``allow``."""
     if decision.outcome == "allow":
         raise ValueError("an allowed action is not refused")
     if decision.outcome == "require_approval":
-        return ApprovalRequired(decision)
+        return ApprovalRequired(decision, proposal)
     if decision.cause == "rate_limit":
-        return RateLimited(decision)
+        return RateLimited(decision, proposal)
     if decision.cause == "budget":
-        return BudgetStopped(decision)
-    return ActionForbidden(decision)
+        return BudgetStopped(decision, proposal)
+    return ActionForbidden(decision, proposal)

@@ -2,7 +2,8 @@
 
 Start more processes with the same modules to scale out: Kafka spreads each
 capability's partitions over the members of its group. Each process lists itself in the
-agent registry (`waypost agents ls`) while it runs.
+agent registry (`waypost agents ls`) while it runs. With ``WAYPOST_POLICY_DIRS`` every
+action a handler proposes (``ctx.act``) is decided by the policies in those directories.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from waypost.db import make_engine
 from waypost.embeddings import Embedder, HashingEmbedder
 from waypost.errors import BusError, ConfigError
 from waypost.events import Event, default_codec
+from waypost.governance import Gate, Governor, InvalidPolicies, MemoryGate, PolicySet
 from waypost.lifecycle import configure_logging, run_threads, stop_on_signals
 from waypost.memory import AgentMemory
 from waypost.registry import Announcement
@@ -68,6 +70,29 @@ class WorkerEnvironment:
             self._engine.dispose()
 
 
+def load_governor(settings: AgentSettings, environment: WorkerEnvironment) -> Governor | None:
+    """The governor of ``settings.policy_dirs`` (None without policy directories);
+    ConfigError, naming every invalid file and field, if a policy file is invalid."""
+    if not settings.policy_dirs:
+        return None
+    try:
+        policies = PolicySet(
+            settings.policy_dirs, check_interval_s=settings.policy_check_interval_s
+        )
+    except InvalidPolicies as exc:
+        raise ConfigError(f"WAYPOST_POLICY_DIRS: invalid policies:\n{exc}") from None
+    names = ", ".join(p.name for p in policies.current().policies) or "none"
+    if environment.database_url is None:
+        log.warning(
+            "no database configured: governance decisions (policies: %s) are counted in "
+            "this process only and audited only on the governance topic",
+            names,
+        )
+        return MemoryGate(policies)
+    log.info("governance policies in force: %s", names)
+    return Gate(environment.database(), policies)
+
+
 def prepare(
     agents: Sequence[Agent[Any, Any]], environment: WorkerEnvironment
 ) -> dict[str, dict[type, Any]]:
@@ -101,6 +126,7 @@ def assemble(
 ) -> list[Running]:
     """Provision the topics, run the setup functions, and build one consumer loop per
     capability (not started)."""
+    governor = load_governor(settings, environment)  # before anything else: fail fast
     topics = Topics(settings.namespace)
     codec = default_codec()
     bus.admin().ensure_topics(topics.specs([a.capability for a in agents], settings))
@@ -117,6 +143,7 @@ def assemble(
             memory=AgentMemory(environment.database(), environment.embedder, agent=agent.capability)
             if environment.database_url
             else None,
+            governor=governor,
             max_local_attempts=settings.agent_max_local_attempts,
             stop=stop,
             shutdown_grace_s=settings.agent_shutdown_grace_s,

@@ -14,6 +14,14 @@ they are delivered again).
 A task whose deadline passed gets no result (the orchestrator has dispatched it again),
 unless it carries ``waypost-replay-of``: a dead letter an analyst replayed on purpose,
 whose workflow waits for exactly that attempt.
+
+With a ``governor`` (policies configured), ``ctx.act`` decides the handler's actions
+through it (``waypost.governance.acting``); after the handler the task's usage beyond
+what its actions reserved is recorded, and the governance events of the task go to the
+governance topic in the same batch as its result, so they are acknowledged before the
+offsets are committed. A handler that lets ``ApprovalRequired`` out fails the attempt
+with the action it waits for (``TaskFailed.approval``): the orchestrator makes it an
+escalation, and the approved task comes back with ``approvals``.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 
@@ -36,6 +44,7 @@ from waypost.bus.records import OutgoingRecord
 from waypost.errors import InvalidEvent, NonRetryableError, PublishError, UnexpectedEvent
 from waypost.events import (
     AgentInfo,
+    ApprovalRequest,
     Codec,
     ErrorInfo,
     Event,
@@ -47,9 +56,12 @@ from waypost.events import (
     utcnow,
 )
 from waypost.events.storable import value_problem
+from waypost.governance import ApprovalRequired, Governor, Spend
+from waypost.governance.acting import TaskGovernance
+from waypost.governance.events import rule_info
 from waypost.memory import AgentMemory
 from waypost.runtime.lanes import Lanes
-from waypost.sdk import Agent, AgentContext, AgentResult, TaskInfo
+from waypost.sdk import Agent, AgentContext, AgentResult, Approval, TaskInfo
 from waypost.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -60,7 +72,7 @@ _MAX_NOTE_LENGTH = 2000  # schemas/common.v1.json: reasoning items
 @dataclass(frozen=True, slots=True)
 class _Result:
     record: OutgoingRecord
-    failed: bool  # a task.failed event
+    kind: Literal["completed", "failed", "governance"]  # a result, or an event beside one
 
 
 @dataclass
@@ -83,6 +95,7 @@ class AgentWorker:
     instance: str
     resources: dict[type, Any]
     memory: AgentMemory | None = None  # the agent's long-term memory (needs a database)
+    governor: Governor | None = None  # decides ctx.act; None: no policies configured
     max_local_attempts: int = 1
     clock: Callable[[], datetime] = utcnow
     stop: threading.Event = field(default_factory=threading.Event)
@@ -107,7 +120,7 @@ class AgentWorker:
                 )
         if self.stop.is_set():
             return list(deliveries)  # none started: all of them come again
-        lanes: Lanes[Delivery, _Result | None] = Lanes(
+        lanes: Lanes[Delivery, list[_Result]] = Lanes(
             deliveries,
             key=lambda delivery: delivery.record.key,
             work=self._execute,
@@ -136,7 +149,7 @@ class AgentWorker:
                     error = error or finished.error
                     lanes.close()  # the loop handles the batch again, task by task
                 elif finished.result is not None:
-                    pending.append(finished.result)
+                    pending.extend(finished.result)
             due = time.monotonic() - last_publish >= self.publish_interval_s
             if error is None and pending and due:
                 self._publish(pending)
@@ -168,10 +181,10 @@ class AgentWorker:
         delay = 0.5
         while True:
             outcome = self.publisher.send([result.record for result in results])
-            self.handled += len(outcome.delivered)
-            failures = sum(results[index].failed for index in outcome.delivered)
-            self.failed += failures
-            self.completed += len(outcome.delivered) - failures
+            kinds = [results[index].kind for index in outcome.delivered]
+            self.failed += kinds.count("failed")
+            self.completed += kinds.count("completed")
+            self.handled += kinds.count("failed") + kinds.count("completed")
             if not outcome.failed:
                 return
             results = [results[index] for index in sorted(outcome.failed)]
@@ -197,7 +210,7 @@ class AgentWorker:
             previous = self._seconds_per_task
             self._seconds_per_task = seconds if previous is None else 0.8 * previous + 0.2 * seconds
 
-    def _execute(self, delivery: Delivery) -> _Result | None:
+    def _execute(self, delivery: Delivery) -> list[_Result]:
         task = delivery.event.payload
         assert isinstance(task, TaskDispatched)
         deadline = datetime.fromisoformat(task.deadline)
@@ -211,7 +224,7 @@ class AgentWorker:
                     task.attempt,
                     task.workflow_id,
                 )
-                return None
+                return []
             # A dead letter replayed on purpose: its workflow waits for this very attempt.
             log.info(
                 "running %s attempt %d of workflow %s past its deadline: it is a replay of "
@@ -221,22 +234,14 @@ class AgentWorker:
                 task.workflow_id,
                 replay_of.decode(errors="replace"),
             )
-        context = AgentContext(
-            task=TaskInfo(
-                workflow_id=task.workflow_id,
-                task_id=task.task_id,
-                step=task.step,
-                capability=task.capability,
-                attempt=task.attempt,
-                goal_type=task.goal_type,
-                deadline=deadline,
-            ),
-            resources=self.resources,
-            memory=self.memory,
-        )
+        context = self._context(task, deadline)
         started = time.perf_counter()
         outcome = self._run(task, context)
         self._observe(time.perf_counter() - started)
+        governance = context.governance
+        if governance is not None:
+            used = Spend(context.input_tokens + context.output_tokens, context.cost_usd)
+            governance.settle(used, at=self.clock())
         usage = Usage(
             input_tokens=context.input_tokens,
             output_tokens=context.output_tokens,
@@ -253,7 +258,47 @@ class AgentWorker:
             payload = self._payload(task, error, context, Usage())
             encoded = self._encode(delivery, payload)
         record = OutgoingRecord(self.topics.results, encoded.key, encoded.value, encoded.headers)
-        return _Result(record, failed=isinstance(payload, TaskFailed))
+        results = [self._governance(delivery, e) for e in governance.events] if governance else []
+        results.append(
+            _Result(record, "failed" if isinstance(payload, TaskFailed) else "completed")
+        )
+        return results
+
+    def _context(self, task: TaskDispatched, deadline: datetime) -> AgentContext:
+        info = TaskInfo(
+            workflow_id=task.workflow_id,
+            task_id=task.task_id,
+            step=task.step,
+            capability=task.capability,
+            attempt=task.attempt,
+            goal_type=task.goal_type,
+            deadline=deadline,
+            approvals=tuple(
+                Approval(a.action, a.params_digest, a.approved_by, a.escalation_id)
+                for a in task.approvals or ()
+            ),
+        )
+        governance = (
+            TaskGovernance(
+                self.governor,
+                # Today an agent is declared by its capability (docs/governance.md).
+                agent=self.agent.capability,
+                capability=task.capability,
+                workflow_id=task.workflow_id,
+                task_id=task.task_id,
+                approvals=info.approvals,
+            )
+            if self.governor is not None
+            else None
+        )
+        return AgentContext(
+            task=info, resources=self.resources, memory=self.memory, governance=governance
+        )
+
+    def _governance(self, delivery: Delivery, payload: Payload) -> _Result:
+        encoded = self._encode(delivery, payload)
+        record = OutgoingRecord(self.topics.governance, encoded.key, encoded.value, encoded.headers)
+        return _Result(record, "governance")
 
     def _encode(self, delivery: Delivery, payload: Payload) -> Any:
         event = Event(
@@ -265,7 +310,9 @@ class AgentWorker:
         )
         return self.codec.encode(event)
 
-    def _run(self, task: TaskDispatched, context: AgentContext) -> AgentResult[Any] | ErrorInfo:
+    def _run(
+        self, task: TaskDispatched, context: AgentContext
+    ) -> AgentResult[Any] | ErrorInfo | ApprovalRequired:
         try:
             task_input = self.agent.input_model.model_validate(task.input)
         except pydantic.ValidationError as exc:
@@ -282,6 +329,8 @@ class AgentWorker:
                     # The same input would produce the same output: do not retry.
                     return ErrorInfo(type="InvalidOutput", message=problem, retryable=False)
                 return result
+            except ApprovalRequired as exc:
+                return exc  # not a failure to retry: it waits for a reviewer
             except NonRetryableError as exc:
                 return ErrorInfo(type=type(exc).__name__, message=str(exc), retryable=False)
             except Exception as exc:
@@ -301,7 +350,7 @@ class AgentWorker:
     def _payload(
         self,
         task: TaskDispatched,
-        outcome: AgentResult[Any] | ErrorInfo,
+        outcome: AgentResult[Any] | ErrorInfo | ApprovalRequired,
         context: AgentContext,
         usage: Usage,
     ) -> Payload:
@@ -319,6 +368,14 @@ class AgentWorker:
             ),
         }
         notes = [note[:_MAX_NOTE_LENGTH] for note in context.notes]
+        if isinstance(outcome, ApprovalRequired):
+            error = ErrorInfo(type="ApprovalRequired", message=str(outcome), retryable=False)
+            return TaskFailed(
+                error=error,
+                approval=_approval_request(outcome),
+                reasoning=notes[:_MAX_NOTES],
+                **common,
+            )
         if isinstance(outcome, ErrorInfo):
             return TaskFailed(error=outcome, reasoning=notes[:_MAX_NOTES], **common)
         reasoning = [n[:_MAX_NOTE_LENGTH] for n in [*notes, *outcome.reasoning]][:_MAX_NOTES]
@@ -329,3 +386,20 @@ class AgentWorker:
             escalate=outcome.escalate[:2000] if outcome.escalate else None,
             **common,
         )
+
+
+def _approval_request(error: ApprovalRequired) -> ApprovalRequest | None:
+    """What the reviewer is asked to approve (None: not raised by ``ctx.act``, so there is
+    no action to approve and the attempt is an ordinary failure)."""
+    proposal = error.proposal
+    if proposal is None:
+        return None
+    rule = error.decision.rule
+    return ApprovalRequest(
+        action=proposal.action,
+        params_digest=proposal.params_digest,
+        params_size=proposal.params_size,
+        scopes=sorted(proposal.scopes),
+        reason=error.decision.reason,
+        rule=rule_info(rule) if rule is not None else None,
+    )

@@ -133,6 +133,7 @@ def run(settings: StackSettings, options: UpOptions) -> int:
             f"WAYPOST_HTTP_PORT: port {settings.http_port} on {settings.http_host} is in use; "
             "pass --port or set WAYPOST_HTTP_PORT to a free port"
         )
+    _check_policies(settings)
     agent_modules = [*BUILTIN_AGENT_MODULES, *settings.agent_modules]
     logs = data_dir / "logs"
     stop_requested = threading.Event()
@@ -227,6 +228,18 @@ def _capabilities(settings: StackSettings, agent_modules: list[str]) -> set[str]
     return set(playbooks.capabilities()) | {a.capability for a in agents}
 
 
+def _check_policies(settings: StackSettings) -> None:
+    """Refuse to start with invalid policy files (the agent workers would refuse)."""
+    if not settings.policy_dirs:
+        return
+    from waypost.governance import InvalidPolicies, PolicySet
+
+    try:
+        PolicySet(settings.policy_dirs)
+    except InvalidPolicies as exc:
+        raise ConfigError(f"WAYPOST_POLICY_DIRS: invalid policies:\n{exc}") from None
+
+
 def _child_env(
     settings: StackSettings, kafka: str, database: str, data_dir: Path
 ) -> dict[str, str]:
@@ -239,6 +252,7 @@ def _child_env(
             "WAYPOST_HTTP_HOST": settings.http_host,
             "WAYPOST_HTTP_PORT": str(settings.http_port),
             "WAYPOST_PLAYBOOK_DIRS": ",".join(str(p.resolve()) for p in settings.playbook_dirs),
+            "WAYPOST_POLICY_DIRS": ",".join(str(p.resolve()) for p in settings.policy_dirs),
             "PYTHONUNBUFFERED": "1",
         }
     )

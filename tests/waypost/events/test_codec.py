@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import orjson
 import pytest
@@ -13,13 +14,20 @@ from waypost.errors import InvalidEvent, UndecodableEvent
 from waypost.events import (
     PAYLOAD_TYPES,
     AgentInfo,
+    ApprovalGrant,
+    ApprovalRequest,
+    BudgetExhausted,
+    BudgetThresholdReached,
     Codec,
     DecisionRecorded,
     EncodedEvent,
     ErrorInfo,
     Event,
     GoalSubmitted,
+    NoticeInfo,
     Payload,
+    PolicyDecided,
+    RuleInfo,
     TaskCompleted,
     TaskDispatched,
     TaskEscalated,
@@ -43,6 +51,23 @@ TASK = {
     "attempt": 2,
 }
 AGENT = AgentInfo(capability="triage", version="1.2", instance="host:42")
+RULE = RuleInfo(
+    policy="support-reply", file="policies/reply.yaml", version=3, digest=DIGEST, path="x", line=4
+)
+BUDGET: dict[str, Any] = {
+    "agent": "reply",
+    "capability": "reply",
+    "workflow_id": "wf-1",
+    "task_id": "task-1",
+    "at": "2024-05-06T07:08:09.123456+00:00",
+    "period": "workflow",
+    "period_key": "wf-1",
+    "resource": "tokens",
+    "limit": 1000.0,
+    "spent": 700.0,
+    "projected": 1000.0,
+    "rule": RULE,
+}
 
 # One valid body of every event type, by type.
 SAMPLES: dict[str, Payload] = {
@@ -100,6 +125,33 @@ SAMPLES: dict[str, Payload] = {
         step="triage",
         error=ErrorInfo(type="RuntimeError", message="boom", retryable=False),
     ),
+    "policy.decided": PolicyDecided(
+        agent="reply",
+        capability="reply",
+        workflow_id="wf-1",
+        task_id="task-1",
+        at="2024-05-06T07:08:09.123456+00:00",
+        action="send_email",
+        outcome="deny",
+        cause="rate_limit",
+        reason="too many",
+        rule=RULE,
+        context_digest=DIGEST,
+        audit_id=7,
+        notices=[
+            NoticeInfo(
+                level="warning",
+                period="day",
+                resource="cost_usd",
+                limit=5.0,
+                spent=3.9,
+                projected=4.1,
+                rule=RULE,
+            )
+        ],
+    ),
+    "budget.threshold_reached": BudgetThresholdReached(**BUDGET),
+    "budget.exhausted": BudgetExhausted(**BUDGET),
 }
 
 
@@ -228,12 +280,39 @@ def test_a_goal_is_its_own_workflow() -> None:
         ("workflow.started", b"wf-1"),
         ("workflow.completed", b"wf-1"),
         ("workflow.failed", b"wf-1"),
+        ("policy.decided", b"reply"),
+        ("budget.threshold_reached", b"reply"),
+        ("budget.exhausted", b"reply"),
     ],
 )
 def test_record_key_keeps_a_workflows_events_in_one_partition(event_type: str, key: bytes) -> None:
     # Tasks spread by task id over the agents; everything the orchestrator reads is keyed
     # by workflow so one orchestrator sees a workflow's events in order.
     assert CODEC.encode(_event(SAMPLES[event_type])).key == key
+
+
+def test_a_dispatch_carries_its_approvals_and_a_failure_the_approval_it_waits_for() -> None:
+    grant = ApprovalGrant(
+        action="refund", params_digest=DIGEST, approved_by="ada", escalation_id="esc-1"
+    )
+    request = ApprovalRequest(
+        action="refund", params_digest=DIGEST, params_size=42, reason="needs a human", rule=RULE
+    )
+    dispatched = SAMPLES["task.dispatched"].model_copy(update={"approvals": [grant]})
+    failed = SAMPLES["task.failed"].model_copy(update={"approval": request})
+
+    for payload in (dispatched, failed):
+        encoded = CODEC.encode(_event(payload))
+        assert CODEC.decode(encoded.value, encoded.headers).payload == payload
+    # Without approvals a dispatch is the same bytes as before approvals existed.
+    assert b"approvals" not in CODEC.encode(_event(SAMPLES["task.dispatched"])).value
+
+
+def test_a_policy_decision_names_an_action_as_actions_are_named() -> None:
+    payload = SAMPLES["policy.decided"].model_copy(update={"action": "Send Email"})
+
+    with pytest.raises(InvalidEvent, match="at action"):
+        CODEC.encode(_event(payload))
 
 
 def test_body_is_the_payload_as_json_without_nulls() -> None:

@@ -62,3 +62,14 @@ def test_the_error_listing_is_what_the_loader_reports(
         load_file(path)
 
     assert str(caught.value) + "\n" == shown
+
+
+def test_the_runtime_example_is_the_code_and_policy_in_docs_examples() -> None:
+    agent = next(body for language, body in BLOCKS if language == "python" and "ctx.act(" in body)
+    policy = next(body for language, body in BLOCKS if body.startswith("# What the refunds"))
+
+    assert agent in (ROOT / "docs" / "examples" / "refunds.py").read_text()
+    assert (
+        policy
+        == (ROOT / "docs" / "examples" / "governance" / "policies" / "refunds.yaml").read_text()
+    )

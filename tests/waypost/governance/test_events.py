@@ -1,17 +1,16 @@
-"""Governance event bodies: the pydantic models match their JSON Schemas (written to move
-into ``schemas/``), and budget events come only from notices that crossed a level."""
+"""Governance event bodies: the pydantic models match their JSON Schemas in ``schemas/``,
+and budget events come only from notices that crossed a level."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 
 import jsonschema_rs
 import pytest
 
 import schemas
+from waypost.events import PAYLOAD_TYPES
 from waypost.governance import Context, Policies, Proposal, Spend, load_text
 from waypost.governance.events import (
     GOVERNANCE_PAYLOAD_TYPES,
@@ -36,9 +35,7 @@ RULES = Policies(
 
 
 def _schema(event_type: str) -> dict[str, Any]:
-    files = resources.files("waypost.governance").joinpath("event_schemas")
-    document: dict[str, Any] = json.loads(files.joinpath(f"{event_type}.v1.json").read_text())
-    return document
+    return schemas.latest(event_type).document
 
 
 def _errors(event_type: str, body: dict[str, Any]) -> list[str]:
@@ -56,12 +53,12 @@ def _body(payload: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("event_type", sorted(GOVERNANCE_PAYLOAD_TYPES))
-def test_each_event_schema_is_valid_2020_12_named_like_the_registrys(event_type: str) -> None:
+def test_each_event_type_is_in_the_registry(event_type: str) -> None:
     document = _schema(event_type)
 
     jsonschema_rs.meta.validate(document)
     assert document["$id"] == f"{schemas.BASE_URI}{event_type}.v1.json"
-    assert document["title"] == f"waypost.{event_type}"
+    assert PAYLOAD_TYPES[event_type] is GOVERNANCE_PAYLOAD_TYPES[event_type]
 
 
 def test_a_decision_becomes_a_policy_decided_body_its_schema_accepts() -> None:
