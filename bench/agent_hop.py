@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,7 +30,9 @@ from bench.harness import (
     processes,
     producer,
     raw_pipeline_rate,
+    timed_rate,
     unique,
+    wait_for_topic,
     waypost_env,
 )
 from waypost.events import Event, TaskDispatched, default_codec, utcnow
@@ -51,7 +52,7 @@ def waypost_rate(
     env = waypost_env(stack, namespace=namespace, schema=schema, **(extra_env or {}))
     agent = [("agent-hop", ["-m", "waypost", "agent", "run", "bench.echo_agent"])]
     with processes(agent, env, logdir):
-        _wait_for_topic(stack, topics.results)
+        wait_for_topic(stack, topics.results, "agent")
         sink = Sink(stack.bootstrap, topics.results)
         out = producer(stack.bootstrap)
         codec = default_codec()
@@ -76,29 +77,7 @@ def waypost_rate(
                 headers=list(encoded.headers),
             )
 
-        task(-1)  # warm-up: the agent's group has joined once its result arrives
-        out.flush()
-        sink.wait_for(1, 120, COMPLETED)
-        started = time.monotonic()
-        for n in range(count):
-            task(n)
-            if n % 1000 == 0:
-                out.poll(0)
-        out.flush()
-        finished = sink.wait_for(count + 1, 600, COMPLETED)
-        sink.close()
-    return count / (finished - started)
-
-
-def _wait_for_topic(stack: Stack, topic: str) -> None:
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": stack.bootstrap})
-    deadline = time.monotonic() + 60
-    while topic not in admin.list_topics(timeout=5).topics:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{topic} was not created; see the agent log")
-        time.sleep(0.1)
+        return timed_rate(task, out, sink, count, COMPLETED)
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from bench.harness import (
@@ -34,7 +33,9 @@ from bench.harness import (
     processes,
     producer,
     raw_pipeline_rate,
+    timed_rate,
     unique,
+    wait_for_topic,
     waypost_env,
 )
 from waypost.events import Event, GoalSubmitted, default_codec
@@ -74,7 +75,7 @@ def platform_rate(
         ],
     ]
     with processes(commands, env, logdir):
-        _wait_for_topic(stack, topics.workflow_events)
+        wait_for_topic(stack, topics.workflow_events, "orchestrator")
         sink = Sink(stack.bootstrap, topics.workflow_events)
         out = producer(stack.bootstrap)
         codec = default_codec()
@@ -87,29 +88,7 @@ def platform_rate(
                 topics.goals, key=encoded.key, value=encoded.value, headers=list(encoded.headers)
             )
 
-        goal(-1)  # warm-up: every consumer group has joined once this one completes
-        out.flush()
-        sink.wait_for(1, 120, COMPLETED)
-        started = time.monotonic()
-        for n in range(count):
-            goal(n)
-            if n % 1000 == 0:
-                out.poll(0)
-        out.flush()
-        finished = sink.wait_for(count + 1, 600, COMPLETED)
-        sink.close()
-    return count / (finished - started)
-
-
-def _wait_for_topic(stack: Stack, topic: str) -> None:
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": stack.bootstrap})
-    deadline = time.monotonic() + 60
-    while topic not in admin.list_topics(timeout=5).topics:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{topic} was not created; see the orchestrator log")
-        time.sleep(0.1)
+        return timed_rate(goal, out, sink, count, COMPLETED)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,5 +179,38 @@ def raw_pipeline_rate(stack: Stack, count: int, logdir: Path) -> float:
                 out.poll(0)
         out.flush()
         finished = sink.wait_for(count + 1, 300)
+    sink.close()
+    return count / (finished - started)
+
+
+def wait_for_topic(stack: Stack, topic: str, creator: str) -> None:
+    """Block until ``topic`` exists (``creator`` provisions it; its log says why not)."""
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap})
+    deadline = time.monotonic() + 60
+    while topic not in admin.list_topics(timeout=5).topics:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{topic} was not created; see the {creator} log")
+        time.sleep(0.1)
+
+
+def timed_rate(
+    send: Callable[[int], None],
+    out: Producer,
+    sink: Sink,
+    count: int,
+    header: tuple[str, bytes],
+) -> float:
+    """Messages per second: ``send(-1)`` warms up (every group has joined once its
+    answer arrives), then ``count`` sends are timed until their answers all arrived."""
+    send(-1)
+    out.flush()
+    sink.wait_for(1, 120, header)
+    started = time.monotonic()
+    for n in range(count):
+        send(n)
+        if n % 1000 == 0:
+            out.poll(0)
+    out.flush()
+    finished = sink.wait_for(count + 1, 600, header)
     sink.close()
     return count / (finished - started)

@@ -247,17 +247,7 @@ def replay_selection(
         else:
             raise Refused(f"Unknown action {form.op!r}.")
     except Refused as refused:
-        result = Result("Nothing replayed", error=refused.message)
-        return render_list(
-            request,
-            state,
-            principal,
-            query,
-            form=form,
-            result=result,
-            status=refused.status,
-            block="results",
-        )
+        return _refused_list(request, state, principal, query, form, "Nothing replayed", refused)
     return render_list(request, state, principal, query, form=form, result=result, block="results")
 
 
@@ -273,21 +263,34 @@ def close_selection(
         filters, _ = _chosen(state, query, form)
         changed, noop = _close(state, principal, filters, status, form.reason)
     except Refused as refused:
-        result = Result("Nothing changed", error=refused.message)
-        return render_list(
-            request,
-            state,
-            principal,
-            query,
-            form=form,
-            result=result,
-            status=refused.status,
-            block="results",
-        )
+        return _refused_list(request, state, principal, query, form, "Nothing changed", refused)
     title = f"{status.capitalize()} {len(changed)} dead letter(s)"
     if noop:
         title += f"; {noop} were not pending and stay as they were"
     return render_list(request, state, principal, query, result=Result(title), block="results")
+
+
+def _refused_list(
+    request: Request,
+    state: AppState,
+    principal: Principal,
+    query: DlqQuery,
+    form: DlqForm,
+    title: str,
+    refused: Refused,
+) -> Response:
+    """The list's results again, with the analyst's form as sent and why it was refused."""
+    result = Result(title, error=refused.message)
+    return render_list(
+        request,
+        state,
+        principal,
+        query,
+        form=form,
+        result=result,
+        status=refused.status,
+        block="results",
+    )
 
 
 @router.post("/dlq/{dead_letter_id}/replay")
