@@ -10,26 +10,12 @@ WaypostError (waypost.errors)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from waypost.errors import WaypostError
+from waypost.yamlfile import Problem as Problem  # re-exported
 
 
 class OrchestratorError(WaypostError):
     """Base of orchestrator errors."""
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing wrong in a playbook file."""
-
-    field: str
-    message: str
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.field} (line {self.line})" if self.line else self.field
-        return f"{where}: {self.message}"
 
 
 class PlaybookError(OrchestratorError):

@@ -31,6 +31,7 @@ from orchestrator.playbooks.model import (
     ReviewPolicy,
     Step,
 )
+from waypost.yamlfile import field_path, line_of
 
 _DURATION = re.compile(r"^(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>ms|s|m|h)$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -83,7 +84,9 @@ def load_document(
             source, [Problem("(file)", "a playbook is a mapping with type and steps")]
         )
     schema_problems = [
-        Problem(_field(error.instance_path), _explain(error), _line(node, error.instance_path))
+        Problem(
+            field_path(error.instance_path), _explain(error), line_of(node, error.instance_path)
+        )
         for error in _validator().iter_errors(document)
     ]
     if schema_problems:
@@ -154,7 +157,7 @@ def _input_checker(schema: Mapping[str, Any] | None, root: str = "input") -> Any
 
     def errors(goal_input: Any) -> list[tuple[str, str]]:
         return [
-            (_field(e.instance_path) if e.instance_path else root, e.message)
+            (field_path(e.instance_path) if e.instance_path else root, e.message)
             for e in validator.iter_errors(goal_input)
         ]
 
@@ -227,7 +230,7 @@ def _check_graph(playbook: Playbook, node: yaml.Node | None) -> list[Problem]:
     index = {name: i for i, name in enumerate(names)}
 
     def problem(path: list[str | int], message: str) -> None:
-        problems.append(Problem(_field(path), message, _line(node, path)))
+        problems.append(Problem(field_path(path), message, line_of(node, path)))
 
     for i, name in enumerate(names):
         if names.index(name) != i:
@@ -325,28 +328,3 @@ def _find_cycle(playbook: Playbook) -> list[str]:
         if step.name not in state and (found := visit(step.name)):
             return found
     return []
-
-
-def _field(path: Iterable[str | int]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(top level)"
-
-
-def _line(node: yaml.Node | None, path: Iterable[str | int]) -> int | None:
-    """The 1-based line of the YAML node at ``path`` (or its nearest existing parent)."""
-    current = node
-    for part in path:
-        if isinstance(current, yaml.MappingNode):
-            children = {key.value: value for key, value in current.value}
-            if part not in children:
-                break
-            current = children[part]
-        elif isinstance(current, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(current.value):
-                break
-            current = current.value[part]
-        else:
-            break
-    return current.start_mark.line + 1 if current is not None else None

@@ -16,10 +16,10 @@ WaypostError (waypost.errors)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from waypost.errors import NonRetryableError, WaypostError
+from waypost.yamlfile import Problem as Problem  # re-exported
 
 if TYPE_CHECKING:
     from waypost.governance.model import PolicyDecision, Proposal
@@ -27,19 +27,6 @@ if TYPE_CHECKING:
 
 class GovernanceError(WaypostError):
     """Base of governance errors."""
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing wrong in a policy file."""
-
-    field: str
-    message: str
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.field} (line {self.line})" if self.line else self.field
-        return f"{where}: {self.message}"
 
 
 class PolicyError(GovernanceError):

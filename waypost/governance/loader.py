@@ -26,6 +26,7 @@ from waypost.governance.model import (
     RateLimit,
     Resource,
 )
+from waypost.yamlfile import field_path, line_of
 
 _DURATION = re.compile(r"^(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>ms|s|m|h|d)$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -100,7 +101,9 @@ def load_text(text: str, *, source: str = "<text>", default_name: str = "policy"
         for index, limit in enumerate(document.get("rate_limits", [])):
             if parse_duration(limit["per"]) <= 0:
                 path: list[str | int] = ["rate_limits", index, "per"]
-                problems.append(Problem(_field(path), "must be longer than 0", _line(node, path)))
+                problems.append(
+                    Problem(field_path(path), "must be longer than 0", line_of(node, path))
+                )
     if problems:
         # In file order, so that fixing them top to bottom works.
         problems.sort(key=lambda problem: problem.line or 0)
@@ -128,11 +131,13 @@ def _problem(error: Any, node: yaml.Node | None) -> Problem:
     path = list(error.instance_path)
     kind = error.kind
     if isinstance(kind, jsonschema_rs.ValidationErrorKind.AdditionalProperties):
-        return Problem(_field(path), _explain(error), _line(node, [*path, kind.unexpected[0]]))
+        return Problem(
+            field_path(path), _explain(error), line_of(node, [*path, kind.unexpected[0]])
+        )
     if isinstance(kind, jsonschema_rs.ValidationErrorKind.PropertyNames):
         name = str(kind.error.instance)
-        return Problem(_field(path), _explain(kind.error), _line(node, [*path, name]))
-    return Problem(_field(path), _explain(error), _line(node, path))
+        return Problem(field_path(path), _explain(kind.error), line_of(node, [*path, name]))
+    return Problem(field_path(path), _explain(error), line_of(node, path))
 
 
 def _explain(error: Any) -> str:
@@ -154,8 +159,8 @@ def _build(document: Mapping[str, Any], source: str, default_name: str, node: An
 
     def at(*path: str | int) -> str:
         """The rule path of ``path``, remembering its line for decisions to cite."""
-        name = _field(path) if path else ""
-        line = _line(node, path)
+        name = field_path(path) if path else ""
+        line = line_of(node, path)
         if line is not None:
             lines[name] = line
         return name
@@ -225,28 +230,3 @@ def _action_rule(raw: str | Mapping[str, Any], path: str) -> ActionRule:
     if isinstance(raw, str):
         return ActionRule(raw, path)
     return ActionRule(raw["action"], path, raw.get("reason", ""))
-
-
-def _field(path: Iterable[str | int]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(top level)"
-
-
-def _line(node: yaml.Node | None, path: Iterable[str | int]) -> int | None:
-    """The 1-based line of the YAML node at ``path`` (or its nearest existing parent)."""
-    current = node
-    for part in path:
-        if isinstance(current, yaml.MappingNode):
-            children = {key.value: value for key, value in current.value}
-            if part not in children:
-                break
-            current = children[part]
-        elif isinstance(current, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(current.value):
-                break
-            current = current.value[part]
-        else:
-            break
-    return current.start_mark.line + 1 if current is not None else None
