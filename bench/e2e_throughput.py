@@ -12,9 +12,12 @@ echo process consumes and re-produces them -> a sink consumes them. Same clock; 
 median of three runs (a raw run is short, so single runs are noisy).
 
 Options scale the platform out (--orchestrators, --agents) or set WAYPOST_* settings
-for its processes (--env NAME=VALUE).
+for its processes (--env NAME=VALUE). --tracing runs the platform a second time with
+OpenTelemetry on, every span exported over OTLP/HTTP to a receiver in the bench process,
+and prints the traced rate over the untraced one.
 
-The last line printed is JSON: platform_tasks_per_s, raw_msgs_per_s, ratio.
+The last line printed is JSON: platform_tasks_per_s, raw_msgs_per_s, ratio (and with
+--tracing traced_tasks_per_s, traced_spans_received, traced_ratio_to_untraced).
 """
 
 from __future__ import annotations
@@ -91,6 +94,38 @@ def platform_rate(
         return timed_rate(goal, out, sink, count, COMPLETED)
 
 
+def tracing_rate(
+    stack: Stack, args: argparse.Namespace, extra: dict[str, str], untraced: float
+) -> dict[str, float]:
+    """The platform's rate with tracing on, every span exported over OTLP/HTTP to a
+    receiver in this process (queue large enough that the SDK drops none)."""
+    from tests.support.otlp import otlp_receiver
+
+    with otlp_receiver() as receiver:
+        print(f"platform with tracing: {args.tasks} workflows ...", file=sys.stderr)
+        env = {
+            **extra,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+            "OTEL_BSP_MAX_QUEUE_SIZE": "200000",
+            "OTEL_BSP_SCHEDULE_DELAY": "500",
+        }
+        rate = platform_rate(
+            stack,
+            args.tasks,
+            args.logs,
+            orchestrators=args.orchestrators,
+            agents=args.agents,
+            extra_env=env,
+        )
+        spans = receiver.count()  # received by the time the last workflow completed
+    print(f"platform with tracing: {rate:,.0f} tasks/s ({spans} spans)", file=sys.stderr)
+    return {
+        "traced_tasks_per_s": round(rate, 1),
+        "traced_spans_received": spans,
+        "traced_ratio_to_untraced": round(rate / untraced, 3),
+    }
+
+
 def main() -> None:
     """Run both pipelines and print their rates."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -104,6 +139,12 @@ def main() -> None:
         default=[],
         metavar="NAME=VALUE",
         help="extra WAYPOST_* setting for the platform's processes",
+    )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="also run with tracing on (every span exported to an OTLP receiver here) and "
+        "print the ratio of the two rates",
     )
     args = parser.parse_args()
     args.logs.mkdir(parents=True, exist_ok=True)
@@ -119,6 +160,9 @@ def main() -> None:
             extra_env=extra,
         )
         print(f"platform: {platform:,.0f} tasks/s", file=sys.stderr)
+        traced: dict[str, float] = {}
+        if args.tracing:
+            traced = tracing_rate(stack, args, extra, platform)
         # A raw run takes well under a second, so one run is noisy: take the median of 3.
         print(f"raw: {args.tasks} messages through an echo pipeline, 3 runs ...", file=sys.stderr)
         raw_runs = sorted(raw_pipeline_rate(stack, args.tasks, args.logs) for _ in range(3))
@@ -136,6 +180,9 @@ def main() -> None:
         "ratio": round(platform / raw, 3),
     }
     print(f"ratio: {result['ratio']}")
+    if traced:
+        result.update(traced)
+        print(f"tracing on/off: {traced['traced_ratio_to_untraced']}")
     print(json.dumps(result))
 
 

@@ -10,7 +10,7 @@ arrives (or, if it was lost, from the escalation row).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -18,7 +18,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, select
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.service.outgoing import Outgoing
+from orchestrator.service.outgoing import Outgoing, escalation_span_key
 from orchestrator.service.publishing import OutboxRows
 from orchestrator.service.versions import PlaybookVersions
 from orchestrator.store import audit, outbox
@@ -39,6 +39,7 @@ from orchestrator.workflow.state import (
 )
 from waypost.events import DecisionRecorded, Event, new_id
 from waypost.events.storable import value_problem
+from waypost.telemetry.tracing import derived_traceparent
 
 Action = Literal["approve", "edit", "reject", "retry"]
 ACTIONS: tuple[Action, ...] = ("approve", "edit", "reject", "retry")
@@ -108,6 +109,8 @@ class Reviews:
 
     versions: PlaybookVersions
     outgoing: Outgoing
+    # Told (action, seconds the escalation waited) of every decision (for metrics).
+    on_decided: Callable[[str, float], None] | None = None
 
     def decide(
         self, conn: Connection, *, request: DecisionRequest, reviewer: Reviewer, now: datetime
@@ -151,6 +154,9 @@ class Reviews:
             ],
         )
         rows = self._publish(conn, state, escalation, decision, request.version, now)
+        if self.on_decided is not None:
+            waited = max(0.0, (now - escalation.opened_at).total_seconds())
+            self.on_decided(decision.action, waited)
         return Accepted(decision.id, decided, rows)
 
     def comment(
@@ -299,18 +305,48 @@ class Reviews:
             reason=decision.reason if decision.action != "comment" else None,
             comment=decision.reason if decision.action == "comment" else None,
         )
+        traceparent, tracestate = state.traceparent, state.tracestate
+        if decision.action != "comment":
+            traceparent, tracestate = self._review_span(state, escalation, decision, now)
         event = Event(
             payload,
             source="waypost/review",
             id=decision.id,
             time=now,
             subject=escalation.id,
-            traceparent=state.traceparent,
-            tracestate=state.tracestate,
+            traceparent=traceparent,
+            tracestate=tracestate,
         )
         record = self.outgoing.record(self.outgoing.topics.decisions, event)
         ids = outbox.enqueue(conn, records=[record])
         return [(ids[0], record)]
+
+    def _review_span(
+        self,
+        state: WorkflowState,
+        escalation: EscalationState,
+        decision: ReviewDecision,
+        now: datetime,
+    ) -> tuple[str | None, str | None]:
+        """Record the time the escalation waited for this decision as a span under the
+        escalation's; the decision event continues from it."""
+        parent = derived_traceparent(state.traceparent, escalation_span_key(escalation.id))
+        traceparent, tracestate = self.outgoing.tracing.finished_span(
+            f"review {escalation.step}",
+            parent=parent or state.traceparent,
+            start=escalation.opened_at,
+            end=now,
+            attributes={
+                "waypost.workflow.id": state.id,
+                "waypost.task.id": escalation.task_id,
+                "waypost.escalation.id": escalation.id,
+                "waypost.escalation.kind": escalation.kind,
+                "waypost.review.reviewer": decision.reviewer,
+                "waypost.review.action": decision.action,
+                "waypost.review.wait_s": max(0.0, (now - escalation.opened_at).total_seconds()),
+            },
+        )
+        return traceparent, tracestate or state.tracestate
 
 
 _MAX_VERSION = 2**31 - 1

@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
 from orchestrator.deadletters.replay import Replayer
@@ -19,11 +21,15 @@ from review_ui.api import deadletters, escalations, goals, health, workflows
 from review_ui.api.agents import router as agents_router
 from review_ui.api.breakers import router as breakers_router
 from review_ui.deps import AppState
+from review_ui.metrics import HttpMetrics, RequestMetrics
+from review_ui.metrics import router as metrics_router
 from review_ui.replays import ReplayRunner
 from review_ui.security import SecurityHeaders
 from waypost.bus.base import Admin, Publisher
 from waypost.events import default_codec, utcnow
 from waypost.settings import HttpSettings
+from waypost.telemetry import NO_TRACING, Tracing
+from waypost.telemetry.metrics import new_registry
 from waypost.topics import Topics
 
 
@@ -34,11 +40,15 @@ def create_app(
     admin: Admin,
     playbooks: PlaybookRegistry,
     publisher: Publisher | None = None,
+    tracing: Tracing = NO_TRACING,
+    registry: CollectorRegistry | None = None,
 ) -> FastAPI:
     """The HTTP app on the given engine and broker clients.
 
     With a ``publisher``, accepted goals are sent to the broker at once; without one
     they wait for the orchestrator's outbox relay (so do replayed dead letters).
+    Requests are traced with ``tracing`` and counted in ``registry`` (a new one if
+    none), which ``/metrics`` serves.
     """
 
     @asynccontextmanager
@@ -58,7 +68,10 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    outgoing = Outgoing(Topics(settings.namespace), default_codec(), source="waypost/http")
+    metrics = HttpMetrics(registry if registry is not None else new_registry())
+    outgoing = Outgoing(
+        Topics(settings.namespace), default_codec(), source="waypost/http", tracing=tracing
+    )
     outbox = OutboxPublisher(engine, publisher) if publisher is not None else None
     replayer = Replayer(
         engine=engine,
@@ -69,6 +82,7 @@ def create_app(
         clock=utcnow,
         max_replays=settings.dlq_max_replays,
         default_partitions=settings.topic_partitions,
+        tracing=tracing,
     )
     state = AppState(
         settings=settings,
@@ -77,16 +91,23 @@ def create_app(
         outgoing=outgoing,
         admin=admin,
         publisher=outbox,
-        reviews=Reviews(PlaybookVersions(playbooks), outgoing),
+        reviews=Reviews(PlaybookVersions(playbooks), outgoing, on_decided=metrics.decided),
         replays=ReplayRunner(replayer),
     )
     app.state.waypost = state
+    app.state.metrics = metrics
     problems.install(app)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestMetrics, metrics=metrics)
     for router in (goals.router, workflows.router, escalations.router, deadletters.router):
         app.include_router(router, prefix="/api/v1")
     app.include_router(agents_router, prefix="/api/v1")
     app.include_router(breakers_router, prefix="/api/v1")
     app.include_router(health.router)
+    app.include_router(metrics_router)
     console.install(app)
+    if tracing.provider is not None:
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=tracing.provider, excluded_urls="healthz,readyz,metrics,static"
+        )
     return app

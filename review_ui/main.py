@@ -11,23 +11,28 @@ from waypost.db import make_engine
 from waypost.lifecycle import configure_logging
 from waypost.settings import HttpSettings, load
 from waypost.stack import stackfile
+from waypost.telemetry import setup as telemetry
+from waypost.telemetry.metrics import new_registry
 
 
 def main(settings: HttpSettings | None = None) -> int:
     """Serve until SIGTERM/SIGINT."""
     settings = settings or load(HttpSettings)
-    configure_logging(settings.log_level, name="http")
+    configure_logging(settings.log_level, name="http", format=settings.log_format)
     endpoints = stackfile.resolve(settings, need=("kafka_bootstrap", "database_url"))
     engine = make_engine(
         endpoints.database_url, schema=settings.database_schema, pool_size=10, app="waypost-http"
     )
     bus = KafkaBus(endpoints.kafka_bootstrap, settings)
+    tracing = telemetry.tracing(settings, "waypost-http")
     app = create_app(
         settings,
         engine=engine,
         admin=bus.admin(),
         playbooks=PlaybookRegistry.load(settings.playbook_dirs),
         publisher=bus.publisher("http"),
+        tracing=tracing,
+        registry=new_registry(),
     )
     try:
         uvicorn.run(
@@ -38,5 +43,6 @@ def main(settings: HttpSettings | None = None) -> int:
             access_log=settings.log_level == "DEBUG",
         )
     finally:
+        telemetry.shutdown(tracing)
         engine.dispose()
     return 0

@@ -24,6 +24,7 @@ from waypost.settings import (
     IndexerSettings,
     OrchestratorSettings,
     StackSettings,
+    env_name,
 )
 
 # Each class, with the `waypost` commands that load it.
@@ -95,14 +96,14 @@ def _section(cls: type[CommonSettings], listed: set[str]) -> str:
     also = [n for n in _own_fields(cls) if n in listed]
     new = [n for n in _own_fields(cls) if n not in listed]
     if also:
-        names = ", ".join(f"`WAYPOST_{n.upper()}`" for n in also)
+        names = ", ".join(f"`{env_name(cls, n)}`" for n in also)
         lines += [f"Also reads {names}, described above.", ""]
     if new:
         lines += ["| Variable | Type | Default | Read by | Description |", "|---|---|---|---|---|"]
         for name in new:
             field = cls.model_fields[name]
             lines.append(
-                f"| `WAYPOST_{name.upper()}` | {_type(field)} | {_default(field)} "
+                f"| `{env_name(cls, name)}` | {_type(field)} | {_default(field)} "
                 f"| {_readers(name)} | {_cell(field.description or '')} |"
             )
         lines.append("")

@@ -12,14 +12,14 @@ from types import FrameType
 log = logging.getLogger(__name__)
 
 
-def configure_logging(level: str, *, name: str) -> None:
-    """Plain one-line logs on stderr, prefixed with the process's name."""
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
+def configure_logging(level: str, *, name: str, format: str = "text") -> None:
+    """Logs on stderr, one line per record: plain text prefixed with the process's name,
+    or JSON objects (``format="json"``, see ``waypost.telemetry.logs``)."""
+    from waypost.telemetry.logs import JsonFormatter, TextFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(name) if format == "json" else TextFormatter(name))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     # librdkafka and HTTP client chatter is rarely what an operator needs.
     for noisy in ("httpx", "httpcore", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))

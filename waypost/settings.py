@@ -38,7 +38,9 @@ def _split_list(value: Any) -> Any:
 class CommonSettings(BaseSettings):
     """Settings every Waypost process shares: where the broker and database are."""
 
-    model_config = SettingsConfigDict(env_prefix="WAYPOST_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="WAYPOST_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     data_dir: Path = Field(
         Path(".waypost"),
@@ -103,6 +105,38 @@ class CommonSettings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of every process."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`text`: one plain line per record; `json`: one JSON object per line "
+        "(with trace and span ids), for log collectors.",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address the orchestrator, agent workers and indexer serve "
+        "/metrics, /healthz and /readyz on (0.0.0.0 in a container).",
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Port of /metrics, /healthz and /readyz of the orchestrator, agent "
+        "workers and indexer (the HTTP app serves them on its own port). Unset: not "
+        "served; `waypost up` gives each process a free port.",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT",
+        description="OpenTelemetry collector base URL for OTLP over HTTP "
+        "(http://collector:4318); traces go to <URL>/v1/traces. Unset: tracing is off. "
+        "The other standard OTEL_* variables (OTEL_EXPORTER_OTLP_HEADERS, "
+        "OTEL_TRACES_SAMPLER, OTEL_BSP_*) are read by the OpenTelemetry SDK itself.",
+    )
+    otel_service_name: str | None = Field(
+        None,
+        validation_alias="OTEL_SERVICE_NAME",
+        description="service.name of this process's spans. Unset: waypost-orchestrator, "
+        "waypost-agents or waypost-http.",
     )
 
     @field_validator("database_schema")
@@ -277,6 +311,11 @@ class HttpSettings(ListenerSettings, PlaybookSettings):
         description="Mark the session cookie Secure: auto = when the request came over "
         "HTTPS (or http_public_origin is https).",
     )
+    trace_url_template: str | None = Field(
+        None,
+        description="Link from a workflow's page to its trace, with {trace_id} in it "
+        "(Jaeger: http://jaeger:16686/trace/{trace_id}). Unset: no link.",
+    )
     session_idle_timeout_s: float = Field(
         1800.0, gt=0, description="A console session ends after this long without a request."
     )
@@ -316,6 +355,13 @@ class StackSettings(OrchestratorSettings, ListenerSettings, PolicySettings):
 S = TypeVar("S", bound=CommonSettings)
 
 
+def env_name(cls: type[CommonSettings], field: str) -> str:
+    """The environment variable a setting is read from (WAYPOST_<FIELD>, or the standard
+    name such as OTEL_SERVICE_NAME for the OpenTelemetry settings)."""
+    alias = cls.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else f"WAYPOST_{field.upper()}"
+
+
 def load(cls: type[S], **overrides: Any) -> S:
     """Load settings from the environment, turning validation errors into a ConfigError."""
     try:
@@ -334,7 +380,7 @@ def _describe(cls: type[CommonSettings], exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "?"
-        env = f"WAYPOST_{field.upper()}"
+        env = env_name(cls, field) if field in cls.model_fields else field
         got = error.get("input")
         shown = f" (got {got!r})" if isinstance(got, str | int | float) else ""
         lines.append(f"{env}: {error['msg']}{shown}")

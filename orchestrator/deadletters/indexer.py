@@ -19,6 +19,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
@@ -34,6 +35,8 @@ from waypost.errors import BusError
 from waypost.lifecycle import configure_logging, run_threads, stop_on_signals
 from waypost.settings import IndexerSettings, load
 from waypost.stack import stackfile
+from waypost.telemetry.metrics import new_registry
+from waypost.telemetry.server import Health, serve
 from waypost.topics import DLQ_SUFFIX, Topics
 
 log = logging.getLogger(__name__)
@@ -63,22 +66,44 @@ class Indexer:
     engine: Engine
     topics: Topics
     indexed: int = 0
+    counter: Counter | None = None  # waypost_dead_letters_indexed_total
 
     def handle(self, deliveries: Sequence[Received[None]]) -> None:
+        """Store a batch of dead letters."""
         rows = [index_row(d.record, self.topics) for d in deliveries]
         with self.engine.begin() as conn:
-            added = dead_letters.index(conn, rows=rows)
+            new = dead_letters.index_new(conn, rows=rows)
+        added = len(new)
         self.indexed += added
+        if self.counter is not None:
+            for topic, error_class in new:
+                self.counter.labels(topic, error_class).inc()
         if added:
             log.info("indexed %d dead letter(s) (%d already known)", added, len(rows) - added)
 
 
+def indexed_counter(registry: CollectorRegistry) -> Counter:
+    """Dead letters indexed (new ones only), by dead-letter topic and error class."""
+    return Counter(
+        "waypost_dead_letters_indexed_total",
+        "Dead letters the indexer stored (each once), by dead-letter topic and error class.",
+        ["topic", "error_class"],
+        registry=registry,
+    )
+
+
 def consumer(
-    settings: IndexerSettings, *, bus: Bus, engine: Engine, stop: threading.Event
+    settings: IndexerSettings,
+    *,
+    bus: Bus,
+    engine: Engine,
+    stop: threading.Event,
+    registry: CollectorRegistry | None = None,
 ) -> ConsumerLoop[None]:
     """The indexer's consumer loop, ready to run."""
     topics = Topics(settings.namespace)
-    indexer = Indexer(engine, topics)
+    counter = indexed_counter(registry) if registry is not None else None
+    indexer = Indexer(engine, topics, counter=counter)
     return ConsumerLoop(
         subscriber=bus.subscriber(group(topics), [dead_letter_pattern(topics)], "dlq-indexer"),
         dead_letters=bus.publisher("dlq-indexer-dlq"),
@@ -95,19 +120,29 @@ def consumer(
 def main(settings: IndexerSettings | None = None) -> int:
     """Run the indexer until SIGTERM/SIGINT."""
     settings = settings or load(IndexerSettings)
-    configure_logging(settings.log_level, name="indexer")
+    configure_logging(settings.log_level, name="indexer", format=settings.log_format)
     endpoints = stackfile.resolve(settings, need=("kafka_bootstrap", "database_url"))
     engine = make_engine(
         endpoints.database_url, schema=settings.database_schema, app="waypost-indexer"
     )
     stop = threading.Event()
     stop_on_signals(stop)
+    registry = new_registry()
+    health = Health(stop)
+    server = serve(settings.metrics_host, settings.metrics_port, registry, health)
     try:
         check_schema(engine, settings.database_schema)
         loop = consumer(
-            settings, bus=KafkaBus(endpoints.kafka_bootstrap, settings), engine=engine, stop=stop
+            settings,
+            bus=KafkaBus(endpoints.kafka_bootstrap, settings),
+            engine=engine,
+            stop=stop,
+            registry=registry,
         )
         log.info("dead-letter indexer ready: %s", dead_letter_pattern(Topics(settings.namespace)))
+        health.mark_ready()
         return run_threads({"indexer": loop.run}, stop)
     finally:
+        if server is not None:
+            server.close()
         engine.dispose()

@@ -20,7 +20,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -39,6 +39,7 @@ from waypost.bus.base import Admin, TopicSpec
 from waypost.bus.records import OutgoingRecord
 from waypost.errors import EventError
 from waypost.events import Codec
+from waypost.telemetry import NO_TRACING, Tracing
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,7 @@ class Replayer:
     max_replays: int = 3
     default_partitions: int = 4
     stop: threading.Event = field(default_factory=threading.Event)
+    tracing: Tracing = field(default=NO_TRACING)
 
     # --- preparing one dead letter ---------------------------------------------------
 
@@ -386,10 +388,41 @@ class Replayer:
                 at=now,
                 request_id=order.request_id,
             )
-            records = [p.record for p in to_send if p.record is not None]
+            records = [
+                self._traced(p.record, p.dead_letter, order)
+                for p in to_send
+                if p.record is not None
+            ]
             row_ids = outbox.enqueue(conn, records=records)
             _record_outcomes(conn, order.request_id, decided, now)
         return list(zip(row_ids, records, strict=True))
+
+    def _traced(
+        self, record: OutgoingRecord, letter: DeadLetter, order: ReplayOrder
+    ) -> OutgoingRecord:
+        """With tracing on: record a ``send`` span of the replay in the trace the message
+        was in (its workflow's) and make it the parent of the replayed message."""
+        if not self.tracing.enabled:
+            return record
+        original = next((v for n, v in record.headers if n == "traceparent"), None)
+        traceparent, _ = self.tracing.finished_span(
+            f"send {record.topic}",
+            parent=original.decode(errors="replace") if original else None,
+            start=self.clock(),
+            end=self.clock(),
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": record.topic,
+                "messaging.operation.type": "send",
+                "waypost.dead_letter.id": letter.id,
+                "waypost.replay.request_id": order.request_id,
+                "waypost.replay.actor": order.actor,
+            },
+        )
+        if traceparent is None:
+            return record
+        headers = tuple((n, v) for n, v in record.headers if n != "traceparent")
+        return replace(record, headers=(*headers, ("traceparent", traceparent.encode())))
 
     def _pending(self, request_id: str) -> int:
         with self.engine.connect() as conn:

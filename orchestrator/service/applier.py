@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from opentelemetry.trace import Span
 from sqlalchemy import Connection
 
 from orchestrator.playbooks.model import Playbook
 from orchestrator.playbooks.registry import PlaybookRegistry
 from orchestrator.service.breakers import Breakers
+from orchestrator.service.observations import Observation, observe
 from orchestrator.service.outgoing import Outgoing
 from orchestrator.service.publishing import OutboxRows
 from orchestrator.service.versions import PlaybookVersions
@@ -28,7 +30,7 @@ from orchestrator.store.audit import AuditEntry
 from orchestrator.store.workflows import NewWorkflow
 from orchestrator.workflow.breaker import BreakerPolicy, CircuitBook
 from orchestrator.workflow.machine import Environment, decide
-from orchestrator.workflow.messages import GoalAccepted, Input, RecordReviewEvent
+from orchestrator.workflow.messages import Command, GoalAccepted, Input, RecordReviewEvent
 from orchestrator.workflow.retry import RetryPolicy
 from orchestrator.workflow.state import EscalationState, WorkflowState, WorkflowStatus
 from waypost.bus.records import OutgoingRecord
@@ -45,6 +47,7 @@ class Applied:
     ignored: int = 0
     outbox: OutboxRows = ()
     notes: list[str] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
 
 
 @dataclass
@@ -71,8 +74,12 @@ class Applier:
         states: MutableMapping[str, WorkflowState],
         inputs: Sequence[tuple[str, Input]],
         now: datetime,
+        causes: Sequence[Span | None] = (),
     ) -> Applied:
-        """Apply inputs in order to locked ``states``; write changes and their events."""
+        """Apply inputs in order to locked ``states``; write changes and their events.
+
+        ``causes`` (aligned with ``inputs``) are the spans of the records the inputs came
+        from: each input's events are produced in its span's trace context."""
         before = dict(states)
         result = Applied()
         records = []
@@ -81,7 +88,7 @@ class Applier:
         book = self.circuits.book(
             conn, capabilities=self._capabilities(conn, states, inputs), now=now
         )
-        for workflow_id, event in inputs:
+        for index, (workflow_id, event) in enumerate(inputs):
             state = states.get(workflow_id)
             if state is None:
                 result.ignored += 1
@@ -98,7 +105,9 @@ class Applier:
                 continue
             result.applied += 1
             states[workflow_id] = decision.state
-            records.extend(self.outgoing.for_commands(decision.state, decision.commands))
+            result.observations.extend(observe(state, event, decision, now))
+            with self.outgoing.tracing.within(causes[index] if index < len(causes) else None):
+                records.extend(self.outgoing.for_commands(decision.state, decision.commands))
             entries.extend(
                 _audit_entry(workflow_id, command, now)
                 for command in decision.commands
@@ -120,7 +129,12 @@ class Applier:
         return result
 
     def plan_new(
-        self, conn: Connection, *, goals: Sequence[NewWorkflow], now: datetime
+        self,
+        conn: Connection,
+        *,
+        goals: Sequence[NewWorkflow],
+        now: datetime,
+        causes: Sequence[Span | None] = (),
     ) -> tuple[Applied, list[str]]:
         """Plan goals in memory and insert the planned workflows in one go.
 
@@ -133,7 +147,9 @@ class Applier:
         book = self.circuits.book(
             conn, capabilities=[c for p in planners for c in p.capabilities], now=now
         )
-        for goal in goals:
+        observations: dict[str, list[Observation]] = {}
+        decisions: dict[str, tuple[tuple[Command, ...], Span | None]] = {}
+        for index, goal in enumerate(goals):
             if goal.id in planned:
                 continue  # the same goal twice in one batch
             accepted = WorkflowState(
@@ -147,10 +163,13 @@ class Applier:
             )
             playbook = self.playbooks.get(goal.type)
             decision = decide(accepted, GoalAccepted(), self._environment(playbook, now, book))
-            planned[goal.id] = (
-                decision.state,
-                self.outgoing.for_commands(decision.state, decision.commands),
-            )
+            observations[goal.id] = observe(accepted, GoalAccepted(), decision, now)
+            cause = causes[index] if index < len(causes) else None
+            # Spans wait until it is known which goals are new (the others are not sent).
+            with self.outgoing.tracing.within(cause), self.outgoing.tracing.quiet():
+                records = self.outgoing.for_commands(decision.state, decision.commands)
+            planned[goal.id] = (decision.state, records)
+            decisions[goal.id] = (decision.commands, cause)
         self.versions.remember(conn, planners)
         inserted = workflow_rows.insert_planned(
             conn, states=[state for state, _ in planned.values()], now=now
@@ -158,7 +177,12 @@ class Applier:
         # Goals already recorded were planned in vain: what they did to circuits is void.
         self.circuits.save(conn, book, now=now, workflows=inserted)
         records = [r for wid, (_, rs) in planned.items() if wid in inserted for r in rs]
+        for workflow_id in inserted:
+            commands, cause = decisions[workflow_id]
+            with self.outgoing.tracing.within(cause):
+                self.outgoing.trace_commands(planned[workflow_id][0], commands)
         result = Applied(applied=len(inserted))
+        result.observations = [o for wid in planned if wid in inserted for o in observations[wid]]
         result.outbox = list(zip(outbox.enqueue(conn, records=records), records, strict=True))
         return result, [wid for wid in planned if wid not in inserted]
 

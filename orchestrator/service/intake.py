@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from opentelemetry.trace import Span
 from sqlalchemy import Engine
 
 from orchestrator.service.applier import Applier
+from orchestrator.service.observations import NO_OBSERVER, Observer
 from orchestrator.service.publishing import OutboxPublisher
 from orchestrator.store import outbox
 from orchestrator.store import workflows as workflow_rows
@@ -26,6 +28,7 @@ from orchestrator.workflow.state import ReviewDecision, TaskError, WorkflowState
 from waypost.bus.loop import Delivery
 from waypost.errors import UnexpectedEvent
 from waypost.events import DecisionRecorded, Event, GoalSubmitted, TaskCompleted, TaskFailed
+from waypost.telemetry import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -94,43 +97,90 @@ class Intake:
     applier: Applier
     publisher: OutboxPublisher
     clock: Callable[[], datetime]
+    metrics: Observer = field(default=NO_OBSERVER)
+    group: str = "orchestrator"
+
+    @property
+    def tracing(self) -> Tracing:
+        """The tracing the applier's events are produced under."""
+        return self.applier.outgoing.tracing
 
     def handle(self, deliveries: Sequence[Delivery]) -> None:
         """Plan new goals, then apply every other event in order to its locked workflow."""
         now = self.clock()
+        spans = [self._span(delivery) for delivery in deliveries]
         goals: list[NewWorkflow] = []
+        goal_spans: list[Span] = []
         inputs: list[tuple[str, Input]] = []
-        for delivery in deliveries:
+        input_spans: list[Span] = []
+        for delivery, span in zip(deliveries, spans, strict=True):
             event = delivery.event
             if isinstance(event.payload, GoalSubmitted):
+                # A new workflow's trace hangs under the span that accepted its goal.
+                traceparent, tracestate = self.tracing.context_of(
+                    span, (event.traceparent, event.tracestate)
+                )
                 goals.append(
                     NewWorkflow(
                         id=event.id,
                         type=event.payload.type,
                         input=event.payload.input,
                         accepted_at=now,
-                        traceparent=event.traceparent,
-                        tracestate=event.tracestate,
+                        traceparent=traceparent,
+                        tracestate=tracestate,
                     )
                 )
+                goal_spans.append(span)
             else:
                 found = to_input(event)
                 if found is not None:
                     inputs.append(found)
+                    input_spans.append(span)
         acknowledged = self.publisher.take_acknowledged()
         try:
             with self.engine.begin() as conn:
                 # Rows of events acknowledged since the last batch go in this transaction.
                 outbox.remove(conn, ids=acknowledged)
-                planned, existing = self.applier.plan_new(conn, goals=goals, now=now)
+                planned, existing = self.applier.plan_new(
+                    conn, goals=goals, now=now, causes=goal_spans
+                )
+                span_of_goal = {goal.id: span for goal, span in zip(goals, goal_spans, strict=True)}
+                input_spans = [span_of_goal[workflow_id] for workflow_id in existing] + input_spans
                 inputs = [(workflow_id, GoalAccepted()) for workflow_id in existing] + inputs
                 states = workflow_rows.lock(conn, ids=[wid for wid, _ in inputs])
                 _warn_about_reused_ids(goals, existing, states)
-                applied = self.applier.apply(conn, states=states, inputs=inputs, now=now)
+                applied = self.applier.apply(
+                    conn, states=states, inputs=inputs, now=now, causes=input_spans
+                )
         except BaseException:
             self.publisher.give_back(acknowledged)  # rolled back: still to be deleted
+            for span in spans:
+                span.end()
             raise
+        self.metrics.observe([*planned.observations, *applied.observations])
         self.publisher.publish([*planned.outbox, *applied.outbox])
+        for span in spans:
+            span.end()
+
+    def _span(self, delivery: Delivery) -> Span:
+        event, record = delivery.event, delivery.record
+        return self.tracing.start_processing(
+            record.topic,
+            traceparent=event.traceparent,
+            tracestate=event.tracestate,
+            attributes={
+                "messaging.kafka.message.key": record.key.decode(errors="replace")
+                if record.key
+                else None,
+                "messaging.destination.partition.id": str(record.partition),
+                "messaging.kafka.offset": record.offset,
+                "messaging.message.id": event.id,
+                "messaging.consumer.group.name": self.group,
+                "waypost.event.type": event.type,
+                "waypost.workflow.id": getattr(event.payload, "workflow_id", None),
+                "waypost.task.id": getattr(event.payload, "task_id", None),
+            },
+        )
 
     def idle(self) -> None:
         """Nothing arrived: delete the outbox rows of acknowledged events now."""

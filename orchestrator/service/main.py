@@ -13,6 +13,8 @@ from sqlalchemy.exc import OperationalError
 from orchestrator.playbooks.registry import PlaybookRegistry
 from orchestrator.service.applier import Applier
 from orchestrator.service.intake import Intake
+from orchestrator.service.metrics import OrchestratorMetrics, StoreGauges
+from orchestrator.service.observations import NO_OBSERVER, Observer
 from orchestrator.service.outgoing import Outgoing
 from orchestrator.service.publishing import OutboxPublisher
 from orchestrator.service.reconciler import Reconciler
@@ -29,6 +31,10 @@ from waypost.events import default_codec, utcnow
 from waypost.lifecycle import configure_logging, run_threads, stop_on_signals
 from waypost.settings import OrchestratorSettings, load
 from waypost.stack import stackfile
+from waypost.telemetry import NO_TRACING, Tracing
+from waypost.telemetry import setup as telemetry
+from waypost.telemetry.metrics import new_registry
+from waypost.telemetry.server import Health, serve
 from waypost.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -50,6 +56,8 @@ def workers(
     bus: Bus,
     engine: Engine,
     stop: threading.Event,
+    tracing: Tracing = NO_TRACING,
+    metrics: Observer = NO_OBSERVER,
 ) -> dict[str, Callable[[], None]]:
     """The orchestrator's threads, ready to run."""
     playbooks = PlaybookRegistry.load(settings.playbook_dirs)
@@ -63,7 +71,7 @@ def workers(
         log.warning("%s; the reconciler will try again", exc)
     applier = Applier(
         playbooks=playbooks,
-        outgoing=Outgoing(topics, codec),
+        outgoing=Outgoing(topics, codec, tracing=tracing),
         random=random.Random().random,  # noqa: S311 - retry jitter, not secrecy
         retry=RetryPolicy(settings.retry_backoff_initial_s, settings.retry_backoff_max_s),
         breakers=BreakerPolicy(
@@ -73,7 +81,14 @@ def workers(
         ),
     )
     publisher = OutboxPublisher(engine, bus.publisher("orchestrator"), defer_removal=True)
-    intake = Intake(engine=engine, applier=applier, publisher=publisher, clock=utcnow)
+    intake = Intake(
+        engine=engine,
+        applier=applier,
+        publisher=publisher,
+        clock=utcnow,
+        metrics=metrics,
+        group=topics.orchestrator_group,
+    )
     consumer = ConsumerLoop(
         subscriber=bus.subscriber(
             topics.orchestrator_group,
@@ -108,6 +123,7 @@ def workers(
         interval_s=settings.reconcile_interval_s,
         replan_after_s=settings.goal_replan_after_s,
         topic_check_interval_s=settings.topic_check_interval_s,
+        metrics=metrics,
     )
     log.info(
         "orchestrator ready: playbooks %s; consuming %s, %s as %s",
@@ -126,18 +142,33 @@ def workers(
 def main(settings: OrchestratorSettings | None = None) -> int:
     """Run the orchestrator until SIGTERM/SIGINT."""
     settings = settings or load(OrchestratorSettings)
-    configure_logging(settings.log_level, name="orchestrator")
+    configure_logging(settings.log_level, name="orchestrator", format=settings.log_format)
     endpoints = stackfile.resolve(settings, need=("kafka_bootstrap", "database_url"))
     engine = make_engine(
         endpoints.database_url, schema=settings.database_schema, app="waypost-orchestrator"
     )
     stop = threading.Event()
     stop_on_signals(stop)
+    tracing = telemetry.tracing(settings, "waypost-orchestrator")
+    registry = new_registry()
+    metrics = OrchestratorMetrics(registry)
+    registry.register(StoreGauges(engine, utcnow))
+    health = Health(stop)
+    server = serve(settings.metrics_host, settings.metrics_port, registry, health)
     try:
         check_schema(engine, settings.database_schema)
         threads = workers(
-            settings, bus=KafkaBus(endpoints.kafka_bootstrap, settings), engine=engine, stop=stop
+            settings,
+            bus=KafkaBus(endpoints.kafka_bootstrap, settings),
+            engine=engine,
+            stop=stop,
+            tracing=tracing,
+            metrics=metrics,
         )
+        health.mark_ready()
         return run_threads(threads, stop)
     finally:
+        if server is not None:
+            server.close()
+        telemetry.shutdown(tracing)
         engine.dispose()

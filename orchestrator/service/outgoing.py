@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from opentelemetry.trace import SpanKind
 
 from orchestrator.workflow.approvals import granted
 from orchestrator.workflow.messages import (
@@ -35,6 +37,8 @@ from waypost.events import (
     WorkflowFailed,
     WorkflowStarted,
 )
+from waypost.telemetry import NO_TRACING, Tracing
+from waypost.telemetry.tracing import derived_traceparent
 from waypost.topics import Topics
 
 SOURCE = "waypost/orchestrator"
@@ -47,6 +51,7 @@ class Outgoing:
     topics: Topics
     codec: Codec
     source: str = SOURCE
+    tracing: Tracing = field(default=NO_TRACING)
 
     def for_commands(
         self, state: WorkflowState, commands: Iterable[Command]
@@ -91,7 +96,7 @@ class Outgoing:
                 last_failure=command.last_failure,
             )
             return exhausted(
-                self._dispatch(state, command.dispatch),
+                self._dispatch(state, command.dispatch, rebuilt=True),
                 exhaustion,
                 group=self.topics.agent_group(capability),
             )
@@ -111,7 +116,13 @@ class Outgoing:
                 priority=escalation.priority,
                 due_at=escalation.due_at.isoformat(),
             )
-            return self.record(self.topics.workflow_events, self._event(state, payload))
+            key = escalation_span_key(escalation.id)
+            self._escalation_span(state, command)
+            event = replace(
+                self._event(state, payload),
+                traceparent=derived_traceparent(state.traceparent, key) or state.traceparent,
+            )
+            return self.record(self.topics.workflow_events, event)
         if isinstance(command, AnnounceWorkflowStarted):
             payload = WorkflowStarted(
                 workflow_id=state.id, type=state.type, steps=list(command.steps)
@@ -138,13 +149,29 @@ class Outgoing:
                 if command.dead_letter is not None
                 else None,
             )
-        return self.record(self.topics.workflow_events, self._event(state, payload))
+        if isinstance(command, AnnounceWorkflowStarted):
+            return self.record(self.topics.workflow_events, self._event(state, payload))
+        # The end of the workflow, as a span its workflow.completed/failed event follows.
+        outcome = "completed" if isinstance(command, AnnounceWorkflowCompleted) else "failed"
+        with self.tracing.span(
+            f"workflow {outcome}",
+            attributes={
+                "waypost.workflow.id": state.id,
+                "waypost.workflow.type": state.type,
+                "waypost.workflow.status": outcome,
+                "waypost.workflow.failed_step": getattr(command, "step", None),
+            },
+        ):
+            return self.record(self.topics.workflow_events, self._event(state, payload))
 
-    def _dispatch(self, state: WorkflowState, command: DispatchTask) -> OutgoingRecord:
+    def _dispatch(
+        self, state: WorkflowState, command: DispatchTask, *, rebuilt: bool = False
+    ) -> OutgoingRecord:
         """A task.dispatched record; built again from the same state, it is the same bytes
-        (its id and time are the attempt's; its input's keys sorted, as the database does
-        not keep their order), which is what its dead letter must be. It carries the
-        approvals reviewers gave to the task's actions."""
+        (its id, time and trace context are the attempt's; its input's keys sorted, as
+        the database does not keep their order), which is what its dead letter must be.
+        It carries the approvals reviewers gave to the task's actions. Unless ``rebuilt``
+        it records the dispatch's ``create`` span."""
         task = command.task
         approvals = [
             ApprovalGrant(
@@ -166,24 +193,86 @@ class Outgoing:
             deadline=command.deadline.isoformat(),
             approvals=approvals or None,
         )
-        event = replace(self._event(state, payload), id=dispatch_id(task.id, task.attempt))
+        event_id = dispatch_id(task.id, task.attempt)
+        topic = self.topics.tasks(task.capability)
+        event = replace(
+            self._event(state, payload),
+            id=event_id,
+            traceparent=derived_traceparent(state.traceparent, event_id) or state.traceparent,
+            tracestate=state.tracestate,
+        )
         if command.dispatched_at is not None:
             event = replace(event, time=command.dispatched_at)
-        return self.record(self.topics.tasks(task.capability), event)
+        if not rebuilt:
+            self._dispatch_span(state, command)
+        return self.record(topic, event)
+
+    def trace_commands(self, state: WorkflowState, commands: Iterable[Command]) -> None:
+        """Record the spans of dispatches and escalations among ``commands`` (for records
+        built under ``Tracing.quiet``, once it is known they are sent)."""
+        for command in commands:
+            if isinstance(command, DispatchTask):
+                self._dispatch_span(state, command)
+            elif isinstance(command, AnnounceTaskEscalated):
+                self._escalation_span(state, command)
+
+    def _dispatch_span(self, state: WorkflowState, command: DispatchTask) -> None:
+        task = command.task
+        event_id = dispatch_id(task.id, task.attempt)
+        topic = self.topics.tasks(task.capability)
+        self.tracing.derived_span(
+            f"create {topic}",
+            key=event_id,
+            root=state.traceparent,
+            kind=SpanKind.PRODUCER,
+            at=command.dispatched_at,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": topic,
+                "messaging.operation.type": "create",
+                "messaging.message.id": event_id,
+                "waypost.workflow.id": state.id,
+                "waypost.task.id": task.id,
+                "waypost.task.step": task.step,
+                "waypost.task.attempt": task.attempt,
+            },
+        )
+
+    def _escalation_span(self, state: WorkflowState, command: AnnounceTaskEscalated) -> None:
+        escalation = command.escalation
+        self.tracing.derived_span(
+            f"escalate {escalation.step}",
+            key=escalation_span_key(escalation.id),
+            root=state.traceparent,
+            at=escalation.opened_at,
+            attributes={
+                "waypost.workflow.id": state.id,
+                "waypost.task.id": escalation.task_id,
+                "waypost.escalation.id": escalation.id,
+                "waypost.escalation.kind": escalation.kind,
+                "waypost.escalation.reason": escalation.reason[:500],
+            },
+        )
 
     def _event(self, state: WorkflowState, payload: Payload) -> Event:
+        traceparent, tracestate = self.tracing.outgoing((state.traceparent, state.tracestate))
         return Event(
             payload,
             source=self.source,
             subject=getattr(payload, "task_id", state.id),
-            traceparent=state.traceparent,
-            tracestate=state.tracestate,
+            traceparent=traceparent,
+            tracestate=tracestate,
         )
 
     def record(self, topic: str, event: Event) -> OutgoingRecord:
         """An event encoded as a record for ``topic``."""
         encoded = self.codec.encode(event)
         return OutgoingRecord(topic, encoded.key, encoded.value, encoded.headers)
+
+
+def escalation_span_key(escalation_id: str) -> str:
+    """What an escalation's span id is derived from (see ``waypost.telemetry.tracing``)."""
+    return f"escalation:{escalation_id}"
 
 
 def _sorted_keys(value: Any) -> Any:

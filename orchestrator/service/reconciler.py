@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine
 
 from orchestrator.service.applier import Applied, Applier
+from orchestrator.service.observations import NO_OBSERVER, Observer
 from orchestrator.service.publishing import OutboxPublisher
 from orchestrator.store import outbox
 from orchestrator.store import workflows as workflow_rows
@@ -47,6 +48,7 @@ class Reconciler:
     # A reviewer's decision is published right after it is recorded; one not applied
     # after this long lost its event, and is applied from the escalation row instead.
     decision_grace_s: float = 10.0
+    metrics: Observer = NO_OBSERVER
 
     def run(self, stop: threading.Event) -> None:
         """Tick until stopped."""
@@ -87,6 +89,7 @@ class Reconciler:
             if not inputs:
                 return Applied()
             applied = self.applier.apply(conn, states=states, inputs=inputs, now=now)
+        self.metrics.observe(applied.observations)
         if applied.applied:
             log.info(
                 "reconciler: %d timer(s) and %d stale goal(s) handled",

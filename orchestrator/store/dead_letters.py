@@ -123,15 +123,20 @@ class ReplayEntry:
 def index(conn: Connection, *, rows: Sequence[dict[str, Any]]) -> int:
     """Store dead letters (rows of the ``dead_letters`` table without id); a row whose
     fingerprint is stored already is skipped. Returns how many were new."""
+    return len(index_new(conn, rows=rows))
+
+
+def index_new(conn: Connection, *, rows: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Like ``index``; returns (topic, error class) of each dead letter that was new."""
     if not rows:
-        return 0
+        return []
     statement = (
         insert(dead_letters)
         .values(list(rows))
         .on_conflict_do_nothing(index_elements=["fingerprint"])
-        .returning(dead_letters.c.id)
+        .returning(dead_letters.c.topic, dead_letters.c.error_class)
     )
-    return len(conn.execute(statement).all())
+    return [(row.topic, row.error_class or "") for row in conn.execute(statement)]
 
 
 def search(

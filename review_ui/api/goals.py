@@ -69,9 +69,15 @@ def submit_goal(
                 goal_id=goal_id,
                 type=goal.type,
                 input=goal.input,
-                traceparent=traceparent
-                if traceparent and _TRACEPARENT.match(traceparent)
-                else new_traceparent(),
+                # The request's span when traced (a child of the caller's traceparent).
+                traceparent=state.outgoing.tracing.outgoing(
+                    (
+                        traceparent
+                        if traceparent and _TRACEPARENT.match(traceparent)
+                        else new_traceparent(),
+                        None,
+                    )
+                )[0],
             ),
             outgoing=state.outgoing,
             now=utcnow(),

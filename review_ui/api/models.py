@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from orchestrator.store.workflows import Page, WorkflowSummary
 from orchestrator.workflow.state import TaskState, WorkflowState
+from waypost.telemetry.tracing import trace_id_of, trace_url
 
 GOAL_TYPE = r"^[a-z][a-z0-9_.-]{0,99}$"
 
@@ -116,9 +117,13 @@ class WorkflowPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     tasks: list[TaskPublic]
+    trace_id: str | None = Field(None, description="The workflow's OpenTelemetry trace id.")
+    trace_url: str | None = Field(
+        None, description="The trace in the trace viewer (WAYPOST_TRACE_URL_TEMPLATE)."
+    )
 
     @classmethod
-    def of(cls, state: WorkflowState) -> WorkflowPublic:
+    def of(cls, state: WorkflowState, trace_url_template: str | None = None) -> WorkflowPublic:
         """The public view of a workflow."""
         return cls(
             id=state.id,
@@ -133,6 +138,8 @@ class WorkflowPublic(BaseModel):
             started_at=state.started_at,
             finished_at=state.finished_at,
             tasks=[TaskPublic.of(task) for task in state.tasks.values()],
+            trace_id=trace_id_of(state.traceparent),
+            trace_url=trace_url(trace_url_template, state.traceparent),
         )
 
 

@@ -11,7 +11,7 @@ from orchestrator.workflow.state import WorkflowStatus
 from review_ui.api.models import WorkflowPagePublic, WorkflowPublic
 from review_ui.auth.principal import Principal, api_roles
 from review_ui.auth.roles import READ
-from review_ui.deps import ConnectionDep
+from review_ui.deps import ConnectionDep, StateDep
 from review_ui.problems import Problem
 
 router = APIRouter(tags=["workflows"])
@@ -19,7 +19,9 @@ Reader = Annotated[Principal, Depends(api_roles(READ))]
 
 
 @router.get("/workflows/{workflow_id}", response_model=WorkflowPublic)
-def get_workflow(workflow_id: str, connection: ConnectionDep, _: Reader) -> WorkflowPublic:
+def get_workflow(
+    workflow_id: str, connection: ConnectionDep, app_state: StateDep, _: Reader
+) -> WorkflowPublic:
     """One workflow with every task."""
     # PostgreSQL text cannot hold NUL, so no stored id contains one.
     state = (
@@ -27,7 +29,7 @@ def get_workflow(workflow_id: str, connection: ConnectionDep, _: Reader) -> Work
     )
     if state is None:
         raise Problem(404, "Workflow not found", f"no workflow with id {workflow_id!r}")
-    return WorkflowPublic.of(state)
+    return WorkflowPublic.of(state, app_state.settings.trace_url_template)
 
 
 @router.get("/workflows", response_model=WorkflowPagePublic)

@@ -33,6 +33,7 @@ from review_ui.console.common import Reader, frame
 from review_ui.console.render import pages, pretty_json
 from review_ui.deps import AppState, StateDep
 from waypost.events import utcnow
+from waypost.telemetry.tracing import trace_id_of, trace_url
 
 router = APIRouter(include_in_schema=False)
 NOTICES = {
@@ -77,6 +78,8 @@ class DetailView:
     history: Sequence[AuditEntry]
     users: Sequence[str]
     output_schema: Mapping[str, Any] | None
+    trace_id: str | None = None
+    trace_url: str | None = None  # the workflow's trace in the trace viewer
 
     @property
     def open(self) -> bool:
@@ -132,6 +135,8 @@ def load_detail(
         history=history,
         users=[u.name for u in auth_store.list_users(conn) if not u.disabled] if with_users else [],
         output_schema=schema,
+        trace_id=trace_id_of(workflow.traceparent),
+        trace_url=trace_url(state.settings.trace_url_template, workflow.traceparent),
     )
 
 

@@ -74,12 +74,16 @@ class Platform:
             **self.env_overrides,
         }
 
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        """Run `waypost ARGS...` as a child process named ``name``."""
+    def start(
+        self, name: str, *args: str, metrics_port: int | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Run `waypost ARGS...` as a child process named ``name`` (serving /metrics on
+        ``metrics_port`` if given)."""
+        env = self.env()
+        if metrics_port is not None:
+            env["WAYPOST_METRICS_PORT"] = str(metrics_port)
         with (self.logs / f"{name}.log").open("ab") as log:
-            process = spawn(
-                [sys.executable, "-m", "waypost", *args], log=log, env=self.env(), cwd=ROOT
-            )
+            process = spawn([sys.executable, "-m", "waypost", *args], log=log, env=env, cwd=ROOT)
         self.processes[name] = process
         return process
 

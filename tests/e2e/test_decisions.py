@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestrator.workflow.state import TaskStatus, WorkflowState, WorkflowStatus
+from orchestrator.workflow.state import TaskStatus, WorkflowStatus
 from tests.e2e.conftest import PLAYBOOKS, ROOT, Platform
+from tests.e2e.reviewing import decide, escalation_of, finished, serving
 from tests.waiting import wait_for
-from waypost.stack.process import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -26,67 +26,9 @@ REVIEW_PLAYBOOKS = ROOT / "tests" / "e2e" / "playbooks"
 @pytest.fixture
 def api(platform: Platform) -> Iterator[httpx.Client]:
     """Orchestrator, echo agent and `waypost serve` running; a client with an admin token."""
-    port = free_port()
     platform.env_overrides["WAYPOST_PLAYBOOK_DIRS"] = f"{PLAYBOOKS},{REVIEW_PLAYBOOKS}"
-    platform.env_overrides["WAYPOST_HTTP_PORT"] = str(port)
-    platform.start_orchestrator()
-    platform.start_agents()
-    platform.start("http", "serve")
-    token = platform.api_token()
-    with httpx.Client(
-        base_url=f"http://127.0.0.1:{port}",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-    ) as client:
-
-        def ready() -> bool:
-            try:
-                return client.get("/readyz").status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(ready, timeout=60, interval=0.2, what="the HTTP app to be ready")
+    with serving(platform, ("tests.support.agents",)) as client:
         yield client
-
-
-def escalation_of(api: httpx.Client, workflow_id: str) -> dict[str, Any]:
-    """The workflow's pending escalation as the API shows it, once there is one."""
-
-    def found() -> dict[str, Any] | None:
-        listing = api.get("/api/v1/escalations", params={"page_size": 200})
-        listing.raise_for_status()
-        for item in listing.json()["items"]:
-            if item["workflow_id"] == workflow_id:
-                response = api.get(f"/api/v1/escalations/{item['id']}")
-                response.raise_for_status()
-                body: dict[str, Any] = response.json()
-                return body
-        return None
-
-    return wait_for(found, timeout=60, interval=0.2, what=f"an escalation of {workflow_id}")
-
-
-def finished(platform: Platform, workflow_id: str) -> WorkflowState:
-    def probe() -> WorkflowState | None:
-        state = platform.workflow(workflow_id)
-        return state if state is not None and state.status.finished else None
-
-    return wait_for(probe, timeout=60, what=f"workflow {workflow_id} to finish")
-
-
-def decide(api: httpx.Client, escalation: dict[str, Any], action: str, **fields: Any) -> str:
-    response = api.post(
-        f"/api/v1/escalations/{escalation['id']}/decision",
-        json={
-            "action": action,
-            "version": escalation["version"],
-            "digest": escalation["digest"],
-            **fields,
-        },
-    )
-    assert response.status_code == 202, response.text
-    decision_id: str = response.json()["decision_id"]
-    return decision_id
 
 
 def test_an_approval_over_http_resumes_the_workflow_and_a_rejection_fails_one(

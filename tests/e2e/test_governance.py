@@ -14,13 +14,13 @@ import pytest
 
 from orchestrator.workflow.state import TaskStatus, WorkflowStatus
 from tests.e2e.conftest import PLAYBOOKS, ROOT, Platform
+from tests.e2e.reviewing import serving
 from tests.e2e.test_decisions import decide, escalation_of, finished
 from tests.waiting import wait_for
 from waypost.events import BudgetExhausted, Payload, PolicyDecided, default_codec
 from waypost.governance import repository
 from waypost.governance.engine import digest_params
 from waypost.governance.repository import AuditedDecision
-from waypost.stack.process import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -53,25 +53,7 @@ def api(platform: Platform, tmp_path: Path) -> Iterator[httpx.Client]:
     """Orchestrator, the governed agent (with this test's policies) and `waypost serve`;
     a client with an admin token."""
     govern(platform, tmp_path / "policies", POLICY)
-    port = free_port()
-    platform.env_overrides["WAYPOST_HTTP_PORT"] = str(port)
-    platform.start_orchestrator()
-    platform.start_agents("governed", module="tests.support.governed")
-    platform.start("http", "serve")
-    token = platform.api_token()
-    with httpx.Client(
-        base_url=f"http://127.0.0.1:{port}",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-    ) as client:
-
-        def ready() -> bool:
-            try:
-                return client.get("/readyz").status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(ready, timeout=60, interval=0.2, what="the HTTP app to be ready")
+    with serving(platform, ("tests.support.governed",)) as client:
         yield client
 
 

@@ -76,6 +76,7 @@ EXPECTED: dict[tuple[str, str], tuple[Expect, Expect, Expect, Expect]] = {
     # public: health, the API description, the login form, static files
     ("GET", "/healthz"): (OK, OK, OK, OK),
     ("GET", "/readyz"): (OK, OK, OK, OK),
+    ("GET", "/metrics"): (OK, OK, OK, OK),  # for Prometheus; restrict by network
     ("GET", "/api/v1/openapi.json"): (OK, OK, OK, OK),
     ("HEAD", "/api/v1/openapi.json"): (OK, OK, OK, OK),
     ("GET", "/"): (OK, OK, OK, OK),  # a redirect to /inbox, which then asks who you are

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from opentelemetry import trace
+
 from waypost.events.payloads import Payload
 from waypost.governance.engine import digest_params
 from waypost.governance.errors import refusal
@@ -31,6 +33,7 @@ from waypost.governance.events import budget_events, decided
 from waypost.governance.gate import Governor
 from waypost.governance.model import BudgetNotice, PolicyDecision, Proposal, Spend
 from waypost.sdk import Approval
+from waypost.telemetry.logs import log_decision
 
 _ACTION = re.compile(r"^[a-z][a-z0-9_.-]{0,99}$")
 _NOTHING = Spend()
@@ -50,6 +53,8 @@ class TaskGovernance:
     """``policy.decided`` and budget events, oldest first, to publish with the result."""
     reserved: Spend = field(default_factory=Spend)
     """What the allowed actions of this task estimated (and so reserved)."""
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    """Each decision in short (action, outcome, rule, reason), for the decision log."""
 
     def act(
         self,
@@ -73,12 +78,43 @@ class TaskGovernance:
             approvals=self.approvals,
         )
         decision = self.governor.decide(proposal)
+        self._log(proposal, decision)
         self.events.append(decided(proposal, decision))
         self.events.extend(self._budget_events(decision.notices, decision.at))
         if not decision.allowed:
             raise refusal(decision, proposal)
         self.reserved = self.reserved + proposal.estimate
         return decision
+
+    def _log(self, proposal: Proposal, decision: PolicyDecision) -> None:
+        """One decision-log line and a span event (trace ids from the current span)."""
+        check = {
+            "action": proposal.action,
+            "outcome": decision.outcome,
+            "rule": _rule_name(decision),
+            "reason": decision.reason,
+        }
+        self.checks.append(check)
+        log_decision(
+            "policy",
+            {
+                **check,
+                "agent": proposal.agent,
+                "capability": proposal.capability,
+                "cause": decision.cause,
+                "params_digest": proposal.params_digest,
+                "scopes": sorted(proposal.scopes),
+                "approved_by": proposal.approved_by,
+                "workflow_id": proposal.workflow_id,
+                "task_id": proposal.task_id,
+                "audit_id": decision.audit_id,
+                "context_digest": decision.context_digest,
+            },
+        )
+        trace.get_current_span().add_event(
+            "policy.decided",
+            {k: v for k, v in check.items() if v is not None},
+        )
 
     def settle(self, used: Spend, *, at: datetime) -> None:
         """Record what the task spent beyond its reservations (a model call's real usage),
@@ -169,6 +205,14 @@ def ungoverned(
         "is allowed and not recorded",
         at,
     )
+
+
+def _rule_name(decision: PolicyDecision) -> str | None:
+    """``policy@version:path`` of the rule that decided, for logs."""
+    rule = decision.rule
+    if rule is None:
+        return None
+    return f"{rule.policy}@{rule.version}" + (f":{rule.path}" if rule.path else "")
 
 
 def _estimate(tokens: int, cost_usd: float) -> Spend:

@@ -32,10 +32,16 @@ from waypost.memory import AgentMemory
 from waypost.registry import Announcement
 from waypost.runtime.heartbeat import Heartbeat
 from waypost.runtime.loading import load_agents
+from waypost.runtime.metrics import AgentMetrics
 from waypost.runtime.worker import AgentWorker
 from waypost.sdk import Agent
 from waypost.settings import AgentSettings, load
 from waypost.stack import stackfile
+from waypost.telemetry import NO_TRACING, Tracing
+from waypost.telemetry import setup as telemetry_setup
+from waypost.telemetry.metrics import new_registry
+from waypost.telemetry.server import Health
+from waypost.telemetry.server import serve as serve_metrics
 from waypost.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -116,6 +122,15 @@ class Running:
     loop: ConsumerLoop[Event]
 
 
+@dataclass(frozen=True)
+class Telemetry:
+    """What the workers trace and count with (nothing by default)."""
+
+    tracing: Tracing = NO_TRACING
+    metrics: AgentMetrics | None = None
+    health: Health | None = None
+
+
 def assemble(
     agents: Sequence[Agent[Any, Any]],
     *,
@@ -123,9 +138,11 @@ def assemble(
     settings: AgentSettings,
     environment: WorkerEnvironment,
     stop: threading.Event,
+    telemetry: Telemetry | None = None,
 ) -> list[Running]:
     """Provision the topics, run the setup functions, and build one consumer loop per
     capability (not started)."""
+    telemetry = telemetry or Telemetry()
     governor = load_governor(settings, environment)  # before anything else: fail fast
     topics = Topics(settings.namespace)
     codec = default_codec()
@@ -147,6 +164,8 @@ def assemble(
             max_local_attempts=settings.agent_max_local_attempts,
             stop=stop,
             shutdown_grace_s=settings.agent_shutdown_grace_s,
+            tracing=telemetry.tracing,
+            metrics=telemetry.metrics,
         )
         group = topics.agent_group(agent.capability)
         loop = ConsumerLoop(
@@ -207,6 +226,7 @@ def serve(
     settings: AgentSettings,
     environment: WorkerEnvironment,
     stop: threading.Event,
+    telemetry: Telemetry | None = None,
 ) -> int:
     """Run the agents until ``stop`` is set: the consumer loops in threads and the
     registry heartbeat; 1 if a loop crashed.
@@ -215,7 +235,15 @@ def serve(
     commits what finished and leaves its group; then the registry rows are marked
     stopped.
     """
-    running = assemble(agents, bus=bus, settings=settings, environment=environment, stop=stop)
+    telemetry = telemetry or Telemetry()
+    running = assemble(
+        agents,
+        bus=bus,
+        settings=settings,
+        environment=environment,
+        stop=stop,
+        telemetry=telemetry,
+    )
     beating = heartbeat(running, settings=settings, environment=environment)
     if beating is not None:
         beating.start()
@@ -224,6 +252,8 @@ def serve(
         ", ".join(f"{a.capability} v{a.version}" for a in agents),
         environment.instance,
     )
+    if telemetry.health is not None:
+        telemetry.health.mark_ready()
     try:
         return run_threads(
             {f"agent:{r.agent.capability}": r.loop.run for r in running},
@@ -242,7 +272,7 @@ def _batch_size(worker: AgentWorker, limit: int) -> Callable[[], int]:
 def main(modules: Sequence[str], settings: AgentSettings | None = None) -> int:
     """Run the agents of ``modules`` until SIGTERM/SIGINT."""
     settings = settings or load(AgentSettings)
-    configure_logging(settings.log_level, name="agents")
+    configure_logging(settings.log_level, name="agents", format=settings.log_format)
     agents = load_agents(modules)
     endpoints = stackfile.resolve(settings, need=("kafka_bootstrap",))
     instance = settings.agent_instance or f"{socket.gethostname()}:{os.getpid()}"
@@ -251,6 +281,14 @@ def main(modules: Sequence[str], settings: AgentSettings | None = None) -> int:
     )
     stop = threading.Event()
     stop_on_signals(stop)
+    registry = new_registry()
+    telemetry = Telemetry(
+        tracing=telemetry_setup.tracing(settings, "waypost-agents"),
+        metrics=AgentMetrics(registry),
+        health=Health(stop),
+    )
+    assert telemetry.health is not None
+    server = serve_metrics(settings.metrics_host, settings.metrics_port, registry, telemetry.health)
     try:
         return serve(
             agents,
@@ -258,6 +296,10 @@ def main(modules: Sequence[str], settings: AgentSettings | None = None) -> int:
             settings=settings,
             environment=environment,
             stop=stop,
+            telemetry=telemetry,
         )
     finally:
+        if server is not None:
+            server.close()
+        telemetry_setup.shutdown(telemetry.tracing)
         environment.close()

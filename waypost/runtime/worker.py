@@ -61,7 +61,10 @@ from waypost.governance.acting import TaskGovernance
 from waypost.governance.events import rule_info
 from waypost.memory import AgentMemory
 from waypost.runtime.lanes import Lanes
+from waypost.runtime.metrics import AgentMetrics
 from waypost.sdk import Agent, AgentContext, AgentResult, Approval, TaskInfo
+from waypost.telemetry import NO_TRACING, Tracing
+from waypost.telemetry.logs import digest, log_decision, summary
 from waypost.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -96,6 +99,8 @@ class AgentWorker:
     resources: dict[type, Any]
     memory: AgentMemory | None = None  # the agent's long-term memory (needs a database)
     governor: Governor | None = None  # decides ctx.act; None: no policies configured
+    tracing: Tracing = field(default=NO_TRACING)
+    metrics: AgentMetrics | None = None
     max_local_attempts: int = 1
     clock: Callable[[], datetime] = utcnow
     stop: threading.Event = field(default_factory=threading.Event)
@@ -211,8 +216,28 @@ class AgentWorker:
             self._seconds_per_task = seconds if previous is None else 0.8 * previous + 0.2 * seconds
 
     def _execute(self, delivery: Delivery) -> list[_Result]:
-        task = delivery.event.payload
+        event, record = delivery.event, delivery.record
+        task = event.payload
         assert isinstance(task, TaskDispatched)
+        with self.tracing.processing(
+            record.topic,
+            traceparent=event.traceparent,
+            tracestate=event.tracestate,
+            attributes={
+                "messaging.consumer.group.name": self.topics.agent_group(task.capability),
+                "messaging.message.id": event.id,
+                "messaging.destination.partition.id": str(record.partition),
+                "messaging.kafka.offset": record.offset,
+                "waypost.workflow.id": task.workflow_id,
+                "waypost.task.id": task.task_id,
+                "waypost.task.step": task.step,
+                "waypost.task.attempt": task.attempt,
+                "waypost.agent.version": self.agent.version,
+            },
+        ):
+            return self._run_task(delivery, task)
+
+    def _run_task(self, delivery: Delivery, task: TaskDispatched) -> list[_Result]:
         deadline = datetime.fromisoformat(task.deadline)
         replay_of = delivery.record.header(REPLAY_OF_HEADER)
         if deadline < self.clock():
@@ -257,12 +282,63 @@ class AgentWorker:
             error = ErrorInfo(type="InvalidOutput", message=str(exc)[:2000], retryable=False)
             payload = self._payload(task, error, context, Usage())
             encoded = self._encode(delivery, payload)
+        self._account(task, outcome, payload, context, usage)
         record = OutgoingRecord(self.topics.results, encoded.key, encoded.value, encoded.headers)
         results = [self._governance(delivery, e) for e in governance.events] if governance else []
         results.append(
             _Result(record, "failed" if isinstance(payload, TaskFailed) else "completed")
         )
         return results
+
+    def _account(
+        self,
+        task: TaskDispatched,
+        outcome: AgentResult[Any] | ErrorInfo | ApprovalRequired,
+        payload: Payload,
+        context: AgentContext,
+        usage: Usage,
+    ) -> None:
+        """The task's decision-log line and metrics."""
+        checks = context.governance.checks if context.governance is not None else []
+        if isinstance(payload, TaskCompleted):
+            kind, confidence = "completed", payload.confidence
+            output_digest: str | None = digest(payload.output)
+        else:
+            assert isinstance(payload, TaskFailed)
+            confidence, output_digest = None, None
+            kind = "approval_required" if isinstance(outcome, ApprovalRequired) else "failed"
+        reasoning = payload.reasoning if isinstance(payload, TaskCompleted | TaskFailed) else []
+        log_decision(
+            "agent",
+            {
+                "agent": self.agent.capability,
+                "version": self.agent.version,
+                "instance": self.instance,
+                "workflow_id": task.workflow_id,
+                "task_id": task.task_id,
+                "step": task.step,
+                "attempt": task.attempt,
+                "outcome": kind,
+                "input_digest": digest(task.input),
+                "output_digest": output_digest,
+                "confidence": confidence,
+                "escalate": payload.escalate if isinstance(payload, TaskCompleted) else None,
+                "error": payload.error.type if isinstance(payload, TaskFailed) else None,
+                "reasoning": summary(reasoning),
+                "policy_checks": checks,
+                "duration_ms": round(usage.duration_ms, 3),
+            },
+        )
+        if self.metrics is not None:
+            self.metrics.task(
+                task.capability,
+                kind,
+                usage.duration_ms / 1000,
+                tokens=usage.input_tokens + usage.output_tokens,
+                cost_usd=usage.cost_usd,
+                agent=self.agent.capability,
+                checks=checks,
+            )
 
     def _context(self, task: TaskDispatched, deadline: datetime) -> AgentContext:
         info = TaskInfo(
@@ -301,12 +377,15 @@ class AgentWorker:
         return _Result(record, "governance")
 
     def _encode(self, delivery: Delivery, payload: Payload) -> Any:
+        traceparent, tracestate = self.tracing.outgoing(
+            (delivery.event.traceparent, delivery.event.tracestate)
+        )
         event = Event(
             payload,
             source=f"waypost/agent/{self.agent.capability}",
             subject=getattr(payload, "task_id", None),
-            traceparent=delivery.event.traceparent,
-            tracestate=delivery.event.tracestate,
+            traceparent=traceparent,
+            tracestate=tracestate,
         )
         return self.codec.encode(event)
 

@@ -8,6 +8,7 @@ the data directory stays.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -33,6 +34,8 @@ from waypost.stack.supervisor import Supervisor, WaypostProcess, open_log, tail
 from waypost.topics import Topics
 
 BUILTIN_AGENT_MODULES = ("agents.support", "agents.billing", "agents.onboarding")
+# In the data directory: where each process serves /metrics (Prometheus file_sd format).
+SCRAPE_TARGETS = "prometheus-targets.json"
 
 
 @dataclass
@@ -159,6 +162,7 @@ def run(settings: StackSettings, options: UpOptions) -> int:
             out["detail"] = f"{len(specs)} topics ({len(created)} new)"
         http_url = f"http://{settings.http_host}:{settings.http_port}"
         env = _child_env(settings, kafka, database, data_dir)
+        targets: dict[str, str] = {}
         for name, args in [
             ("orchestrator", ["orchestrator", "run"]),
             *[(f"agents:{m}", ["agent", "run", m]) for m in agent_modules],
@@ -166,13 +170,22 @@ def run(settings: StackSettings, options: UpOptions) -> int:
             ("http", ["serve"]),
         ]:
             with console.step(f"starting {name}") as out:
-                supervisor.start(WaypostProcess(name, args, env, logs / f"{_file(name)}.log"))
-                out["detail"] = f"(log: {logs / (_file(name) + '.log')})"
+                child_env = dict(env)
+                if name == "http":
+                    targets[name] = f"{settings.http_host}:{settings.http_port}"
+                else:
+                    port = free_port()
+                    child_env["WAYPOST_METRICS_PORT"] = str(port)
+                    targets[name] = f"{settings.metrics_host}:{port}"
+                log_path = logs / f"{_file(name)}.log"
+                supervisor.start(WaypostProcess(name, args, child_env, log_path))
+                out["detail"] = f"(log: {log_path}; metrics: http://{targets[name]}/metrics)"
+        targets_file = _write_scrape_targets(data_dir, targets)
         with console.step("waiting for the HTTP app to be ready") as out:
             _wait_ready(http_url, options.readiness_timeout_s, stop_requested)
             out["detail"] = http_url
         stackfile.write(data_dir, stackfile.Endpoints(kafka, database, http_url, os.getpid()))
-        _summary(console, http_url, kafka_label, database_label, logs, login)
+        _summary(console, http_url, kafka_label, database_label, logs, login, targets_file)
         if options.demo:
             from waypost.stack.demo import run_demo
 
@@ -294,8 +307,25 @@ def _bootstrap_users(engine: Engine, settings: StackSettings, data_dir: Path) ->
     return login, token
 
 
+def _write_scrape_targets(data_dir: Path, targets: dict[str, str]) -> Path:
+    """Every process's /metrics address as a Prometheus ``file_sd_configs`` file."""
+    path = data_dir / SCRAPE_TARGETS
+    groups = [
+        {"targets": [address], "labels": {"job": "waypost", "process": name}}
+        for name, address in targets.items()
+    ]
+    path.write_text(json.dumps(groups, indent=2) + "\n")
+    return path
+
+
 def _summary(
-    console: Console, http_url: str, kafka: str, database: str, logs: Path, login: str
+    console: Console,
+    http_url: str,
+    kafka: str,
+    database: str,
+    logs: Path,
+    login: str,
+    targets_file: Path,
 ) -> None:
     console.echo("")
     console.echo(click.style("Waypost is running", bold=True, fg="green"))
@@ -304,6 +334,7 @@ def _summary(
     console.echo(f"  Kafka        {kafka}")
     console.echo(f"  PostgreSQL   {database}")
     console.echo(f"  logs         {logs}/")
+    console.echo(f"  metrics      {targets_file}  (Prometheus file_sd: every /metrics)")
     console.echo(
         "  try          waypost goal submit support.ticket --wait "
         """--input '{"subject": "Charged twice", "body": "I was billed twice this month."}'"""

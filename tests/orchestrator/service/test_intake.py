@@ -44,6 +44,7 @@ from waypost.events import (
     WorkflowStarted,
     default_codec,
 )
+from waypost.telemetry.tracing import derived_traceparent, trace_id_of
 from waypost.topics import Topics
 
 pytestmark = pytest.mark.integration
@@ -232,8 +233,12 @@ def test_outgoing_events_continue_the_goal_trace(harness: Harness) -> None:
 
     (dispatched,) = harness.events(harness.topics.tasks("echo"))
     (started,) = harness.events(harness.topics.workflow_events)
-    assert dispatched.traceparent == TRACEPARENT
+    # Tracing off: the workflow's own context, except that a dispatch names its own span
+    # (derived from the dispatch id, so that its dead letter is the same bytes).
     assert started.traceparent == TRACEPARENT
+    assert dispatched.traceparent is not None
+    assert trace_id_of(dispatched.traceparent) == trace_id_of(TRACEPARENT)
+    assert dispatched.traceparent == derived_traceparent(TRACEPARENT, dispatched.id)
     assert dispatched.task_id == task_id("goal-1", "echo")
 
 
