@@ -439,11 +439,21 @@ def test_recalls_and_consolidations_run_side_by_side(engine: Engine, clock: Cloc
         except BaseException as exc:
             errors.append(exc)
 
+    recalled = threading.Event()  # memories recalled before consolidating are kept
+
+    def recall(query: str) -> None:
+        memory.recall(query, k=10)
+        recalled.set()
+
+    def consolidate() -> None:
+        assert recalled.wait(60), "no recall finished"
+        memory.consolidate()
+
     threads = [
-        threading.Thread(target=run, args=(lambda q=q: memory.recall(q, k=10), 25))
+        threading.Thread(target=run, args=(lambda q=q: recall(q), 25))
         for q in ("refund courier parcel", "login password account", "card bank payment")
     ]
-    threads.append(threading.Thread(target=run, args=(memory.consolidate, 5)))
+    threads.append(threading.Thread(target=run, args=(consolidate, 5)))
     for thread in threads:
         thread.start()
     for thread in threads:
