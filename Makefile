@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := waypost orchestrator agents review_ui schemas migrations
 
-.PHONY: install demo up test test-fast lint format bench lock docs clean
+.PHONY: install demo up test test-slow lint format bench lock docs clean
 
 install: $(STAMP)
 
@@ -32,11 +32,15 @@ format: install
 	$(BIN)/ruff check --fix $(PACKAGES) tests bench docs/examples
 	$(BIN)/ruff format $(PACKAGES) tests bench docs/examples
 
+# Every test but the few slowest scenarios, which `make test-slow` runs (CI runs both).
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not slow"
+
+test-slow: install
+	$(BIN)/pytest -m slow
 
 bench: install
-	$(BIN)/python -m bench.e2e_throughput
+	$(BIN)/python -m bench.e2e_throughput --tracing
 	$(BIN)/python -m bench.agent_hop
 	$(BIN)/python -m bench.console
 	$(BIN)/python -m bench.dlq_replay

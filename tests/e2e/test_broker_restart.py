@@ -24,6 +24,7 @@ def own_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
     broker.stop()
 
 
+@pytest.mark.slow
 def test_workflows_in_flight_complete_after_the_broker_restarts_empty(
     platform: Platform, own_broker: EmbeddedBroker
 ) -> None:

@@ -571,6 +571,7 @@ def test_the_watch_sees_markup_that_runs(corpus: Corpus, session: Session) -> No
     assert any("/canary.png" in p and p.startswith("request GET") for p in seen), seen
 
 
+@pytest.mark.slow
 def test_payloads_from_an_agent_are_inert_text_in_the_inbox_and_on_each_escalation(
     corpus: Corpus, session: Session
 ) -> None:

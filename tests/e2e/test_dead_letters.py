@@ -186,6 +186,7 @@ def test_a_workflow_failed_by_a_bad_input_completes_after_an_edited_replay(
     assert "0 sent, 1 already replayed" in again.stdout
 
 
+@pytest.mark.slow
 def test_dead_letters_survive_a_broker_restart_and_a_race_replays_once(
     platform: Platform, console: Console, own_broker: EmbeddedBroker
 ) -> None:
