@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from waypost.cli.services import import_from_current_directory
 from waypost.errors import ConfigError, WaypostError
+
+if TYPE_CHECKING:
+    from waypost.bus.base import TopicSpec
+    from waypost.settings import PlaybookSettings
 
 
 class _Group(click.Group):
@@ -115,15 +121,42 @@ def migrate() -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def topics(as_json: bool) -> None:
-    """List the topics of this installation's namespace with their partitions."""
+@click.option(
+    "--create",
+    is_flag=True,
+    help="First create the missing topics: those of the playbooks (WAYPOST_PLAYBOOK_DIRS "
+    "and the built-in ones) and of the --agents modules, with partitions from "
+    "WAYPOST_TOPIC_PARTITIONS and WAYPOST_TOPIC_PARTITION_OVERRIDES.",
+)
+@click.option(
+    "--agents",
+    "agent_modules",
+    multiple=True,
+    metavar="MODULE",
+    help="With --create: also the task topics of this module's agents (repeatable).",
+)
+def topics(as_json: bool, create: bool, agent_modules: tuple[str, ...]) -> None:
+    """List the topics of this installation's namespace with their partitions.
+
+    With --create, make the missing ones first (existing topics are left as they are;
+    the orchestrator and agent workers also create theirs when they start).
+    """
     from waypost.bus.kafka import KafkaBus
-    from waypost.settings import CommonSettings, load
+    from waypost.settings import PlaybookSettings, load
     from waypost.stack import stackfile
 
-    settings = load(CommonSettings)
+    if agent_modules and not create:
+        raise click.UsageError("--agents goes with --create")
+    settings = load(PlaybookSettings)
     endpoints = stackfile.resolve(settings, need=("kafka_bootstrap",))
-    found = KafkaBus(endpoints.kafka_bootstrap, settings).admin().list_topics()
+    admin = KafkaBus(endpoints.kafka_bootstrap, settings).admin()
+    if create:
+        created = admin.ensure_topics(_topic_specs(settings, agent_modules))
+        if not as_json:
+            click.echo(f"created {len(created)} topic(s)" + (": " if created else ""))
+            for name in created:
+                click.echo(f"  {name}")
+    found = admin.list_topics()
     mine = {n: p for n, p in sorted(found.items()) if n.startswith(settings.namespace + ".")}
     if as_json:
         click.echo(json.dumps(mine, indent=2))
@@ -133,6 +166,18 @@ def topics(as_json: bool) -> None:
     for name, partitions in mine.items():
         kind = "dead letters" if name.endswith(".dlq") else ""
         click.echo(f"{name:60} {partitions:3d} partitions  {kind}")
+
+
+def _topic_specs(settings: PlaybookSettings, agent_modules: Sequence[str]) -> list[TopicSpec]:
+    """Every topic the playbooks and the agent modules use."""
+    from orchestrator.playbooks.registry import PlaybookRegistry
+    from waypost.runtime.loading import load_agents
+    from waypost.topics import Topics
+
+    import_from_current_directory()
+    capabilities = set(PlaybookRegistry.load(settings.playbook_dirs).capabilities())
+    capabilities |= {a.capability for a in load_agents(agent_modules)}
+    return Topics(settings.namespace).specs(sorted(capabilities), settings)
 
 
 from waypost.cli import agents, dlq, goals, playbooks, services, users, workflows  # noqa: E402
