@@ -136,7 +136,7 @@ class CommonSettings(BaseSettings):
         None,
         validation_alias="OTEL_SERVICE_NAME",
         description="service.name of this process's spans. Unset: waypost-orchestrator, "
-        "waypost-agents or waypost-http.",
+        "waypost-agents, waypost-indexer or waypost-http.",
     )
 
     @field_validator("database_schema")

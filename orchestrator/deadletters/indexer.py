@@ -18,7 +18,9 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from opentelemetry.trace import Span
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
@@ -29,12 +31,14 @@ from orchestrator.store import dead_letters
 from waypost.bus.base import Bus
 from waypost.bus.kafka import KafkaBus
 from waypost.bus.loop import ConsumerLoop, Received
-from waypost.bus.records import Headers
+from waypost.bus.records import Headers, ReceivedRecord
 from waypost.db import make_engine
 from waypost.errors import BusError
 from waypost.lifecycle import configure_logging, run_threads, stop_on_signals
 from waypost.settings import IndexerSettings, load
 from waypost.stack import stackfile
+from waypost.telemetry import NO_TRACING, Tracing
+from waypost.telemetry import setup as telemetry
 from waypost.telemetry.metrics import new_registry
 from waypost.telemetry.server import Health, serve
 from waypost.topics import DLQ_SUFFIX, Topics
@@ -67,12 +71,18 @@ class Indexer:
     topics: Topics
     indexed: int = 0
     counter: Counter | None = None  # waypost_dead_letters_indexed_total
+    tracing: Tracing = NO_TRACING
 
     def handle(self, deliveries: Sequence[Received[None]]) -> None:
-        """Store a batch of dead letters."""
+        """Store a batch of dead letters (each a span in its message's trace)."""
         rows = [index_row(d.record, self.topics) for d in deliveries]
-        with self.engine.begin() as conn:
-            new = dead_letters.index_new(conn, rows=rows)
+        spans = [self._span(d.record, row) for d, row in zip(deliveries, rows, strict=True)]
+        try:
+            with self.engine.begin() as conn:
+                new = dead_letters.index_new(conn, rows=rows)
+        finally:
+            for span in spans:
+                span.end()
         added = len(new)
         self.indexed += added
         if self.counter is not None:
@@ -80,6 +90,25 @@ class Indexer:
                 self.counter.labels(topic, error_class).inc()
         if added:
             log.info("indexed %d dead letter(s) (%d already known)", added, len(rows) - added)
+
+    def _span(self, record: ReceivedRecord, row: dict[str, Any]) -> Span:
+        traceparent = record.header("traceparent")
+        tracestate = record.header("tracestate")
+        return self.tracing.start_processing(
+            record.topic,
+            traceparent=traceparent.decode(errors="replace") if traceparent else None,
+            tracestate=tracestate.decode(errors="replace") if tracestate else None,
+            attributes={
+                "messaging.consumer.group.name": group(self.topics),
+                "messaging.destination.partition.id": str(record.partition),
+                "messaging.kafka.offset": record.offset,
+                "waypost.dead_letter.source_topic": row.get("source_topic"),
+                "waypost.dead_letter.reason": row.get("reason"),
+                "waypost.dead_letter.error_class": row.get("error_class"),
+                "waypost.workflow.id": row.get("workflow_id"),
+                "waypost.task.id": row.get("task_id"),
+            },
+        )
 
 
 def indexed_counter(registry: CollectorRegistry) -> Counter:
@@ -99,11 +128,12 @@ def consumer(
     engine: Engine,
     stop: threading.Event,
     registry: CollectorRegistry | None = None,
+    tracing: Tracing = NO_TRACING,
 ) -> ConsumerLoop[None]:
     """The indexer's consumer loop, ready to run."""
     topics = Topics(settings.namespace)
     counter = indexed_counter(registry) if registry is not None else None
-    indexer = Indexer(engine, topics, counter=counter)
+    indexer = Indexer(engine, topics, counter=counter, tracing=tracing)
     return ConsumerLoop(
         subscriber=bus.subscriber(group(topics), [dead_letter_pattern(topics)], "dlq-indexer"),
         dead_letters=bus.publisher("dlq-indexer-dlq"),
@@ -130,6 +160,7 @@ def main(settings: IndexerSettings | None = None) -> int:
     registry = new_registry()
     health = Health(stop)
     server = serve(settings.metrics_host, settings.metrics_port, registry, health)
+    tracing = telemetry.tracing(settings, "waypost-indexer")
     try:
         check_schema(engine, settings.database_schema)
         loop = consumer(
@@ -138,6 +169,7 @@ def main(settings: IndexerSettings | None = None) -> int:
             engine=engine,
             stop=stop,
             registry=registry,
+            tracing=tracing,
         )
         log.info("dead-letter indexer ready: %s", dead_letter_pattern(Topics(settings.namespace)))
         health.mark_ready()
@@ -145,4 +177,5 @@ def main(settings: IndexerSettings | None = None) -> int:
     finally:
         if server is not None:
             server.close()
+        telemetry.shutdown(tracing)
         engine.dispose()

@@ -10,11 +10,15 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import Engine, func, select
 
 from orchestrator.deadletters.filters import parse_filter
@@ -38,6 +42,7 @@ from waypost.bus.kafka import KafkaBus
 from waypost.bus.records import OutgoingRecord, ReceivedRecord
 from waypost.events import Event, GoalSubmitted, default_codec, utcnow
 from waypost.settings import IndexerSettings
+from waypost.telemetry import NO_TRACING, Tracing
 from waypost.topics import Topics
 
 pytestmark = pytest.mark.integration
@@ -85,16 +90,21 @@ def goal(text: str) -> OutgoingRecord:
     return OutgoingRecord("", encoded.key, encoded.value, (*encoded.headers, ("trace-bin", BINARY)))
 
 
-@pytest.fixture
-def world(
-    broker: Any, engine: Engine, namespace: str, make_settings: Callable[..., Any]
+@contextmanager
+def running_world(
+    broker: Any,
+    engine: Engine,
+    namespace: str,
+    make_settings: Callable[..., Any],
+    tracing: Tracing = NO_TRACING,
 ) -> Iterator[World]:
+    """An indexer running in a thread, and a replayer, on this test's topics."""
     settings = make_settings(IndexerSettings)
     bus = KafkaBus(broker.bootstrap, settings)
     topics = Topics(namespace)
     bus.admin().ensure_topics(topics.specs(["echo"], settings))
     stop = threading.Event()
-    loop = consumer(settings, bus=bus, engine=engine, stop=stop)
+    loop = consumer(settings, bus=bus, engine=engine, stop=stop, tracing=tracing)
     thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()
     replayer = Replayer(
@@ -105,6 +115,7 @@ def world(
         publisher=OutboxPublisher(engine, bus.publisher("replay")),
         clock=utcnow,
         max_replays=2,
+        tracing=tracing,
     )
 
     def indexed(count: int) -> None:
@@ -114,9 +125,19 @@ def world(
 
         wait_for(enough, timeout=30, what=f"{count} dead letter(s) indexed")
 
-    yield World(engine, bus, topics, replayer, indexed)
-    stop.set()
-    thread.join(15)
+    try:
+        yield World(engine, bus, topics, replayer, indexed)
+    finally:
+        stop.set()
+        thread.join(15)
+
+
+@pytest.fixture
+def world(
+    broker: Any, engine: Engine, namespace: str, make_settings: Callable[..., Any]
+) -> Iterator[World]:
+    with running_world(broker, engine, namespace, make_settings) as running:
+        yield running
 
 
 def letters(world: World, **filters: Any) -> list[index.DeadLetter]:
@@ -328,3 +349,47 @@ def test_a_filter_replays_to_another_topic_and_a_foreign_missing_topic_is_refuse
 
 def _row(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in ("id", "search", "indexed_at")}
+
+
+def test_indexing_and_replaying_join_the_trace_of_the_dead_message(
+    broker: Any, engine: Engine, namespace: str, make_settings: Callable[..., Any]
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    origin = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    record = goal("traced")
+    headers = (("traceparent", origin.encode()), *record.headers)
+    with running_world(broker, engine, namespace, make_settings, Tracing(provider)) as world:
+        world.dead_letter(
+            OutgoingRecord(world.topics.goals, record.key, record.value, headers),
+            RuntimeError("boom"),
+        )
+        world.indexed(1)
+        (letter,) = letters(world)
+        ask = order(world, filters=DeadLetterFilter(ids=(letter.id,)))
+        world.replayer.submit(ask)
+        world.replayer.run(ask.request_id)
+        (sent,) = world.read(world.topics.goals, 1)
+
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    indexed = spans[f"process {world.topics.dlq(world.topics.goals)}"]
+    replay = spans[f"send {world.topics.goals}"]
+    for span in (indexed, replay):
+        assert span.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+        assert span.parent is not None
+        assert span.parent.span_id == 0xB7AD6B7169203331  # the message that died
+    assert indexed.attributes is not None
+    assert indexed.attributes["waypost.dead_letter.error_class"] == "RuntimeError"
+    assert replay.attributes is not None
+    assert replay.attributes["waypost.dead_letter.id"] == letter.id
+    assert replay.attributes["waypost.replay.actor"] == "ann"
+    # The replayed message continues from the replay's span; its other headers are kept.
+    (traceparent,) = [v for n, v in sent.headers if n == "traceparent"]
+    assert (
+        traceparent.decode()
+        == f"00-{replay.context.trace_id:032x}-{replay.context.span_id:016x}-01"
+    )
+    assert [h for h in sent.headers if h[0] != "traceparent"][: len(record.headers)] == list(
+        record.headers
+    )

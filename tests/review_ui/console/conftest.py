@@ -150,8 +150,9 @@ class Escalations:
         reasoning: tuple[str, ...] = ("the customer asked politely",),
         at: datetime | None = None,
         goal_input: Mapping[str, Any] | None = None,
+        traceparent: str | None = None,
     ) -> str:
-        """A new pending escalation; returns its id."""
+        """A new pending escalation (its workflow in ``traceparent``'s trace); its id."""
         at = at or utcnow()
         workflow_id = new_id()
         step = "draft" if goal_type == "test.review" else "triage"
@@ -162,7 +163,7 @@ class Escalations:
         with self.engine.begin() as conn:
             self.applier.plan_new(
                 conn,
-                goals=[NewWorkflow(workflow_id, goal_type, goal_input, at)],
+                goals=[NewWorkflow(workflow_id, goal_type, goal_input, at, traceparent)],
                 now=at,
             )
         with self.engine.begin() as conn:

@@ -94,6 +94,26 @@ def test_the_page_shows_the_escalation_and_its_workflow(
     assert "Output schema of step draft" in html
 
 
+def test_the_workflow_section_links_to_the_workflow_s_trace(
+    make_client: Callable[..., TestClient], escalations: Escalations
+) -> None:
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    escalation_id = escalations.open(traceparent=f"00-{trace_id}-b7ad6b7169203331-01")
+    linked = make_client("rita", trace_url_template="https://jaeger.example/trace/{trace_id}")
+    plain = make_client("rob")
+
+    html = assert_safe_page(linked.get(f"/escalations/{escalation_id}"))
+    (link,) = elements(section(html, '<section class="workflow"'), "a")
+    assert link["href"] == f"https://jaeger.example/trace/{trace_id}"
+    assert link["rel"] == "noopener noreferrer"
+    # Without a template the trace id is still shown, with no link.
+    unlinked = section(
+        assert_safe_page(plain.get(f"/escalations/{escalation_id}")), '<section class="workflow"'
+    )
+    assert f"Trace {trace_id}" in unlinked
+    assert "jaeger" not in unlinked
+
+
 def test_agent_output_is_shown_as_untrusted_text(
     reviewer: TestClient, escalations: Escalations
 ) -> None:
