@@ -186,6 +186,12 @@ class PolicySettings(CommonSettings):
         description="How often an agent worker looks at the policy files again; a changed "
         "file applies to the next decision, without a restart.",
     )
+    policy_prune_interval_s: float = Field(
+        600.0,
+        gt=0,
+        description="How often an agent worker deletes the action counters older than the "
+        "longest rate window of the policies (the audit trail is kept).",
+    )
 
 
 class ListenerSettings(CommonSettings):

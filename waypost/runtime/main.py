@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from waypost.bus.base import Bus
 from waypost.bus.kafka import KafkaBus
@@ -254,15 +254,34 @@ def serve(
     )
     if telemetry.health is not None:
         telemetry.health.mark_ready()
+    threads = {f"agent:{r.agent.capability}": r.loop.run for r in running}
+    gate = running[0].worker.governor if running else None
+    if isinstance(gate, Gate):
+        threads["governance-prune"] = lambda: prune_counters(
+            gate, stop, settings.policy_prune_interval_s
+        )
     try:
         return run_threads(
-            {f"agent:{r.agent.capability}": r.loop.run for r in running},
+            threads,
             stop,
             join_timeout_s=settings.agent_shutdown_grace_s + 20,
         )
     finally:
         if beating is not None:
             beating.finish()
+
+
+def prune_counters(gate: Gate, stop: threading.Event, interval_s: float) -> None:
+    """Delete the action counters no rate window needs any more, every ``interval_s``
+    until ``stop`` (a database outage only delays it)."""
+    while not stop.wait(interval_s):
+        try:
+            pruned = gate.prune()
+        except SQLAlchemyError as exc:
+            log.warning("could not prune the action counters (will try again): %s", exc)
+            continue
+        if pruned:
+            log.info("pruned %d action counter(s) older than the longest rate window", pruned)
 
 
 def _batch_size(worker: AgentWorker, limit: int) -> Callable[[], int]:

@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine, event, func, select, text
 
+from tests.waiting import wait_for
 from waypost.governance import (
     Gate,
     Governor,
@@ -25,6 +26,7 @@ from waypost.governance import (
     repository,
 )
 from waypost.governance.tables import agent_actions, agent_spend, policy_decisions
+from waypost.runtime.main import prune_counters
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -387,3 +389,27 @@ def test_actions_older_than_the_longest_window_are_pruned(engine: Engine) -> Non
         assert connection.execute(select(func.count()).select_from(agent_actions)).scalar() == 0
         # The audit trail is not pruned with the counters.
         assert connection.execute(select(func.count()).select_from(policy_decisions)).scalar() == 2
+
+
+@pytest.mark.integration
+def test_agent_workers_prune_the_counters_on_a_schedule(engine: Engine) -> None:
+    clock = Clock()
+    gate = Gate(engine, RULES, clock=clock)
+    gate.decide(propose("search_kb"))
+    clock.now = T0 + timedelta(hours=2)
+    stop = threading.Event()
+    pruning = threading.Thread(target=prune_counters, args=(gate, stop, 0.05))
+    pruning.start()
+
+    def counters() -> int:
+        with engine.connect() as connection:
+            return int(
+                connection.execute(select(func.count()).select_from(agent_actions)).scalar_one()
+            )
+
+    try:
+        wait_for(lambda: counters() == 0, timeout=10, what="the counters to be pruned")
+    finally:
+        stop.set()
+        pruning.join(5)
+    assert not pruning.is_alive()
