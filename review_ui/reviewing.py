@@ -9,8 +9,10 @@ from typing import TypeVar
 
 from sqlalchemy import Connection
 
-from orchestrator.reviews import Reviewer, ReviewError
+from orchestrator.reviews import InvalidDecision, Reviewer, ReviewError
 from orchestrator.service.publishing import OutboxRows
+from orchestrator.workflow.state import EscalationState
+from review_ui.auth import store as auth_store
 from review_ui.auth.principal import Principal
 from review_ui.auth.roles import Role
 from review_ui.deps import AppState
@@ -23,6 +25,31 @@ T = TypeVar("T")
 def reviewer_of(principal: Principal) -> Reviewer:
     """The reviewer a principal acts as (admins may override claims)."""
     return Reviewer(principal.name, may_override=principal.role is Role.ADMIN)
+
+
+def assign_to_user(
+    state: AppState,
+    conn: Connection,
+    *,
+    escalation_id: str,
+    assignee: str,
+    principal: Principal,
+    now: datetime,
+) -> EscalationState:
+    """Assign an escalation to an enabled console user (422 naming them otherwise)."""
+    user = auth_store.find_user(conn, name=assignee)
+    if user is None or user.disabled:
+        enabled = [u.name for u in auth_store.list_users(conn) if not u.disabled]
+        raise InvalidDecision(
+            f"{assignee!r} is not an enabled console user; assign to one of: " + ", ".join(enabled)
+        )
+    return state.reviews.assign(
+        conn,
+        escalation_id=escalation_id,
+        assignee=assignee,
+        reviewer=reviewer_of(principal),
+        now=now,
+    )
 
 
 def run_review(

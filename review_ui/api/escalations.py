@@ -15,7 +15,7 @@ from review_ui.auth.principal import Principal, api_roles
 from review_ui.auth.roles import ASSIGN, DECIDE, READ
 from review_ui.deps import ConnectionDep, StateDep
 from review_ui.problems import Problem
-from review_ui.reviewing import reviewer_of, run_review
+from review_ui.reviewing import assign_to_user, reviewer_of, run_review
 from waypost.events import utcnow
 
 router = APIRouter(tags=["escalations"])
@@ -321,11 +321,12 @@ def assign(
     """Hand an escalation to a reviewer (admins)."""
     run_review(
         state,
-        lambda conn, now: state.reviews.assign(
+        lambda conn, now: assign_to_user(
+            state,
             conn,
             escalation_id=escalation_id,
             assignee=body.assignee,
-            reviewer=reviewer_of(principal),
+            principal=principal,
             now=now,
         ),
     )

@@ -26,7 +26,7 @@ from review_ui.console.escalation import Attempted, render_detail
 from review_ui.console.render import is_htmx
 from review_ui.deps import AppState, StateDep
 from review_ui.problems import Problem
-from review_ui.reviewing import reviewer_of, run_review
+from review_ui.reviewing import assign_to_user, reviewer_of, run_review
 
 router = APIRouter(include_in_schema=False)
 Version = Annotated[int, Form(ge=1)]
@@ -175,11 +175,12 @@ def assign(
         escalation_id,
         notice="assign",
         kept=Attempted(action="assign"),
-        operation=lambda conn, now: state.reviews.assign(
+        operation=lambda conn, now: assign_to_user(
+            state,
             conn,
             escalation_id=escalation_id,
             assignee=assignee.strip(),
-            reviewer=reviewer_of(principal),
+            principal=principal,
             now=now,
         ),
     )

@@ -132,11 +132,21 @@ def test_an_analyst_reads_but_may_not_decide_claim_or_comment(api: Api) -> None:
     assert api.harness.escalation(escalation.id) == escalation
 
 
-def test_only_admins_assign(api: Api) -> None:
+def test_only_admins_assign_and_only_to_enabled_users(api: Api) -> None:
     escalation = api.harness.escalate("g-assign")
     path = f"{BASE}/{escalation.id}/assign"
+    with api.harness.engine.begin() as conn:
+        auth_store.add_user(conn, name="bob", password="a long passphrase", role=Role.REVIEWER)
+        auth_store.add_user(conn, name="dora", password="a long passphrase", role=Role.REVIEWER)
+        auth_store.disable_user(conn, name="dora")
 
     assert_problem(api.post(path, {"assignee": "bob"}, "reviewer"), 403)
+    nobody = assert_problem(api.post(path, {"assignee": "bobby"}, "admin"), 422)
+    assert "'bobby' is not an enabled console user" in nobody["detail"]
+    assert "bob" in nobody["detail"]
+    assert "dora" not in nobody["detail"]
+    assert_problem(api.post(path, {"assignee": "dora"}, "admin"), 422)
+    assert api.harness.escalation(escalation.id).assignee is None  # nothing changed
     response = api.post(path, {"assignee": "bob"}, "admin")
 
     assert response.status_code == 200, response.text
