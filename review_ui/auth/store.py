@@ -125,6 +125,14 @@ def disable_user(conn: Connection, *, name: str) -> None:
     conn.execute(delete(sessions).where(sessions.c.user_id == user.id))
 
 
+def enable_user(conn: Connection, *, name: str) -> None:
+    """Let a disabled user log in again (with the password they had)."""
+    user = find_user(conn, name=name)
+    if user is None:
+        raise ValueError(f"no user named {name!r}")
+    conn.execute(update(users).where(users.c.id == user.id).values(disabled=False))
+
+
 def find_user(conn: Connection, *, name: str) -> User | None:
     """The user with this name, or None."""
     if "\x00" in name:  # PostgreSQL text cannot hold NUL: no stored name has one

@@ -100,6 +100,21 @@ def user_disable(name: str) -> None:
     click.echo(f"disabled {name}")
 
 
+@user.command(name="enable")
+@click.argument("name")
+def user_enable(name: str) -> None:
+    """Let a disabled user log in again (`waypost user passwd` sets a new password)."""
+    from review_ui.auth import store
+
+    with _database() as conn:
+        try:
+            store.enable_user(conn, name=name)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        _audit(conn, "user_enabled", name=name)
+    click.echo(f"enabled {name}")
+
+
 @user.command(name="passwd")
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")

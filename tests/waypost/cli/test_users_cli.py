@@ -144,6 +144,23 @@ def test_user_disable_stops_logins(waypost: Callable[..., Result], engine: Engin
     assert "no user named 'nobody'" in unknown.output
 
 
+def test_user_enable_lets_a_disabled_user_log_in_again(
+    waypost: Callable[..., Result], engine: Engine
+) -> None:
+    waypost("user", "add", "alice", "--role", "reviewer", "--password-stdin", stdin=PASSWORD)
+    waypost("user", "disable", "alice")
+
+    result = waypost("user", "enable", "alice")
+    unknown = waypost("user", "enable", "nobody")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "enabled alice\n"
+    assert authenticates(engine, "alice", PASSWORD)
+    assert "active" in waypost("user", "ls").stdout
+    assert unknown.exit_code == 1
+    assert "no user named 'nobody'" in unknown.output
+
+
 def test_user_passwd_changes_the_password(waypost: Callable[..., Result], engine: Engine) -> None:
     waypost("user", "add", "alice", "--role", "reviewer", "--password-stdin", stdin=PASSWORD)
     new = "another long passphrase"
@@ -237,6 +254,7 @@ def test_changes_made_from_the_command_line_are_audited(
     )
     assert waypost("user", "passwd", "rob", "--password-stdin", stdin=PASSWORD + "!").exit_code == 0
     assert waypost("user", "disable", "rob").exit_code == 0
+    assert waypost("user", "enable", "rob").exit_code == 0
     created = waypost("token", "create", "--role", "analyst", "--name", "etl")
     assert created.exit_code == 0
     refused = waypost("token", "create", "--role", "admin", "--name", "rob")
@@ -249,6 +267,7 @@ def test_changes_made_from_the_command_line_are_audited(
         ("user_added", "rob"),
         ("password_changed", "rob"),
         ("user_disabled", "rob"),
+        ("user_enabled", "rob"),
         ("token_created", "etl"),
     ]
     assert all(e.actor.startswith("cli:") for e in entries)
