@@ -38,9 +38,7 @@ from waypost.lifecycle import configure_logging, run_threads, stop_on_signals
 from waypost.settings import IndexerSettings, load
 from waypost.stack import stackfile
 from waypost.telemetry import NO_TRACING, Tracing
-from waypost.telemetry import setup as telemetry
-from waypost.telemetry.metrics import new_registry
-from waypost.telemetry.server import Health, serve
+from waypost.telemetry.setup import process_telemetry
 from waypost.topics import DLQ_SUFFIX, Topics
 
 log = logging.getLogger(__name__)
@@ -157,25 +155,20 @@ def main(settings: IndexerSettings | None = None) -> int:
     )
     stop = threading.Event()
     stop_on_signals(stop)
-    registry = new_registry()
-    health = Health(stop)
-    server = serve(settings.metrics_host, settings.metrics_port, registry, health)
-    tracing = telemetry.tracing(settings, "waypost-indexer")
     try:
-        check_schema(engine, settings.database_schema)
-        loop = consumer(
-            settings,
-            bus=KafkaBus(endpoints.kafka_bootstrap, settings),
-            engine=engine,
-            stop=stop,
-            registry=registry,
-            tracing=tracing,
-        )
-        log.info("dead-letter indexer ready: %s", dead_letter_pattern(Topics(settings.namespace)))
-        health.mark_ready()
-        return run_threads({"indexer": loop.run}, stop)
+        with process_telemetry(settings, "waypost-indexer", stop) as telemetry:
+            check_schema(engine, settings.database_schema)
+            loop = consumer(
+                settings,
+                bus=KafkaBus(endpoints.kafka_bootstrap, settings),
+                engine=engine,
+                stop=stop,
+                registry=telemetry.registry,
+                tracing=telemetry.tracing,
+            )
+            pattern = dead_letter_pattern(Topics(settings.namespace))
+            log.info("dead-letter indexer ready: %s", pattern)
+            telemetry.health.mark_ready()
+            return run_threads({"indexer": loop.run}, stop)
     finally:
-        if server is not None:
-            server.close()
-        telemetry.shutdown(tracing)
         engine.dispose()

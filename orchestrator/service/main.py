@@ -32,9 +32,7 @@ from waypost.lifecycle import configure_logging, run_threads, stop_on_signals
 from waypost.settings import OrchestratorSettings, load
 from waypost.stack import stackfile
 from waypost.telemetry import NO_TRACING, Tracing
-from waypost.telemetry import setup as telemetry
-from waypost.telemetry.metrics import new_registry
-from waypost.telemetry.server import Health, serve
+from waypost.telemetry.setup import process_telemetry
 from waypost.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -149,26 +147,20 @@ def main(settings: OrchestratorSettings | None = None) -> int:
     )
     stop = threading.Event()
     stop_on_signals(stop)
-    tracing = telemetry.tracing(settings, "waypost-orchestrator")
-    registry = new_registry()
-    metrics = OrchestratorMetrics(registry)
-    registry.register(StoreGauges(engine, utcnow))
-    health = Health(stop)
-    server = serve(settings.metrics_host, settings.metrics_port, registry, health)
     try:
-        check_schema(engine, settings.database_schema)
-        threads = workers(
-            settings,
-            bus=KafkaBus(endpoints.kafka_bootstrap, settings),
-            engine=engine,
-            stop=stop,
-            tracing=tracing,
-            metrics=metrics,
-        )
-        health.mark_ready()
-        return run_threads(threads, stop)
+        with process_telemetry(settings, "waypost-orchestrator", stop) as telemetry:
+            metrics = OrchestratorMetrics(telemetry.registry)
+            telemetry.registry.register(StoreGauges(engine, utcnow))
+            check_schema(engine, settings.database_schema)
+            threads = workers(
+                settings,
+                bus=KafkaBus(endpoints.kafka_bootstrap, settings),
+                engine=engine,
+                stop=stop,
+                tracing=telemetry.tracing,
+                metrics=metrics,
+            )
+            telemetry.health.mark_ready()
+            return run_threads(threads, stop)
     finally:
-        if server is not None:
-            server.close()
-        telemetry.shutdown(tracing)
         engine.dispose()

@@ -38,10 +38,8 @@ from waypost.sdk import Agent
 from waypost.settings import AgentSettings, load
 from waypost.stack import stackfile
 from waypost.telemetry import NO_TRACING, Tracing
-from waypost.telemetry import setup as telemetry_setup
-from waypost.telemetry.metrics import new_registry
 from waypost.telemetry.server import Health
-from waypost.telemetry.server import serve as serve_metrics
+from waypost.telemetry.setup import process_telemetry
 from waypost.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -300,25 +298,17 @@ def main(modules: Sequence[str], settings: AgentSettings | None = None) -> int:
     )
     stop = threading.Event()
     stop_on_signals(stop)
-    registry = new_registry()
-    telemetry = Telemetry(
-        tracing=telemetry_setup.tracing(settings, "waypost-agents"),
-        metrics=AgentMetrics(registry),
-        health=Health(stop),
-    )
-    assert telemetry.health is not None
-    server = serve_metrics(settings.metrics_host, settings.metrics_port, registry, telemetry.health)
     try:
-        return serve(
-            agents,
-            bus=KafkaBus(endpoints.kafka_bootstrap, settings),
-            settings=settings,
-            environment=environment,
-            stop=stop,
-            telemetry=telemetry,
-        )
+        with process_telemetry(settings, "waypost-agents", stop) as process:
+            return serve(
+                agents,
+                bus=KafkaBus(endpoints.kafka_bootstrap, settings),
+                settings=settings,
+                environment=environment,
+                stop=stop,
+                telemetry=Telemetry(
+                    process.tracing, AgentMetrics(process.registry), process.health
+                ),
+            )
     finally:
-        if server is not None:
-            server.close()
-        telemetry_setup.shutdown(telemetry.tracing)
         environment.close()

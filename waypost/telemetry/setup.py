@@ -1,15 +1,23 @@
-"""Building a process's tracer provider from its settings (called in ``main()``)."""
+"""A process's telemetry, built from its settings in ``main()``: its tracer provider,
+its Prometheus registry, its health, and the server of /metrics, /healthz and /readyz."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from prometheus_client import CollectorRegistry
 
 from waypost.settings import CommonSettings
+from waypost.telemetry.metrics import new_registry
+from waypost.telemetry.server import Health, serve
 from waypost.telemetry.tracing import DerivedIds, Tracing
 
 
@@ -40,6 +48,33 @@ def shutdown(tracing: Tracing) -> None:
     """Export the spans still queued (at exit)."""
     if tracing.provider is not None:
         tracing.provider.shutdown()
+
+
+@dataclass(frozen=True)
+class ProcessTelemetry:
+    """What a service process traces, counts and reports its health with."""
+
+    tracing: Tracing
+    registry: CollectorRegistry
+    health: Health
+
+
+@contextmanager
+def process_telemetry(
+    settings: CommonSettings, service: str, stop: threading.Event
+) -> Iterator[ProcessTelemetry]:
+    """Telemetry of a process without an HTTP app of its own (orchestrator, agent
+    workers, indexer): /metrics, /healthz and /readyz served on WAYPOST_METRICS_PORT for
+    the block (ready once ``health.mark_ready()`` is called); queued spans are exported
+    at its end."""
+    built = ProcessTelemetry(tracing(settings, service), new_registry(), Health(stop))
+    server = serve(settings.metrics_host, settings.metrics_port, built.registry, built.health)
+    try:
+        yield built
+    finally:
+        if server is not None:
+            server.close()
+        shutdown(built.tracing)
 
 
 def _version() -> str:
