@@ -18,7 +18,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, select
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.service.outgoing import Outgoing, escalation_span_key
+from orchestrator.service.outgoing import Outgoing, escalation_traceparent
 from orchestrator.service.publishing import OutboxRows
 from orchestrator.service.versions import PlaybookVersions
 from orchestrator.store import audit, outbox
@@ -39,7 +39,6 @@ from orchestrator.workflow.state import (
 )
 from waypost.events import DecisionRecorded, Event, new_id
 from waypost.events.storable import value_problem
-from waypost.telemetry.tracing import derived_traceparent
 
 Action = Literal["approve", "edit", "reject", "retry"]
 ACTIONS: tuple[Action, ...] = ("approve", "edit", "reject", "retry")
@@ -330,7 +329,7 @@ class Reviews:
     ) -> tuple[str | None, str | None]:
         """Record the time the escalation waited for this decision as a span under the
         escalation's; the decision event continues from it."""
-        parent = derived_traceparent(state.traceparent, escalation_span_key(escalation.id))
+        parent = escalation_traceparent(state, escalation.id)
         traceparent, tracestate = self.outgoing.tracing.finished_span(
             f"review {escalation.step}",
             parent=parent or state.traceparent,

@@ -116,11 +116,10 @@ class Outgoing:
                 priority=escalation.priority,
                 due_at=escalation.due_at.isoformat(),
             )
-            key = escalation_span_key(escalation.id)
             self._escalation_span(state, command)
             event = replace(
                 self._event(state, payload),
-                traceparent=derived_traceparent(state.traceparent, key) or state.traceparent,
+                traceparent=escalation_traceparent(state, escalation.id) or state.traceparent,
             )
             return self.record(self.topics.workflow_events, event)
         if isinstance(command, AnnounceWorkflowStarted):
@@ -242,7 +241,7 @@ class Outgoing:
         escalation = command.escalation
         self.tracing.derived_span(
             f"escalate {escalation.step}",
-            key=escalation_span_key(escalation.id),
+            key=_escalation_key(escalation.id),
             root=state.traceparent,
             at=escalation.opened_at,
             attributes={
@@ -270,8 +269,13 @@ class Outgoing:
         return OutgoingRecord(topic, encoded.key, encoded.value, encoded.headers)
 
 
-def escalation_span_key(escalation_id: str) -> str:
-    """What an escalation's span id is derived from (see ``waypost.telemetry.tracing``)."""
+def escalation_traceparent(state: WorkflowState, escalation_id: str) -> str | None:
+    """The context of an escalation's span (derived from its id, see
+    ``waypost.telemetry.tracing``): what its events and its review continue from."""
+    return derived_traceparent(state.traceparent, _escalation_key(escalation_id))
+
+
+def _escalation_key(escalation_id: str) -> str:
     return f"escalation:{escalation_id}"
 
 
