@@ -118,19 +118,21 @@ def set_password(conn: Connection, *, name: str, password: str) -> None:
 
 def disable_user(conn: Connection, *, name: str) -> None:
     """Stop a user from logging in, and end their sessions."""
-    user = find_user(conn, name=name)
-    if user is None:
-        raise ValueError(f"no user named {name!r}")
-    conn.execute(update(users).where(users.c.id == user.id).values(disabled=True))
-    conn.execute(delete(sessions).where(sessions.c.user_id == user.id))
+    _set_disabled(conn, name, disabled=True)
 
 
 def enable_user(conn: Connection, *, name: str) -> None:
     """Let a disabled user log in again (with the password they had)."""
+    _set_disabled(conn, name, disabled=False)
+
+
+def _set_disabled(conn: Connection, name: str, *, disabled: bool) -> None:
     user = find_user(conn, name=name)
     if user is None:
         raise ValueError(f"no user named {name!r}")
-    conn.execute(update(users).where(users.c.id == user.id).values(disabled=False))
+    conn.execute(update(users).where(users.c.id == user.id).values(disabled=disabled))
+    if disabled:
+        conn.execute(delete(sessions).where(sessions.c.user_id == user.id))
 
 
 def find_user(conn: Connection, *, name: str) -> User | None:

@@ -89,30 +89,27 @@ def user_ls() -> None:
 @click.argument("name")
 def user_disable(name: str) -> None:
     """Stop a user from logging in (ends their sessions)."""
-    from review_ui.auth import store
-
-    with _database() as conn:
-        try:
-            store.disable_user(conn, name=name)
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from None
-        _audit(conn, "user_disabled", name=name)
-    click.echo(f"disabled {name}")
+    _set_disabled(name, disabled=True)
 
 
 @user.command(name="enable")
 @click.argument("name")
 def user_enable(name: str) -> None:
     """Let a disabled user log in again (`waypost user passwd` sets a new password)."""
+    _set_disabled(name, disabled=False)
+
+
+def _set_disabled(name: str, *, disabled: bool) -> None:
     from review_ui.auth import store
 
+    change, done = (store.disable_user, "disabled") if disabled else (store.enable_user, "enabled")
     with _database() as conn:
         try:
-            store.enable_user(conn, name=name)
+            change(conn, name=name)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
-        _audit(conn, "user_enabled", name=name)
-    click.echo(f"enabled {name}")
+        _audit(conn, f"user_{done}", name=name)
+    click.echo(f"{done} {name}")
 
 
 @user.command(name="passwd")
