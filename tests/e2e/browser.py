@@ -1,7 +1,8 @@
-"""Helpers of the console's real-browser end-to-end tests (test_console_browser.py and
-test_console_xss.py): one set of `waypost` processes per test module, Chromium driven by
-Playwright, a reviewer who logs in through the form, and a watch on everything the page
-does that it should not (dialogs, requests, console errors, CSP violations)."""
+"""Helpers of the console's real-browser end-to-end tests (test_console_browser.py,
+test_console_xss.py and test_dlq_browser.py): one set of `waypost` processes per test
+module, Chromium driven by Playwright, a reviewer who logs in through the form, and a
+watch on everything the page does that it should not (dialogs, requests, console
+errors, CSP violations)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,16 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import BrowserContext, ConsoleMessage, Dialog, Page, Request, Route
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Dialog,
+    Page,
+    Request,
+    Route,
+    sync_playwright,
+)
 from sqlalchemy import text
 
 from orchestrator.workflow.state import EscalationState, TaskStatus, WorkflowState
@@ -147,6 +157,53 @@ def finished(platform: Platform, workflow_id: str, timeout: float = 60) -> Workf
 
 
 # --- the browser --------------------------------------------------------------------------
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """The system's Chromium (never a downloaded one), headless, driven by Playwright."""
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class Session:
+    """A browser page on the console, and what it did."""
+
+    context: BrowserContext
+    page: Page
+    watch: Watch
+
+
+@contextmanager
+def browser_session(
+    browser: Browser,
+    base: str,
+    platform: Platform,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    *,
+    login: str | None = None,
+) -> Iterator[Session]:
+    """A fresh browser context on the console, watched, logged in through the form as
+    ``login`` if given. Afterwards the last page is kept as a screenshot in ``tmp_path``
+    and, if the test failed, the processes' logs are printed."""
+    context = browser.new_context(base_url=base, viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    watch = Watch(base)
+    watch.attach(context, page)
+    watch.allow_post("/login")
+    if login is not None:
+        log_in(page, login)
+    yield Session(context, page, watch)
+    page.screenshot(path=str(tmp_path / "last.png"), full_page=True, caret="initial")
+    context.close()
+    print_logs_if_failed(request, platform)
 
 
 def log_in(page: Page, name: str, password: str = PASSWORD) -> None:

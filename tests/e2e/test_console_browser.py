@@ -16,22 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from orchestrator.workflow.state import EscalationStatus, TaskStatus, WorkflowStatus
 from tests.e2e.browser import (
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     GOAL_TYPE,
-    Watch,
+    Session,
     add_reviewer,
     assert_png,
+    browser_session,
+    chromium,
     finished,
-    log_in,
     module_platform,
     pending_escalation,
-    print_logs_if_failed,
     skip_without_chromium,
     start_console,
 )
@@ -60,38 +58,22 @@ def console(
     with module_platform(broker, postgres, tmp_path_factory.mktemp("console")) as platform:
         base = start_console(platform, workers=True)
         add_reviewer(platform, REVIEWER)
-        with sync_playwright() as driver:
-            browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        with chromium() as browser:
             yield Console(platform, base, browser)
-            browser.close()
-
-
-@dataclass
-class Session:
-    """A logged-in reviewer's page and what it did."""
-
-    page: Page
-    watch: Watch
 
 
 @pytest.fixture
 def session(console: Console, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Session]:
     """A fresh browser context, logged in as the reviewer through the login form."""
-    context = console.browser.new_context(
-        base_url=console.base, viewport={"width": 1400, "height": 1000}
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    watch = Watch(console.base)
-    watch.attach(context, page)
-    watch.allow_post("/login")
-    log_in(page, REVIEWER)
-    yield Session(page, watch)
-    page.screenshot(
-        path=str(tmp_path / "last.png"), full_page=True, caret="initial"
-    )  # kept on failure
-    context.close()
-    print_logs_if_failed(request, console.platform)
+    with browser_session(
+        console.browser,
+        console.base,
+        console.platform,
+        request,
+        tmp_path,
+        login=REVIEWER,
+    ) as opened:
+        yield opened
 
 
 def submit(console: Console, label: str) -> tuple[str, str]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import Engine
 
 from orchestrator.playbooks.model import Playbook
@@ -38,17 +38,16 @@ from orchestrator.workflow.state import EscalationState, TaskError
 from review_ui.console.render import pretty_json
 from tests.e2e.browser import (
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     E2E_PLAYBOOKS,
     GOAL_TYPE,
+    Session,
     Watch,
     add_reviewer,
     assert_png,
     assert_still_logged_in,
-    log_in,
+    browser_session,
+    chromium,
     module_platform,
-    print_logs_if_failed,
     skip_without_chromium,
     start_console,
 )
@@ -278,10 +277,8 @@ def corpus(
             output={"text": joined(), "attempt": 1, **every},
             reason="<b>edited</b> <img src=x onerror=alert(1)>",
         )
-        with sync_playwright() as driver:
-            browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        with chromium() as browser:
             yield Corpus(platform, base, browser, applier, playbook, opened, seeds)
-            browser.close()
 
 
 def decide_over_api(
@@ -306,31 +303,18 @@ def decide_over_api(
 # --- the browser --------------------------------------------------------------------------
 
 
-@dataclass
-class Session:
-    """A logged-in reviewer's page and what it did."""
-
-    context: BrowserContext
-    page: Page
-    watch: Watch
-
-
 @pytest.fixture
 def session(corpus: Corpus, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Session]:
     """A fresh browser context, logged in through the form, watched."""
-    context = corpus.browser.new_context(
-        base_url=corpus.base, viewport={"width": 1400, "height": 1000}
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    watch = Watch(corpus.base)
-    watch.attach(context, page)
-    watch.allow_post("/login")
-    log_in(page, REVIEWER)
-    yield Session(context, page, watch)
-    page.screenshot(path=str(tmp_path / "last.png"), full_page=True, caret="initial")
-    context.close()
-    print_logs_if_failed(request, corpus.platform)
+    with browser_session(
+        corpus.browser,
+        corpus.base,
+        corpus.platform,
+        request,
+        tmp_path,
+        login=REVIEWER,
+    ) as opened:
+        yield opened
 
 
 # Everything on a page that markup could have created: elements that run, load or

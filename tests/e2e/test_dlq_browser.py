@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from orchestrator.deadletters.records import REPLAY_OF
 from orchestrator.errors import InvalidGoalInput
@@ -28,15 +28,14 @@ from review_ui.auth import store as auth_store
 from review_ui.auth.roles import Role
 from tests.e2e.browser import (
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     GOAL_TYPE,
     PASSWORD,
-    Watch,
+    Session,
     assert_png,
+    browser_session,
+    chromium,
     log_in,
     module_platform,
-    print_logs_if_failed,
     skip_without_chromium,
     start_console,
 )
@@ -71,18 +70,8 @@ def workbench(
         platform.start("indexer", "indexer", "run")
         with platform.engine.begin() as conn:
             auth_store.add_user(conn, name=ANALYST, password=PASSWORD, role=Role.ANALYST)
-        with sync_playwright() as driver:
-            browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        with chromium() as browser:
             yield Workbench(platform, base, browser)
-            browser.close()
-
-
-@dataclass
-class Session:
-    """A fresh browser page (not logged in yet) and what it did."""
-
-    page: Page
-    watch: Watch
 
 
 @pytest.fixture
@@ -90,18 +79,15 @@ def session(
     workbench: Workbench, request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[Session]:
     """A fresh browser context on the console, watched."""
-    context = workbench.browser.new_context(
-        base_url=workbench.base, viewport={"width": 1400, "height": 1000}
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    watch = Watch(workbench.base)
-    watch.attach(context, page)
-    watch.allow_post("/login")
-    yield Session(page, watch)
-    page.screenshot(path=str(tmp_path / "last.png"), full_page=True, caret="initial")
-    context.close()
-    print_logs_if_failed(request, workbench.platform)
+    with browser_session(
+        workbench.browser,
+        workbench.base,
+        workbench.platform,
+        request,
+        tmp_path,
+        login=None,
+    ) as opened:
+        yield opened
 
 
 def dead_letter_a_goal(platform: Platform, goal_input: dict[str, Any]) -> str:
