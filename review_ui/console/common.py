@@ -4,6 +4,7 @@ how a form POST answers (303 back to the page, or a re-rendered block for htmx).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends
@@ -61,3 +62,18 @@ def safe_next(value: str | None) -> str:
 def see_other(url: str) -> RedirectResponse:
     """Post/Redirect/Get: 303 to a page on this site."""
     return RedirectResponse(safe_next(url), status_code=303)
+
+
+def url_text(params: Mapping[str, str], name: str, max_length: int) -> str:
+    """A URL parameter, stripped; "" (its default) when it is too long or holds NUL."""
+    value = str(params.get(name, "")).strip()
+    return value if len(value) <= max_length and "\x00" not in value else ""
+
+
+def url_number(value: str, default: int, low: int, high: int) -> int:
+    """``value`` as a number from ``low`` to ``high``, else ``default``."""
+    try:
+        number = int(value)
+    except ValueError:
+        return default
+    return number if low <= number <= high else default

@@ -21,7 +21,7 @@ from orchestrator.deadletters.replay import (
     Edit,
 )
 from orchestrator.store.dead_letters import DeadLetterFilter
-from review_ui.console.common import NUL_MESSAGE, has_nul
+from review_ui.console.common import NUL_MESSAGE, has_nul, url_number, url_text
 
 MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints
 DeadLetterId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -74,8 +74,7 @@ class DlqQuery:
         """The query in URL parameters; a value that makes no sense means its default."""
 
         def text(name: str) -> str:
-            value = str(params.get(name, "")).strip()
-            return value if len(value) <= _MAX_TEXT and "\x00" not in value else ""
+            return url_text(params, name, _MAX_TEXT)
 
         status = text("status")
         return cls(
@@ -86,8 +85,8 @@ class DlqQuery:
             workflow=text("workflow"),
             text=text("text"),
             since=text("since"),
-            page=_number(text("page"), 1, 1, 100_000),
-            page_size=_number(text("page_size"), DEFAULT_PAGE_SIZE, 1, 200),
+            page=url_number(text("page"), 1, 1, 100_000),
+            page_size=url_number(text("page_size"), DEFAULT_PAGE_SIZE, 1, 200),
         )
 
     def terms(self) -> dict[str, str]:
@@ -112,14 +111,6 @@ class DlqQuery:
             if getattr(changed, f.name) != getattr(default, f.name)
         }
         return f"{path}?{urlencode(params)}" if params else path
-
-
-def _number(value: str, default: int, low: int, high: int) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        return default
-    return number if low <= number <= high else default
 
 
 # --- what the forms send ------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any, cast
 from urllib.parse import urlencode
 
 from orchestrator.store.escalations import InboxFilter, SlaState, Sort
+from review_ui.console.common import url_number, url_text
 
 STATUSES = ("pending", "decided", "resolved", "any")
 SORTS: tuple[Sort, ...] = ("priority", "due", "newest", "oldest")
@@ -40,8 +41,7 @@ class InboxQuery:
         """The query in URL parameters; a value that makes no sense means its default."""
 
         def text(name: str) -> str:
-            value = str(params.get(name, "")).strip()
-            return value if len(value) <= _MAX_TEXT and "\x00" not in value else ""
+            return url_text(params, name, _MAX_TEXT)
 
         def choice(name: str, allowed: tuple[str, ...], default: str) -> str:
             value = text(name)
@@ -56,8 +56,8 @@ class InboxQuery:
             group=text("group"),
             sla=choice("sla", SLAS, ""),
             sort=choice("sort", SORTS, "priority"),
-            page=_number(text("page"), 1, 1, 100_000),
-            page_size=_number(text("page_size"), DEFAULT_PAGE_SIZE, 1, 200),
+            page=url_number(text("page"), 1, 1, 100_000),
+            page_size=url_number(text("page_size"), DEFAULT_PAGE_SIZE, 1, 200),
         )
 
     def filters(self, me: str) -> InboxFilter:
@@ -98,11 +98,3 @@ class InboxQuery:
         """A link to ``path`` with this query (after ``changes``) and ``extra`` parameters."""
         params = {**self.params(**changes), **(extra or {})}
         return f"{path}?{urlencode(params)}" if params else path
-
-
-def _number(value: str, default: int, low: int, high: int) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        return default
-    return number if low <= number <= high else default
