@@ -59,6 +59,15 @@ def broker(stack_dir: Path) -> Iterator[EmbeddedBroker]:
 
 
 @pytest.fixture
+def own_broker() -> Iterator[EmbeddedBroker]:
+    """A broker of this test's own, to kill or restart (the session's is shared)."""
+    server = EmbeddedBroker(tansu_binary(None), free_port(), None)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def namespace() -> str:
     """A topic/group namespace no other test uses."""
     return f"t{uuid.uuid4().hex[:10]}"

@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import Platform
 from tests.waiting import wait_for
-from waypost.stack.broker import EmbeddedBroker, tansu_binary
+from waypost.stack.broker import EmbeddedBroker
 from waypost.stack.process import free_port
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    """A broker this test may kill (the session's is shared)."""
-    broker = EmbeddedBroker(tansu_binary(None), free_port(), None)
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 @pytest.mark.slow

@@ -8,7 +8,6 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from waypost.bus.deadletter import HEADER_PREFIX
 from waypost.bus.kafka import KafkaBus
 from waypost.bus.records import OutgoingRecord
 from waypost.events import Event, GoalSubmitted, default_codec
-from waypost.stack.broker import EmbeddedBroker, tansu_binary
+from waypost.stack.broker import EmbeddedBroker
 from waypost.stack.process import free_port
 
 pytestmark = pytest.mark.e2e
@@ -80,15 +79,6 @@ class Console:
 @pytest.fixture
 def console(platform: Platform) -> Console:
     return Console(platform)
-
-
-@pytest.fixture
-def own_broker() -> Iterator[EmbeddedBroker]:
-    """A broker this test may kill (the session's is shared)."""
-    broker = EmbeddedBroker(tansu_binary(None), free_port(), None)
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 def test_a_poison_task_is_dead_lettered_after_its_attempts_and_blocks_nothing(

@@ -10,16 +10,26 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicCollection,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from waypost.bus.base import PublishOutcome, TopicSpec
+from waypost.bus.identity import TopicIdentity
 from waypost.bus.records import OutgoingRecord, ReceivedRecord
-from waypost.errors import TopicError
+from waypost.errors import BusError, TopicError
 from waypost.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -55,6 +65,9 @@ client_log.addFilter(_Throttle())
 # librdkafka errors that mean "the topic is not there (yet)": after a broker that lost its
 # data restarts, or before provisioning ran. The reconciler re-creates topics.
 _MISSING_TOPIC = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC}
+# Client errors after which a consumer checks its topics' identity at once: the broker
+# may have come back without its data.
+_SUSPECT = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, *_MISSING_TOPIC}
 
 
 class KafkaBus:
@@ -103,7 +116,7 @@ class KafkaBus:
             "max.poll.interval.ms": max(self._settings.kafka_max_poll_interval_ms, session),
             "fetch.wait.max.ms": self._settings.kafka_fetch_wait_max_ms,
         }
-        return KafkaSubscriber(config, list(topics))
+        return KafkaSubscriber(config, list(topics), self.admin().topic_ids)
 
     def admin(self) -> KafkaAdmin:
         """An admin client."""
@@ -156,8 +169,14 @@ class KafkaPublisher:
 
             for index, record in enumerate(records):
                 self._produce(record, report(index), outcome, index)
-            remaining = self._producer.flush(60)
-            if remaining:
+            try:
+                remaining = self._producer.flush(60)
+            except KafkaException as exc:
+                # A fatal producer error (e.g. UNKNOWN_PRODUCER_ID from a broker that
+                # restarted empty): the unreported records count as failed below.
+                self._stale = str(exc)
+                remaining = -1
+            if remaining > 0:
                 log.warning("%d record(s) still unacknowledged after 60 s", remaining)
             for index in range(len(records)):
                 if index not in outcome.failed and index not in outcome.delivered:
@@ -198,17 +217,38 @@ class KafkaSubscriber:
     ``assignments`` and ``revocations`` count the rebalances this member took part in
     (for logs and tests). While paused, partitions assigned by a rebalance are paused
     as they are assigned, so ``poll`` keeps returning nothing until ``resume``.
+
+    Every record is stamped with the id of the topic incarnation it was read from
+    (``waypost.bus.identity``). ``commit`` checks the ids first and leaves out records of
+    a topic that was created again since; the partitions of such a topic are read again
+    from the beginning of the new log. The ids are also checked every
+    ``identity_check_s`` and right after the broker was unreachable, so a position left
+    beyond the end of a new log does not wait there for good.
     """
 
-    def __init__(self, config: dict[str, Any], topics: list[str]) -> None:
-        self._consumer = Consumer(config)
+    def __init__(
+        self,
+        config: dict[str, Any],
+        topics: list[str],
+        describe: Callable[[list[str]], dict[str, str | None]],
+        identity_check_s: float = 5.0,
+    ) -> None:
+        self._consumer = Consumer({**config, "error_cb": self._on_client_error})
         self._cooperative = "cooperative" in str(config.get("partition.assignment.strategy"))
         self._paused = False
         self._closing = False
         self.assignments = 0
         self.revocations = 0
+        self.rewinds = 0
+        self.identity = TopicIdentity(describe)
+        self._identity_check_s = identity_check_s
+        self._next_check = time.monotonic() + identity_check_s
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         self.missing_topics: set[str] = set()
+
+    def _on_client_error(self, error: KafkaError) -> None:
+        if error.code() in _SUSPECT:
+            self._next_check = min(self._next_check, time.monotonic() + 1.0)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.assignments += 1
@@ -242,29 +282,80 @@ class KafkaSubscriber:
 
     def poll(self, max_records: int, timeout_s: float) -> list[ReceivedRecord]:
         """Up to ``max_records`` records, waiting at most ``timeout_s`` for the first."""
-        messages = self._consumer.consume(max_records, timeout_s)
+        self._keep_identity()
+        # consume(n, t) waits the whole timeout unless n records arrive: wait for the
+        # first record only, then take what has been fetched already.
+        messages = self._consumer.consume(1, timeout_s)
+        if messages and max_records > 1:
+            messages += self._consumer.consume(max_records - 1, 0)
         if self._paused:
             self._put_back(messages)
             return []
-        records: list[ReceivedRecord] = []
+        good: list[Message] = []
         for message in messages:
             error = message.error()
             if error is not None:
                 self._on_error(error, message)
-                continue
-            timestamp_type, timestamp = message.timestamp()
-            records.append(
-                ReceivedRecord(
-                    topic=message.topic() or "",
-                    partition=message.partition() or 0,
-                    offset=message.offset() or 0,
-                    key=message.key(),
-                    value=message.value(),
-                    headers=_headers(message),
-                    timestamp_ms=timestamp if timestamp_type else None,
+            else:
+                good.append(message)
+        ids = self._topic_ids({message.topic() or "" for message in good})
+        return [_record(message, ids) for message in good]
+
+    def _topic_ids(self, topics: set[str]) -> dict[str, str | None]:
+        """The id each topic is read under, learning those not seen before."""
+        try:
+            self.identity.learn(topics)
+        except BusError as exc:
+            log.warning("cannot look up the ids of %s: %s", ", ".join(sorted(topics)), exc)
+        return {topic: self.identity.known(topic) for topic in topics}
+
+    def _keep_identity(self) -> None:
+        """Check the assigned topics' ids when due; read recreated topics again."""
+        if time.monotonic() >= self._next_check:
+            self._next_check = time.monotonic() + self._identity_check_s
+            topics = {p.topic for p in self._assignment()}
+            try:
+                self.identity.verify(topics)
+            except BusError as exc:
+                log.debug("topic ids not checked: %s", exc)
+        recreated = self.identity.take_recreated()
+        if recreated:
+            self._rewind(recreated)
+
+    def _assignment(self) -> list[TopicPartition]:
+        try:
+            return list(self._consumer.assignment())
+        except KafkaException:
+            return []
+
+    def _rewind(self, topics: set[str]) -> None:
+        """Read this member's partitions of ``topics`` from the start of their new logs,
+        and commit that start, so no member resumes from a position of the old log."""
+        partitions = [p for p in self._assignment() if p.topic in topics]
+        if not partitions:
+            return  # not ours (any more): the member that has them rewinds them
+        try:
+            for partition in partitions:
+                self._consumer.seek(
+                    TopicPartition(partition.topic, partition.partition, OFFSET_BEGINNING)
                 )
-            )
-        return records
+            starts = [TopicPartition(p.topic, p.partition, self._log_start(p)) for p in partitions]
+            self._consumer.commit(offsets=starts, asynchronous=False)
+        except KafkaException as exc:
+            log.warning("could not rewind %s yet (will try again): %s", ", ".join(topics), exc)
+            self.identity.put_back(topics)
+            return
+        self.rewinds += 1
+        log.warning(
+            "reading %s again from the beginning of the new log(s)",
+            ", ".join(f"{p.topic}[{p.partition}]" for p in partitions),
+        )
+
+    def _log_start(self, partition: TopicPartition) -> int:
+        low, _high = self._consumer.get_watermark_offsets(
+            TopicPartition(partition.topic, partition.partition), timeout=5
+        )
+        return max(0, int(low))
 
     def _put_back(self, messages: list[Message]) -> None:
         """Rewind to records that arrived while paused, so they come after ``resume``.
@@ -285,7 +376,6 @@ class KafkaSubscriber:
                 self._consumer.seek(where)
                 self._consumer.pause([where])
             except KafkaException as exc:
-                # The partition went away meanwhile: its new owner starts from the commit.
                 log.warning("cannot rewind %s[%d] to %d: %s", topic, partition, offset, exc)
 
     def _on_error(self, error: KafkaError, message: Message) -> None:
@@ -296,11 +386,14 @@ class KafkaSubscriber:
             if topic not in self.missing_topics:
                 log.warning("topic %s does not exist (yet); waiting for provisioning", topic)
             self.missing_topics.add(topic)
+            self._next_check = min(self._next_check, time.monotonic() + 1.0)
             return
         log.warning("consumer error: %s", error.str())
 
     def commit(self, records: Sequence[ReceivedRecord]) -> None:
-        """Commit the offsets just past these records."""
+        """Commit the offsets just past these records, leaving out records of a topic
+        incarnation that is no longer the current one (they are read again)."""
+        records = self._current(records)
         if not records:
             return
         high: dict[tuple[str, int], int] = {}
@@ -314,6 +407,24 @@ class KafkaSubscriber:
             # A rebalance or a restarted broker: the records may be delivered again,
             # which every handler tolerates (idempotent application).
             log.warning("offset commit failed (records may be redelivered): %s", exc)
+
+    def _current(self, records: Sequence[ReceivedRecord]) -> list[ReceivedRecord]:
+        """The records read from the current incarnation of their topic."""
+        if not records:
+            return []
+        try:
+            current = self.identity.verify({r.topic for r in records})
+        except BusError as exc:
+            log.warning("not committing: the topics' ids cannot be checked (%s)", exc)
+            return []
+        kept = [r for r in records if r.topic_id is not None and r.topic_id == current[r.topic]]
+        if len(kept) < len(records):
+            log.warning(
+                "not committing %d record(s) read from a topic that was deleted or created "
+                "again since; they will be read again",
+                len(records) - len(kept),
+            )
+        return kept
 
     def close(self) -> None:
         """Leave the group."""
@@ -373,6 +484,21 @@ class KafkaAdmin:
                 raise TopicError(f"cannot create topic {name}: {exc}") from None
         return created
 
+    def topic_ids(self, names: list[str]) -> dict[str, str | None]:
+        """Each topic's id (None: it does not exist); BusError if the broker cannot tell."""
+        futures = self._admin.describe_topics(TopicCollection(names), request_timeout=5)
+        found: dict[str, str | None] = {}
+        for name, future in futures.items():
+            try:
+                found[name] = str(future.result().topic_id)
+            except KafkaException as exc:
+                error = exc.args[0]
+                if isinstance(error, KafkaError) and error.code() in _MISSING_TOPIC:
+                    found[name] = None
+                else:
+                    raise BusError(f"cannot describe topic {name}: {exc}") from None
+        return found
+
     def ping(self, timeout_s: float) -> bool:
         """True if the broker answers a metadata request in time."""
         try:
@@ -380,6 +506,21 @@ class KafkaAdmin:
         except KafkaException:
             return False
         return True
+
+
+def _record(message: Message, topic_ids: dict[str, str | None]) -> ReceivedRecord:
+    topic = message.topic() or ""
+    timestamp_type, timestamp = message.timestamp()
+    return ReceivedRecord(
+        topic=topic,
+        partition=message.partition() or 0,
+        offset=message.offset() or 0,
+        key=message.key(),
+        value=message.value(),
+        headers=_headers(message),
+        timestamp_ms=timestamp if timestamp_type else None,
+        topic_id=topic_ids.get(topic),
+    )
 
 
 def _headers(message: Message) -> tuple[tuple[str, bytes], ...]:

@@ -31,6 +31,8 @@ class ReceivedRecord:
     value: bytes | None
     headers: Headers = ()
     timestamp_ms: int | None = None
+    # The id of the topic incarnation it was read from (None where the bus has none).
+    topic_id: str | None = None
 
     def header(self, name: str) -> bytes | None:
         """The first value of a header, or None."""
