@@ -36,17 +36,31 @@ class OutboxPublisher:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def publish(self, rows: OutboxRows) -> PublishOutcome:
-        """Send rows (already committed) and delete, or queue for deletion, the acknowledged."""
+        """Send rows (already committed) and delete, or queue for deletion, the acknowledged.
+
+        Never raises: the rows are committed, so whatever goes wrong here (a broker
+        outage, a database that went away since) only leaves them to the relay."""
         if not rows:
             return PublishOutcome()
-        outcome = self.publisher.send([record for _, record in rows])
+        try:
+            outcome = self.publisher.send([record for _, record in rows])
+        except Exception as exc:
+            log.warning(
+                "%d event(s) not sent (%s); kept in the outbox for the relay", len(rows), exc
+            )
+            return PublishOutcome(failed={index: str(exc) for index in range(len(rows))})
         delivered = [rows[index][0] for index in outcome.delivered]
         if self.defer_removal:
             with self._lock:
                 self._acknowledged.extend(delivered)
         elif delivered:
-            with self.engine.begin() as conn:
-                outbox.remove(conn, ids=delivered)
+            try:
+                with self.engine.begin() as conn:
+                    outbox.remove(conn, ids=delivered)
+            except Exception as exc:
+                # Sent but still in the outbox: the relay sends them once more, which
+                # every consumer tolerates.
+                log.warning("could not delete %d sent outbox row(s): %s", len(delivered), exc)
         if outcome.failed:
             log.warning(
                 "%d event(s) not acknowledged (%s); kept in the outbox for the relay",

@@ -327,6 +327,51 @@ def test_with_a_publisher_the_goal_goes_to_the_broker_at_once(
         publisher.close()
 
 
+def test_a_committed_goal_is_accepted_when_the_broker_fails_to_take_it(
+    settings: HttpSettings,
+    engine: Engine,
+    own_broker: EmbeddedBroker,
+    playbooks: PlaybookRegistry,
+    namespace: str,
+) -> None:
+    bus = KafkaBus(own_broker.bootstrap, settings)
+    bus.admin().ensure_topics([TopicSpec(Topics(namespace).goals, 1)])
+    publisher = bus.publisher("http-test")
+    try:
+        with make_client(settings, engine, own_broker.bootstrap, playbooks, publisher) as client:
+            assert post_goal(client, **{"Idempotency-Key": "before"}).status_code == 202
+            # Restarted empty: the producer is unknown to it and its topic is gone.
+            own_broker.stop()
+            own_broker.start()
+            response = post_goal(client, **{"Idempotency-Key": "during"})
+        assert response.status_code == 202, response.text
+        assert response.json()["workflow_id"] == "during"
+        with engine.connect() as conn:
+            assert outbox.backlog(conn) == 1  # the relay delivers it once the topic is back
+    finally:
+        publisher.close()
+
+
+class _BrokenPublisher:
+    """A publisher whose client fails outright (as librdkafka's flush can)."""
+
+    def send(self, records: Any) -> Any:
+        raise RuntimeError("KafkaError{code=UNKNOWN_PRODUCER_ID}")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_committed_goal_is_accepted_when_publishing_raises(
+    settings: HttpSettings, engine: Engine, broker: EmbeddedBroker, playbooks: PlaybookRegistry
+) -> None:
+    with make_client(settings, engine, broker.bootstrap, playbooks, _BrokenPublisher()) as client:
+        response = post_goal(client, **{"Idempotency-Key": "raised"})
+    assert response.status_code == 202, response.text
+    with engine.connect() as conn:
+        assert outbox.backlog(conn) == 1
+
+
 # --- GET /api/v1/workflows/{id} --------------------------------------------------------
 
 
