@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,6 +15,7 @@ from orchestrator.service.outgoing import Outgoing
 from orchestrator.service.publishing import OutboxPublisher
 from review_ui.replays import ReplayRunner
 from waypost.bus.base import Admin
+from waypost.outages import Outages
 from waypost.settings import HttpSettings
 
 
@@ -30,6 +31,7 @@ class AppState:
     publisher: OutboxPublisher | None
     reviews: Reviews
     replays: ReplayRunner
+    outages: Outages = field(default_factory=Outages)
 
 
 def _state(request: Request) -> AppState:

@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from waypost.outages import Outages, dependency_of
+
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
 
@@ -82,6 +84,19 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        dependency = dependency_of(exc)
+        if dependency is not None:
+            # An outage, not a bug: logged once while it lasts (Outages), and the
+            # client is told to come back.
+            outages: Outages = request.app.state.waypost.outages
+            outages.failed(dependency, exc)
+            return problem_response(
+                503,
+                "Service unavailable",
+                f"the {dependency} is unreachable; try again shortly",
+                request,
+                headers={"Retry-After": "5"},
+            )
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
             500, "Internal error", "the server failed; see its log for details", request

@@ -68,6 +68,19 @@ def own_broker() -> Iterator[EmbeddedBroker]:
 
 
 @pytest.fixture
+def own_postgres() -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL of this test's own, to restart or kill (the session's is shared)."""
+    path = Path(tempfile.mkdtemp(prefix="waypost-own-pg-", dir="/tmp"))
+    path.chmod(0o755)  # PostgreSQL runs as another user when the tests run as root
+    with (path / "postgres.log").open("ab") as log:
+        server = EmbeddedPostgres(path / "postgres", log)
+        server.start()
+        yield server
+        server.stop()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
 def namespace() -> str:
     """A topic/group namespace no other test uses."""
     return f"t{uuid.uuid4().hex[:10]}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import zlib
 from importlib import resources
 
@@ -10,6 +11,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
+
+from waypost.errors import ConfigError
+from waypost.outages import Outages, retry_in_place
 
 
 def _config(schema: str) -> Config:
@@ -51,3 +55,22 @@ def current(engine: Engine, schema: str) -> str | None:
         return MigrationContext.configure(
             connection, opts={"version_table_schema": schema}
         ).get_current_revision()
+
+
+def require_current(engine: Engine, schema: str) -> None:
+    """Refuse (ConfigError) a database the migrations have not brought up to date."""
+    found, wanted = current(engine, schema), head()
+    if found != wanted:
+        raise ConfigError(
+            f"database schema {schema!r} is at revision {found or 'none'}, this version "
+            f"needs {wanted}: run `waypost migrate`"
+        )
+
+
+def wait_until_current(
+    engine: Engine, schema: str, *, outages: Outages, stop: threading.Event
+) -> bool:
+    """``require_current``, waiting in place while the database is unreachable (a
+    service started before its database); False if ``stop`` was set meanwhile."""
+    done, _ = retry_in_place(lambda: require_current(engine, schema), outages=outages, stop=stop)
+    return done

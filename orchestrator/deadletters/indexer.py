@@ -26,8 +26,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from orchestrator.deadletters.records import index_row
-from orchestrator.service.main import check_schema
 from orchestrator.store import dead_letters
+from waypost import migrate
 from waypost.bus.base import Bus
 from waypost.bus.kafka import KafkaBus
 from waypost.bus.loop import ConsumerLoop, Received
@@ -35,6 +35,7 @@ from waypost.bus.records import Headers, ReceivedRecord
 from waypost.db import make_engine
 from waypost.errors import BusError
 from waypost.lifecycle import configure_logging, run_threads, stop_on_signals
+from waypost.outages import Outages
 from waypost.settings import IndexerSettings, load
 from waypost.stack import stackfile
 from waypost.telemetry import NO_TRACING, Tracing
@@ -127,6 +128,7 @@ def consumer(
     stop: threading.Event,
     registry: CollectorRegistry | None = None,
     tracing: Tracing = NO_TRACING,
+    outages: Outages | None = None,
 ) -> ConsumerLoop[None]:
     """The indexer's consumer loop, ready to run."""
     topics = Topics(settings.namespace)
@@ -142,6 +144,7 @@ def consumer(
         batch_size=settings.dlq_index_batch_size,
         max_local_attempts=settings.consumer_max_attempts,
         transient=(OperationalError, BusError),
+        outages=outages or Outages(),
     )
 
 
@@ -157,7 +160,11 @@ def main(settings: IndexerSettings | None = None) -> int:
     stop_on_signals(stop)
     try:
         with process_telemetry(settings, "waypost-indexer", stop) as telemetry:
-            check_schema(engine, settings.database_schema)
+            outages = telemetry.health.outages
+            if not migrate.wait_until_current(
+                engine, settings.database_schema, outages=outages, stop=stop
+            ):
+                return 0
             loop = consumer(
                 settings,
                 bus=KafkaBus(endpoints.kafka_bootstrap, settings),
@@ -165,6 +172,7 @@ def main(settings: IndexerSettings | None = None) -> int:
                 stop=stop,
                 registry=telemetry.registry,
                 tracing=telemetry.tracing,
+                outages=outages,
             )
             pattern = dead_letter_pattern(Topics(settings.namespace))
             log.info("dead-letter indexer ready: %s", pattern)

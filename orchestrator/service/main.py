@@ -26,9 +26,10 @@ from waypost.bus.base import Bus
 from waypost.bus.kafka import KafkaBus
 from waypost.bus.loop import ConsumerLoop
 from waypost.db import make_engine
-from waypost.errors import BusError, ConfigError, TopicError
+from waypost.errors import BusError, TopicError
 from waypost.events import default_codec, utcnow
 from waypost.lifecycle import configure_logging, run_threads, stop_on_signals
+from waypost.outages import Outages
 from waypost.settings import OrchestratorSettings, load
 from waypost.stack import stackfile
 from waypost.telemetry import NO_TRACING, Tracing
@@ -36,16 +37,6 @@ from waypost.telemetry.setup import process_telemetry
 from waypost.topics import Topics
 
 log = logging.getLogger(__name__)
-
-
-def check_schema(engine: Engine, schema: str) -> None:
-    """Refuse to start on a database the migrations have not brought up to date."""
-    current, wanted = migrate.current(engine, schema), migrate.head()
-    if current != wanted:
-        raise ConfigError(
-            f"database schema {schema!r} is at revision {current or 'none'}, this version "
-            f"needs {wanted}: run `waypost migrate`"
-        )
 
 
 def workers(
@@ -56,8 +47,11 @@ def workers(
     stop: threading.Event,
     tracing: Tracing = NO_TRACING,
     metrics: Observer = NO_OBSERVER,
+    outages: Outages | None = None,
 ) -> dict[str, Callable[[], None]]:
-    """The orchestrator's threads, ready to run."""
+    """The orchestrator's threads, ready to run; they ride out database and broker
+    outages in place, reporting them to ``outages``."""
+    outages = outages or Outages()
     playbooks = PlaybookRegistry.load(settings.playbook_dirs)
     topics = Topics(settings.namespace)
     codec = default_codec()
@@ -102,6 +96,7 @@ def workers(
         max_local_attempts=settings.consumer_max_attempts,
         transient=(OperationalError, BusError),
         on_idle=intake.idle,
+        outages=outages,
     )
     relay = Relay(
         engine=engine,
@@ -110,6 +105,7 @@ def workers(
         grace_s=settings.relay_grace_s,
         batch_size=settings.relay_batch_size,
         poll_interval_s=settings.relay_poll_interval_s,
+        outages=outages,
     )
     reconciler = Reconciler(
         engine=engine,
@@ -122,6 +118,7 @@ def workers(
         replan_after_s=settings.goal_replan_after_s,
         topic_check_interval_s=settings.topic_check_interval_s,
         metrics=metrics,
+        outages=outages,
     )
     log.info(
         "orchestrator ready: playbooks %s; consuming %s, %s as %s",
@@ -151,7 +148,11 @@ def main(settings: OrchestratorSettings | None = None) -> int:
         with process_telemetry(settings, "waypost-orchestrator", stop) as telemetry:
             metrics = OrchestratorMetrics(telemetry.registry)
             telemetry.registry.register(StoreGauges(engine, utcnow))
-            check_schema(engine, settings.database_schema)
+            outages = telemetry.health.outages
+            if not migrate.wait_until_current(
+                engine, settings.database_schema, outages=outages, stop=stop
+            ):
+                return 0
             threads = workers(
                 settings,
                 bus=KafkaBus(endpoints.kafka_bootstrap, settings),
@@ -159,6 +160,7 @@ def main(settings: OrchestratorSettings | None = None) -> int:
                 stop=stop,
                 tracing=telemetry.tracing,
                 metrics=metrics,
+                outages=outages,
             )
             telemetry.health.mark_ready()
             return run_threads(threads, stop)

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine
@@ -27,6 +27,7 @@ from orchestrator.workflow.machine import due_timers
 from orchestrator.workflow.messages import GoalAccepted, Input
 from orchestrator.workflow.state import TaskStatus, WorkflowState
 from waypost.bus.base import Admin, TopicSpec
+from waypost.outages import BROKER, Outages, dependency_of, retry_in_place
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +50,29 @@ class Reconciler:
     # after this long lost its event, and is applied from the escalation row instead.
     decision_grace_s: float = 10.0
     metrics: Observer = NO_OBSERVER
+    outages: Outages = field(default_factory=Outages)
 
     def run(self, stop: threading.Event) -> None:
-        """Tick until stopped."""
+        """Tick until stopped (a database outage is waited out in place; topics are
+        checked again once the broker answers)."""
         next_topic_check = 0.0
         while not stop.is_set():
-            try:
-                if time.monotonic() >= next_topic_check:
+            if time.monotonic() >= next_topic_check:
+                next_topic_check = time.monotonic() + self.topic_check_interval_s
+                try:
                     self.ensure_topics()
-                    next_topic_check = time.monotonic() + self.topic_check_interval_s
-                while self.tick().applied >= self.batch_size and not stop.is_set():
-                    pass  # a full batch: more may be due right away
+                    self.outages.recovered(BROKER)
+                except Exception as error:
+                    if dependency_of(error) is None:
+                        log.exception("checking the topics failed; retrying")
+                    else:
+                        self.outages.failed(BROKER, error)
+                    next_topic_check = time.monotonic() + self.interval_s
+            try:
+                done, applied = retry_in_place(self.tick, outages=self.outages, stop=stop)
+                while done and applied is not None and applied.applied >= self.batch_size:
+                    # A full batch: more may be due right away.
+                    done, applied = retry_in_place(self.tick, outages=self.outages, stop=stop)
             except Exception:
                 log.exception("reconciler tick failed; retrying")
             stop.wait(self.interval_s)

@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
 from orchestrator.store import outbox
 from waypost.bus.base import Publisher
+from waypost.outages import Outages, retry_in_place
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +34,15 @@ class Relay:
     grace_s: float = 5.0
     batch_size: int = 1000
     poll_interval_s: float = 1.0
+    outages: Outages = field(default_factory=Outages)
     published: int = 0
 
     def run(self, stop: threading.Event) -> None:
-        """Sweep until stopped."""
+        """Sweep until stopped (a database outage is waited out in place)."""
         while not stop.is_set():
             try:
-                sent, failed = self.publish_once()
+                _, counts = retry_in_place(self.publish_once, outages=self.outages, stop=stop)
+                sent, failed = counts or (0, 0)
             except Exception:
                 log.exception("outbox relay failed; retrying")
                 sent, failed = 0, 1

@@ -25,6 +25,9 @@ def readyz(state: StateDep, request: Request) -> JSONResponse | dict[str, object
         "database": ping(state.engine),
         "broker": state.admin.ping(timeout_s=2.0),
     }
+    for dependency, ok in checks.items():
+        if ok:
+            state.outages.recovered(dependency)
     if all(checks.values()):
         return {"status": "ready", "checks": checks}
     down = ", ".join(name for name, ok in checks.items() if not ok)

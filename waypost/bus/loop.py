@@ -33,6 +33,7 @@ from waypost.bus.deadletter import Failure, dead_letter
 from waypost.bus.records import Headers, OutgoingRecord, ReceivedRecord
 from waypost.errors import EventError
 from waypost.events import Event, utcnow
+from waypost.outages import BROKER, Backoff, Outages, dependency_of
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class ConsumerLoop(Generic[T]):
     on_idle: Callable[[], None] | None = None
     pause_while_handling: bool = False
     pause_after_s: float = 0.5
+    outages: Outages = field(default_factory=Outages)
     dead_lettered: int = field(default=0, init=False)
 
     def run(self) -> None:
@@ -90,7 +92,7 @@ class ConsumerLoop(Generic[T]):
         try:
             while not self.stop.is_set():
                 if not self.run_once() and self.on_idle is not None:
-                    self.on_idle()
+                    self._with_transient_retry(self.on_idle)
         finally:
             self.subscriber.close()
 
@@ -237,29 +239,44 @@ class ConsumerLoop(Generic[T]):
         return "done"
 
     def _with_transient_retry(self, action: Callable[[], R]) -> tuple[bool, R | None]:
-        """(True, what ``action`` returned), or (False, None) when stopped while retrying."""
-        delay = self.retry_delay_s
+        """(True, what ``action`` returned), or (False, None) when stopped while retrying.
+
+        A transient error (the database or the broker out of reach) is an outage: the
+        action is tried again with backoff, and the outage logged once, not per attempt."""
+        backoff = Backoff(self.retry_delay_s)
+        delay, failing = backoff.first, set[str]()
         while True:
             try:
-                return True, action()
+                result = action()
             except self.transient as error:
-                log.warning("transient failure, retrying in %.1f s: %s", delay, error)
+                dependency = dependency_of(error) or type(error).__name__
+                failing.add(dependency)
+                self.outages.failed(dependency, error)
                 if self.stop.wait(delay):
                     return False, None
-                delay = min(delay * 2, 10.0)
+                delay = backoff.after(delay)
+                continue
+            for dependency in failing:
+                self.outages.recovered(dependency)
+            return True, result
 
     def _publish_dead_letters(self, dead: list[OutgoingRecord]) -> bool:
-        delay = self.retry_delay_s
+        backoff = Backoff(self.retry_delay_s)
+        delay = backoff.first
         while True:
             outcome = self.dead_letters.send(dead)
             if not outcome.failed:
+                if delay > backoff.first:
+                    self.outages.recovered(BROKER)
                 self.dead_lettered += len(dead)
                 return True
             dead = [dead[i] for i in sorted(outcome.failed)]
-            log.warning("dead letters not acknowledged, retrying: %s", outcome.failed)
+            self.outages.failed(
+                BROKER, f"dead letters not acknowledged: {next(iter(outcome.failed.values()))}"
+            )
             if self.stop.wait(delay):
                 return False
-            delay = min(delay * 2, 10.0)
+            delay = backoff.after(delay)
 
 
 def _position(record: ReceivedRecord) -> _Position:

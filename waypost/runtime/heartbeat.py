@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import ProgrammingError, SQLAlchemyError
 
 from waypost import registry
+from waypost.outages import DATABASE, Outages, dependency_of
 from waypost.registry import Announcement, Counters
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class Heartbeat:
         *,
         interval_s: float,
         clock: Callable[[], float] = time.monotonic,
+        outages: Outages | None = None,
     ) -> None:
         self._engine = engine
         self._entries = [_Entry(announcement, source) for announcement, source in entries]
@@ -77,6 +79,7 @@ class Heartbeat:
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
+        self._outages = outages or Outages()
 
     def start(self) -> None:
         """Beat in a daemon thread from now on."""
@@ -115,6 +118,9 @@ class Heartbeat:
                             stopped=True,
                         )
         except SQLAlchemyError as error:
+            if dependency_of(error) is not None:
+                self._outages.failed(DATABASE, error)  # logged once per outage
+                return False
             if not self._failing:
                 hint = (
                     " (is the schema migrated? run `waypost migrate`)"
@@ -126,6 +132,7 @@ class Heartbeat:
             return False
         for entry in self._entries:
             entry.announced = True
+        self._outages.recovered(DATABASE)
         if self._failing:
             log.info("the agent registry is up to date again")
         self._failing = False

@@ -29,6 +29,7 @@ from waypost.events import Event, default_codec
 from waypost.governance import Gate, Governor, InvalidPolicies, MemoryGate, PolicySet
 from waypost.lifecycle import configure_logging, run_threads, stop_on_signals
 from waypost.memory import AgentMemory
+from waypost.outages import Outages, retry_in_place
 from waypost.registry import Announcement
 from waypost.runtime.heartbeat import Heartbeat
 from waypost.runtime.loading import load_agents
@@ -43,6 +44,7 @@ from waypost.telemetry.setup import process_telemetry
 from waypost.topics import Topics
 
 log = logging.getLogger(__name__)
+_UNREPORTED = Outages()  # for workers without a health endpoint: outages are only logged
 
 
 @dataclass
@@ -128,6 +130,11 @@ class Telemetry:
     metrics: AgentMetrics | None = None
     health: Health | None = None
 
+    @property
+    def outages(self) -> Outages:
+        """Where the workers report database and broker outages (the health's, if any)."""
+        return self.health.outages if self.health is not None else _UNREPORTED
+
 
 def assemble(
     agents: Sequence[Agent[Any, Any]],
@@ -137,15 +144,23 @@ def assemble(
     environment: WorkerEnvironment,
     stop: threading.Event,
     telemetry: Telemetry | None = None,
-) -> list[Running]:
+) -> list[Running] | None:
     """Provision the topics, run the setup functions, and build one consumer loop per
-    capability (not started)."""
+    capability (not started). A database or broker out of reach is waited for in place;
+    None if ``stop`` was set meanwhile."""
     telemetry = telemetry or Telemetry()
     governor = load_governor(settings, environment)  # before anything else: fail fast
     topics = Topics(settings.namespace)
     codec = default_codec()
-    bus.admin().ensure_topics(topics.specs([a.capability for a in agents], settings))
-    resources = prepare(agents, environment)
+    specs = topics.specs([a.capability for a in agents], settings)
+    provisioned, _ = retry_in_place(
+        lambda: bus.admin().ensure_topics(specs), outages=telemetry.outages, stop=stop
+    )
+    done, resources = retry_in_place(
+        lambda: prepare(agents, environment), outages=telemetry.outages, stop=stop
+    )
+    if not (provisioned and done) or resources is None:
+        return None
     running: list[Running] = []
     for agent in agents:
         worker = AgentWorker(
@@ -180,13 +195,18 @@ def assemble(
             transient=(BusError, OperationalError),
             # Handlers may run for longer than max.poll.interval.ms: keep polling.
             pause_while_handling=True,
+            outages=telemetry.outages,
         )
         running.append(Running(agent, worker, loop))
     return running
 
 
 def heartbeat(
-    running: Sequence[Running], *, settings: AgentSettings, environment: WorkerEnvironment
+    running: Sequence[Running],
+    *,
+    settings: AgentSettings,
+    environment: WorkerEnvironment,
+    outages: Outages | None = None,
 ) -> Heartbeat | None:
     """The registry heartbeat of these workers, or None without a database."""
     if environment.database_url is None:
@@ -214,6 +234,7 @@ def heartbeat(
             for r in running
         ],
         interval_s=settings.agent_heartbeat_interval_s,
+        outages=outages,
     )
 
 
@@ -242,7 +263,11 @@ def serve(
         stop=stop,
         telemetry=telemetry,
     )
-    beating = heartbeat(running, settings=settings, environment=environment)
+    if running is None:
+        return 0  # stopped while waiting for the database or the broker
+    beating = heartbeat(
+        running, settings=settings, environment=environment, outages=telemetry.outages
+    )
     if beating is not None:
         beating.start()
     log.info(

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CollectorRegistry
 
 from waypost.errors import ConfigError
+from waypost.outages import Outages
 from waypost.telemetry.metrics import CONTENT_TYPE, exposition
 
 log = logging.getLogger(__name__)
@@ -19,12 +20,14 @@ log = logging.getLogger(__name__)
 
 class Health:
     """What /healthz and /readyz answer: the process is alive until ``stop`` is set;
-    it is ready once ``mark_ready`` was called and ``check`` (when given) passes."""
+    it is ready once ``mark_ready`` was called, while it rides out no outage of the
+    database or the broker (``outages``), and when ``check`` (if given) passes."""
 
     def __init__(self, stop: threading.Event, check: Callable[[], str | None] | None = None):
         self._stop = stop
         self._ready = threading.Event()
         self._check = check
+        self.outages = Outages()
 
     def mark_ready(self) -> None:
         """The process has started its work."""
@@ -38,8 +41,11 @@ class Health:
         """None when ready, else why not."""
         if self._stop.is_set():
             return "stopping"
+        outage = self.outages.reason()
         if not self._ready.is_set():
-            return "starting"
+            return f"starting ({outage})" if outage else "starting"
+        if outage is not None:
+            return outage
         return self._check() if self._check is not None else None
 
 

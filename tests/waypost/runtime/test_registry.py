@@ -29,6 +29,7 @@ from waypost.bus.kafka import KafkaBus
 from waypost.cli.agents import age
 from waypost.cli.main import main
 from waypost.db import make_engine
+from waypost.outages import Outages
 from waypost.registry import AgentInstance, Announcement, Counters
 from waypost.runtime.heartbeat import Heartbeat
 from waypost.settings import AgentSettings, HttpSettings
@@ -224,15 +225,19 @@ def test_an_unreachable_database_is_reported_once_and_the_heartbeat_goes_on(
     nowhere = make_engine(
         f"postgresql://nobody@127.0.0.1:{free_port()}/none", schema="none", pool_size=1
     )
-    heartbeat = Heartbeat(nowhere, [(_announcement(), FakeWorker())], interval_s=5.0)
+    outages = Outages()
+    heartbeat = Heartbeat(
+        nowhere, [(_announcement(), FakeWorker())], interval_s=5.0, outages=outages
+    )
     try:
-        with caplog.at_level(logging.WARNING, logger="waypost.runtime.heartbeat"):
+        with caplog.at_level(logging.WARNING):
             assert not heartbeat.beat()
             assert not heartbeat.beat()
     finally:
         nowhere.dispose()
 
-    assert caplog.text.count("cannot update the agent registry") == 1
+    assert caplog.text.count("database unreachable, retrying until it is back") == 1
+    assert (outages.reason() or "").startswith("database unreachable")
 
 
 def test_a_schema_without_the_registry_table_says_to_migrate(
