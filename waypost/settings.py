@@ -279,6 +279,14 @@ class AgentSettings(PolicySettings):
         description="How often a worker updates its row in the agent registry "
         "(`waypost agents ls`).",
     )
+    agent_result_retention_s: float = Field(
+        3600.0,
+        gt=0,
+        description="How long a worker keeps the answer of each task in its result ledger "
+        "(the database's agent_results table), so a task delivered again after a crash, a "
+        "freeze or a rebalance is answered from there instead of by running its handler "
+        "again.",
+    )
 
 
 class IndexerSettings(CommonSettings):

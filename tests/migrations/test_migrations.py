@@ -21,6 +21,7 @@ from waypost.db import make_engine
 from waypost.governance.tables import metadata as governance_metadata
 from waypost.memory.tables import metadata as memory_metadata
 from waypost.registry import metadata as registry_metadata
+from waypost.runtime.recorded import metadata as recorded_metadata
 from waypost.stack.postgres import EmbeddedPostgres
 
 pytestmark = pytest.mark.integration
@@ -48,6 +49,8 @@ REGISTRY_TABLES = {"agent_instances"}
 MEMORY_TABLES = {"agent_memories"}
 # Governance: decision audit and rate/budget counters (waypost/governance/tables.py).
 GOVERNANCE_TABLES = {"policy_decisions", "agent_actions", "agent_spend"}
+# The agents' result ledger (waypost/runtime/recorded.py).
+LEDGER_TABLES = {"agent_results"}
 
 
 def _combined() -> MetaData:
@@ -59,6 +62,7 @@ def _combined() -> MetaData:
         registry_metadata,
         memory_metadata,
         governance_metadata,
+        recorded_metadata,
     ):
         for table in source.tables.values():
             table.to_metadata(combined)
@@ -111,6 +115,7 @@ def test_a_fresh_schema_is_upgraded_to_head(fresh_schema: tuple[Engine, str]) ->
         | REGISTRY_TABLES
         | MEMORY_TABLES
         | GOVERNANCE_TABLES
+        | LEDGER_TABLES
         | {"alembic_version"}
     )
 

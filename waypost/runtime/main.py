@@ -32,6 +32,7 @@ from waypost.memory import AgentMemory
 from waypost.outages import Outages, retry_in_place
 from waypost.registry import Announcement
 from waypost.runtime.heartbeat import Heartbeat
+from waypost.runtime.ledger import ResultLedger
 from waypost.runtime.loading import load_agents
 from waypost.runtime.metrics import AgentMetrics
 from waypost.runtime.worker import AgentWorker
@@ -152,6 +153,11 @@ def assemble(
     governor = load_governor(settings, environment)  # before anything else: fail fast
     topics = Topics(settings.namespace)
     codec = default_codec()
+    ledger = (
+        ResultLedger(environment.database(), outages=telemetry.outages)
+        if environment.database_url
+        else None
+    )
     specs = topics.specs([a.capability for a in agents], settings)
     provisioned, _ = retry_in_place(
         lambda: bus.admin().ensure_topics(specs), outages=telemetry.outages, stop=stop
@@ -174,6 +180,7 @@ def assemble(
             if environment.database_url
             else None,
             governor=governor,
+            ledger=ledger,
             max_local_attempts=settings.agent_max_local_attempts,
             stop=stop,
             shutdown_grace_s=settings.agent_shutdown_grace_s,
@@ -280,8 +287,20 @@ def serve(
     threads = {f"agent:{r.agent.capability}": r.loop.run for r in running}
     gate = running[0].worker.governor if running else None
     if isinstance(gate, Gate):
-        threads["governance-prune"] = lambda: prune_counters(
-            gate, stop, settings.policy_prune_interval_s
+        threads["governance-prune"] = lambda: prune_every(
+            settings.policy_prune_interval_s,
+            stop,
+            gate.prune,
+            "action counter(s) older than the longest rate window",
+        )
+    ledger = running[0].worker.ledger if running else None
+    if ledger is not None:
+        retention = settings.agent_result_retention_s
+        threads["ledger-prune"] = lambda: prune_every(
+            min(retention, 600.0),
+            stop,
+            lambda: ledger.prune(retention),
+            f"recorded result(s) older than {retention:g} s",
         )
     try:
         return run_threads(
@@ -290,21 +309,25 @@ def serve(
             join_timeout_s=settings.agent_shutdown_grace_s + 20,
         )
     finally:
+        if ledger is not None:
+            ledger.close()
         if beating is not None:
             beating.finish()
 
 
-def prune_counters(gate: Gate, stop: threading.Event, interval_s: float) -> None:
-    """Delete the action counters no rate window needs any more, every ``interval_s``
-    until ``stop`` (a database outage only delays it)."""
+def prune_every(
+    interval_s: float, stop: threading.Event, prune: Callable[[], int], what: str
+) -> None:
+    """Run ``prune`` (returning how many rows it deleted) every ``interval_s`` until
+    ``stop``; a database outage only delays it."""
     while not stop.wait(interval_s):
         try:
-            pruned = gate.prune()
+            pruned = prune()
         except SQLAlchemyError as exc:
-            log.warning("could not prune the action counters (will try again): %s", exc)
+            log.warning("could not prune the %s (will try again): %s", what, exc)
             continue
         if pruned:
-            log.info("pruned %d action counter(s) older than the longest rate window", pruned)
+            log.info("pruned %d %s", pruned, what)
 
 
 def _batch_size(worker: AgentWorker, limit: int) -> Callable[[], int]:

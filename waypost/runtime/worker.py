@@ -33,7 +33,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import pydantic
 
@@ -61,7 +61,9 @@ from waypost.governance.acting import TaskGovernance
 from waypost.governance.events import rule_info
 from waypost.memory import AgentMemory
 from waypost.runtime.lanes import Lanes
+from waypost.runtime.ledger import ResultLedger
 from waypost.runtime.metrics import AgentMetrics
+from waypost.runtime.recorded import Answer, Reply
 from waypost.sdk import Agent, AgentContext, AgentResult, Approval, TaskInfo
 from waypost.telemetry import NO_TRACING, Tracing
 from waypost.telemetry.logs import digest, log_decision, summary
@@ -70,12 +72,6 @@ from waypost.topics import Topics
 log = logging.getLogger(__name__)
 _MAX_NOTES = 50
 _MAX_NOTE_LENGTH = 2000  # schemas/common.v1.json: reasoning items
-
-
-@dataclass(frozen=True, slots=True)
-class _Result:
-    record: OutgoingRecord
-    kind: Literal["completed", "failed", "governance"]  # a result, or an event beside one
 
 
 @dataclass
@@ -99,6 +95,7 @@ class AgentWorker:
     resources: dict[type, Any]
     memory: AgentMemory | None = None  # the agent's long-term memory (needs a database)
     governor: Governor | None = None  # decides ctx.act; None: no policies configured
+    ledger: ResultLedger | None = None  # answers tasks delivered again; None: no database
     tracing: Tracing = field(default=NO_TRACING)
     metrics: AgentMetrics | None = None
     max_local_attempts: int = 1
@@ -110,6 +107,7 @@ class AgentWorker:
     handled: int = 0
     completed: int = 0
     failed: int = 0
+    answered_again: int = 0  # tasks delivered again and answered from the ledger
     _seconds_per_task: float | None = None
     _grace_ends: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -125,7 +123,8 @@ class AgentWorker:
                 )
         if self.stop.is_set():
             return list(deliveries)  # none started: all of them come again
-        lanes: Lanes[Delivery, list[_Result]] = Lanes(
+        deliveries, pending = self._answered_already(deliveries)
+        lanes: Lanes[Delivery, list[Reply]] = Lanes(
             deliveries,
             key=lambda delivery: delivery.record.key,
             work=self._execute,
@@ -133,7 +132,6 @@ class AgentWorker:
             name=f"{self.agent.capability}-task",
             stop=self.stop,  # no task starts once stopping
         )
-        pending: list[_Result] = []
         error: BaseException | None = None
         last_publish = time.monotonic()
         while lanes.pending:
@@ -167,6 +165,31 @@ class AgentWorker:
         unfinished = [d for index, d in enumerate(deliveries) if index not in taken]
         return unfinished or None
 
+    def _answered_already(
+        self, deliveries: Sequence[Delivery]
+    ) -> tuple[list[Delivery], list[Reply]]:
+        """The deliveries still to run, and the recorded replies of the others (tasks
+        delivered again after they were answered), to publish again."""
+        if self.ledger is None:
+            return list(deliveries), []
+        attempts = [_attempt(d) for d in deliveries]
+        found = self.ledger.find(attempts)
+        if not found:
+            return list(deliveries), []
+        again = [reply for attempt in dict.fromkeys(attempts) for reply in found.get(attempt, ())]
+        left = [d for d, attempt in zip(deliveries, attempts, strict=True) if attempt not in found]
+        skipped = len(deliveries) - len(left)
+        self.answered_again += skipped
+        log.info(
+            "%d %s task(s) delivered again were answered before; publishing their recorded "
+            "results instead of running them again",
+            skipped,
+            self.agent.capability,
+        )
+        return left, [
+            Reply(r.record, "governance" if r.kind == "governance" else "repeated") for r in again
+        ]
+
     def batch_size(self, limit: int) -> int:
         """How many tasks to poll: fewer when handlers are slow."""
         if not self._seconds_per_task:
@@ -182,7 +205,7 @@ class AgentWorker:
             self._grace_ends = time.monotonic() + self.shutdown_grace_s
         return self._grace_ends - time.monotonic()
 
-    def _publish(self, results: list[_Result]) -> None:
+    def _publish(self, results: list[Reply]) -> None:
         delay = 0.5
         while True:
             outcome = self.publisher.send([result.record for result in results])
@@ -215,7 +238,7 @@ class AgentWorker:
             previous = self._seconds_per_task
             self._seconds_per_task = seconds if previous is None else 0.8 * previous + 0.2 * seconds
 
-    def _execute(self, delivery: Delivery) -> list[_Result]:
+    def _execute(self, delivery: Delivery) -> list[Reply]:
         event, record = delivery.event, delivery.record
         task = event.payload
         assert isinstance(task, TaskDispatched)
@@ -237,7 +260,7 @@ class AgentWorker:
         ):
             return self._run_task(delivery, task)
 
-    def _run_task(self, delivery: Delivery, task: TaskDispatched) -> list[_Result]:
+    def _run_task(self, delivery: Delivery, task: TaskDispatched) -> list[Reply]:
         deadline = datetime.fromisoformat(task.deadline)
         replay_of = delivery.record.header(REPLAY_OF_HEADER)
         if deadline < self.clock():
@@ -285,9 +308,12 @@ class AgentWorker:
         self._account(task, outcome, payload, context, usage)
         record = OutgoingRecord(self.topics.results, encoded.key, encoded.value, encoded.headers)
         results = [self._governance(delivery, e) for e in governance.events] if governance else []
-        results.append(
-            _Result(record, "failed" if isinstance(payload, TaskFailed) else "completed")
-        )
+        results.append(Reply(record, "failed" if isinstance(payload, TaskFailed) else "completed"))
+        if self.ledger is not None:
+            # Before this lane takes another task: a crash from now on answers this
+            # task from the ledger instead of running it again.
+            answer = Answer(task.task_id, task.attempt, task.capability, tuple(results))
+            self.ledger.record(answer)
         return results
 
     def _account(
@@ -371,10 +397,10 @@ class AgentWorker:
             task=info, resources=self.resources, memory=self.memory, governance=governance
         )
 
-    def _governance(self, delivery: Delivery, payload: Payload) -> _Result:
+    def _governance(self, delivery: Delivery, payload: Payload) -> Reply:
         encoded = self._encode(delivery, payload)
         record = OutgoingRecord(self.topics.governance, encoded.key, encoded.value, encoded.headers)
-        return _Result(record, "governance")
+        return Reply(record, "governance")
 
     def _encode(self, delivery: Delivery, payload: Payload) -> Any:
         traceparent, tracestate = self.tracing.outgoing(
@@ -465,6 +491,12 @@ class AgentWorker:
             escalate=outcome.escalate[:2000] if outcome.escalate else None,
             **common,
         )
+
+
+def _attempt(delivery: Delivery) -> tuple[str, int]:
+    task = delivery.event.payload
+    assert isinstance(task, TaskDispatched)
+    return task.task_id, task.attempt
 
 
 def _approval_request(error: ApprovalRequired) -> ApprovalRequest | None:

@@ -26,7 +26,7 @@ from waypost.governance import (
     repository,
 )
 from waypost.governance.tables import agent_actions, agent_spend, policy_decisions
-from waypost.runtime.main import prune_counters
+from waypost.runtime.main import prune_every
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -398,7 +398,7 @@ def test_agent_workers_prune_the_counters_on_a_schedule(engine: Engine) -> None:
     gate.decide(propose("search_kb"))
     clock.now = T0 + timedelta(hours=2)
     stop = threading.Event()
-    pruning = threading.Thread(target=prune_counters, args=(gate, stop, 0.05))
+    pruning = threading.Thread(target=prune_every, args=(0.05, stop, gate.prune, "counters"))
     pruning.start()
 
     def counters() -> int:
