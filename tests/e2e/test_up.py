@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 
@@ -226,6 +227,57 @@ def test_up_uses_external_services_and_runs_user_agents_and_playbooks(
         assert result.returncode == 0, result.stdout + result.stderr
         workflow = json.loads(result.stdout)
         assert workflow["tasks"][0]["output"] == {"text": "from a user agent", "attempt": 1}
+    finally:
+        up.process.send_signal(signal.SIGINT)
+        up.process.wait(90)
+    assert up.process.returncode == 0, up.output
+
+
+@pytest.mark.slow
+def test_up_restarts_a_broker_that_outgrows_its_memory_limit_and_loses_nothing(
+    data_dir: Path,
+) -> None:
+    port = free_port()
+    up = Up(
+        data_dir / "data",
+        "--port",
+        str(port),
+        "--agents",
+        "tests.support.agents",
+        "--playbooks",
+        "tests/support/playbooks",
+        # From 48 MB on, at the first moment with nothing in flight.
+        env={"WAYPOST_BROKER_MEMORY_LIMIT_MB": "64", "WAYPOST_TOPIC_CHECK_INTERVAL_S": "1"},
+    )
+    try:
+        up.wait_for_line("Press Ctrl-C to stop.", timeout=120)
+        token = (data_dir / "data" / "api-token").read_text().strip()
+        api = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        big = "x" * 200_000  # each workflow puts ~600 KB through the broker
+        ids = [
+            api.post("/api/v1/goals", json={"type": "test.echo", "input": {"text": big}}).json()[
+                "workflow_id"
+            ]
+            for _ in range(40)
+        ]
+        up.wait_for_line("restarting broker: it holds", timeout=120)
+        ids.append(
+            api.post(
+                "/api/v1/goals", json={"type": "test.echo", "input": {"text": "after"}}
+            ).json()["workflow_id"]
+        )
+
+        def completed() -> bool:
+            statuses = [api.get(f"/api/v1/workflows/{i}").json()["status"] for i in ids]
+            return statuses.count("completed") == len(ids)
+
+        wait_for(completed, timeout=120, interval=0.5, what="every workflow to complete")
+        assert "nothing is in flight" in up.output
+        api.close()
     finally:
         up.process.send_signal(signal.SIGINT)
         up.process.wait(90)

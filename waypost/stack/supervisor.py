@@ -107,9 +107,35 @@ class Supervisor:
         service.start()
         self._watches.append(_Watch(service))
 
-    def watch(self, stop_requested: threading.Event, poll_s: float = 0.5) -> None:
-        """Restart crashed services until ``stop_requested`` is set."""
+    def service(self, name: str) -> Service | None:
+        """The watched service called ``name``."""
+        return next((w.service for w in self._watches if w.service.name == name), None)
+
+    def restart(self, name: str, reason: str) -> None:
+        """Stop and start a running service on purpose (say why)."""
+        for watch in self._watches:
+            if watch.service.name == name:
+                self._report(f"restarting {name}: {reason}")
+                watch.service.stop()
+                watch.service.start()
+                watch.started = time.monotonic()
+                return
+        raise KeyError(name)
+
+    def watch(
+        self,
+        stop_requested: threading.Event,
+        poll_s: float = 0.5,
+        checks: Sequence[Callable[[], None]] = (),
+    ) -> None:
+        """Restart crashed services until ``stop_requested`` is set, running ``checks``
+        (which may restart a service on purpose) between rounds."""
         while not stop_requested.wait(poll_s):
+            for check in checks:
+                try:
+                    check()
+                except Exception as exc:
+                    self._report(f"a stack check failed: {exc}")
             now = time.monotonic()
             for watch in self._watches:
                 service = watch.service

@@ -21,6 +21,7 @@ import click
 from sqlalchemy import Engine
 
 from waypost import migrate
+from waypost.bus.base import TopicSpec
 from waypost.bus.kafka import KafkaBus
 from waypost.db import make_engine
 from waypost.errors import ConfigError, StackError
@@ -30,6 +31,7 @@ from waypost.stack import stackfile
 from waypost.stack.broker import EmbeddedBroker, tansu_binary
 from waypost.stack.postgres import EmbeddedPostgres
 from waypost.stack.process import free_port, port_is_free
+from waypost.stack.recycler import BrokerRecycler, quiet_orchestrator
 from waypost.stack.supervisor import Supervisor, WaypostProcess, open_log, tail
 from waypost.topics import Topics
 
@@ -180,6 +182,7 @@ def run(settings: StackSettings, options: UpOptions) -> int:
                 log_path = logs / f"{_file(name)}.log"
                 supervisor.start(WaypostProcess(name, args, child_env, log_path))
                 out["detail"] = f"(log: {log_path}; metrics: http://{targets[name]}/metrics)"
+        recycler = _broker_recycler(settings, supervisor, kafka, specs, targets)
         targets_file = _write_scrape_targets(data_dir, targets)
         with console.step("waiting for the HTTP app to be ready") as out:
             _wait_ready(http_url, options.readiness_timeout_s, stop_requested)
@@ -191,7 +194,7 @@ def run(settings: StackSettings, options: UpOptions) -> int:
 
             run_demo(http_url, api_token, console.echo, stop_requested)
         console.echo("Press Ctrl-C to stop.")
-        supervisor.watch(stop_requested)
+        supervisor.watch(stop_requested, checks=[recycler.check] if recycler else [])
         return 0
     finally:
         console.echo("Stopping Waypost ...")
@@ -229,6 +232,35 @@ def _start_postgres(
         out["detail"] = f"(data in {service.data_dir})"
     url = service.server.url()
     return url, f"{url} (embedded)"
+
+
+def _broker_recycler(
+    settings: StackSettings,
+    supervisor: Supervisor,
+    kafka: str,
+    specs: list[TopicSpec],
+    targets: dict[str, str],
+) -> BrokerRecycler | None:
+    """The embedded broker's memory bound (None with an external broker or no limit)."""
+    service = supervisor.service("broker")
+    if not isinstance(service, BrokerService) or settings.broker_memory_limit_mb <= 0:
+        return None
+
+    def restart(reason: str) -> None:
+        supervisor.restart("broker", f"{reason} (it keeps every record in memory)")
+        # Create the topics now rather than wait for the orchestrator's next check.
+        KafkaBus(kafka, settings).admin().ensure_topics(specs)
+
+    def pid() -> int | None:
+        process = service.broker.process
+        return process.pid if process is not None and process.poll() is None else None
+
+    return BrokerRecycler(
+        pid=pid,
+        limit_bytes=settings.broker_memory_limit_mb * 2**20,
+        quiet=quiet_orchestrator(f"http://{targets['orchestrator']}/metrics"),
+        restart=restart,
+    )
 
 
 def _capabilities(settings: StackSettings, agent_modules: list[str]) -> set[str]:

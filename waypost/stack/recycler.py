@@ -1,0 +1,111 @@
+"""Keeping the embedded broker's memory bounded by restarting it.
+
+Tansu with memory storage keeps every record it was ever sent (about 1.1 MB per 1,000
+records of 1 KB) and never applies retention, so a `waypost up` left running grows
+without end. The platform already survives a broker that restarts empty (topics are
+created again, consumers read the new logs from their start, what was in flight is
+retried when its lease expires), so `waypost up` restarts it on purpose before it gets
+too big: at a quiet moment (nothing waiting in the outbox, no task out with an agent)
+once it passes three quarters of ``WAYPOST_BROKER_MEMORY_LIMIT_MB``, and at once when it
+reaches the limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+log = logging.getLogger(__name__)
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def resident_bytes(pid: int) -> int | None:
+    """A process's resident memory (Linux), or None if it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/statm").read_text().split()
+    except OSError:
+        return None
+    return int(fields[1]) * _PAGE
+
+
+def quiet_orchestrator(metrics_url: str) -> Callable[[], bool]:
+    """A check that the orchestrator has nothing in flight: no outbox rows waiting for
+    the broker and no task dispatched to an agent (its /metrics gauges, read from its
+    tables)."""
+
+    def quiet() -> bool:
+        try:
+            text = httpx.get(metrics_url, timeout=2).text
+        except httpx.HTTPError:
+            return False
+        outbox = dispatched = None
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "waypost_outbox_backlog_records":
+                    outbox = (outbox or 0) + sample.value
+                elif (
+                    sample.name == "waypost_capability_backlog_tasks"
+                    and sample.labels.get("status") == "dispatched"
+                ):
+                    dispatched = (dispatched or 0) + sample.value
+        return outbox == 0 and not dispatched
+
+    return quiet
+
+
+@dataclass
+class BrokerRecycler:
+    """Decides, every ``interval_s``, whether to restart the broker now."""
+
+    pid: Callable[[], int | None]
+    limit_bytes: int
+    quiet: Callable[[], bool]
+    restart: Callable[[str], None]
+    interval_s: float = 5.0
+    soft_fraction: float = 0.75
+    # A limit below what the broker needs when empty must not restart it in a loop.
+    min_gap_s: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    rss: Callable[[int], int | None] = resident_bytes
+    recycled: int = 0
+    _next: float = field(default=0.0, init=False)
+    _last: float | None = field(default=None, init=False)
+
+    def check(self) -> None:
+        """Restart the broker if it is due (call often; it looks every ``interval_s``)."""
+        now = self.clock()
+        if self.limit_bytes <= 0 or now < self._next:
+            return
+        self._next = now + self.interval_s
+        pid = self.pid()
+        used = self.rss(pid) if pid is not None else None
+        if used is None:
+            return
+        mb, limit_mb = used / 2**20, self.limit_bytes / 2**20
+        if used >= self.limit_bytes:
+            why = f"it holds {mb:.0f} MB, the limit is {limit_mb:.0f} MB"
+        elif used >= self.soft_fraction * self.limit_bytes and self.quiet():
+            why = f"it holds {mb:.0f} MB of a {limit_mb:.0f} MB limit and nothing is in flight"
+        else:
+            return
+        if self._last is not None and now - self._last < self.min_gap_s:
+            log.warning(
+                "the embedded broker holds %.0f MB again %.0f s after a restart; raise "
+                "WAYPOST_BROKER_MEMORY_LIMIT_MB (now %.0f MB)",
+                mb,
+                now - self._last,
+                limit_mb,
+            )
+            self._next = self._last + self.min_gap_s
+            return
+        self._last = now
+        self.recycled += 1
+        self.restart(why)
