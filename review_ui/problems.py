@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from waypost.errors import BusError
 from waypost.outages import Outages, dependency_of
 
 log = logging.getLogger(__name__)
@@ -82,21 +85,28 @@ def install(app: FastAPI) -> None:
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem_response(exc.status_code, _title(exc.status_code), str(exc.detail), request)
 
+    async def on_dependency(request: Request, exc: Exception) -> JSONResponse:
+        dependency = dependency_of(exc)
+        if dependency is None:
+            return await on_unexpected(request, exc)
+        # An outage, not a bug: logged once while it lasts (Outages), and the client is
+        # told to come back. (Registered for these error classes, not as the catch-all:
+        # Starlette re-raises what the catch-all handled, and the server logs it again.)
+        outages: Outages = request.app.state.waypost.outages
+        outages.failed(dependency, exc)
+        return problem_response(
+            503,
+            "Service unavailable",
+            f"the {dependency} is unreachable; try again shortly",
+            request,
+            headers={"Retry-After": "5"},
+        )
+
+    for error_class in (SQLAlchemyError, psycopg.Error, BusError):
+        app.add_exception_handler(error_class, on_dependency)
+
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        dependency = dependency_of(exc)
-        if dependency is not None:
-            # An outage, not a bug: logged once while it lasts (Outages), and the
-            # client is told to come back.
-            outages: Outages = request.app.state.waypost.outages
-            outages.failed(dependency, exc)
-            return problem_response(
-                503,
-                "Service unavailable",
-                f"the {dependency} is unreachable; try again shortly",
-                request,
-                headers={"Retry-After": "5"},
-            )
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
             500, "Internal error", "the server failed; see its log for details", request

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import psycopg
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, InvalidatePoolError, OperationalError
 
 from waypost.errors import BusError
 
@@ -31,7 +31,10 @@ BROKER = "broker"
 
 def dependency_of(error: BaseException) -> str | None:
     """The dependency an error says is unreachable (None: the error is not an outage)."""
-    if isinstance(error, OperationalError | InterfaceError | psycopg.OperationalError):
+    if isinstance(
+        error,
+        OperationalError | InterfaceError | InvalidatePoolError | psycopg.OperationalError,
+    ):
         return DATABASE
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return DATABASE

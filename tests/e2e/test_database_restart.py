@@ -74,6 +74,7 @@ def test_every_service_rides_out_a_database_restart_in_place(
     for name, port in ports.items():
         wait_for(lambda p=port: _ready(p)[0] == 200, timeout=60, what=f"{name} to be ready")
 
+    token = platform.api_token()
     done = [platform.submit("test.echo", {"text": "before"})]
     wait_for(lambda: platform.statuses(done).get("completed") == 1, what="a first workflow")
 
@@ -89,6 +90,14 @@ def test_every_service_rides_out_a_database_restart_in_place(
         )
         assert "database unreachable" in reason, reason
         assert _ready(ports["http"])[0] == 503
+        refused = httpx.post(
+            f"http://127.0.0.1:{ports['http']}/api/v1/goals",
+            json={"type": "test.echo", "input": {"text": "during"}},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["Retry-After"] == "5"
         wait_for(lambda: _start_again(own_postgres), timeout=60, what="PostgreSQL to start")
         for name, port in ports.items():
             wait_for(
@@ -103,6 +112,8 @@ def test_every_service_rides_out_a_database_restart_in_place(
             what=f"a workflow after the {outage}",
         )
 
+    # An outage is not a bug: no tracebacks from the HTTP app either.
+    assert "Traceback" not in (platform.logs / "http.log").read_text(errors="replace")
     # One line when each outage started and one when it ended, however many attempts.
     assert _outage_lines(platform.logs, "orchestrator") == (2, 2)
     for name in ("agents", "indexer"):

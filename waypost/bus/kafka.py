@@ -252,14 +252,19 @@ class KafkaSubscriber:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.assignments += 1
-        if not self._paused:
-            return  # librdkafka assigns them once this returns
         if self._cooperative:
             consumer.incremental_assign(partitions)
         else:
             consumer.assign(partitions)
-        if partitions:
+        if not partitions:
+            return
+        # librdkafka keeps a partition's pause across losing and regaining it: one
+        # paused, then lost while this member was paused, comes back paused even if
+        # the member resumed meanwhile (and would never be fetched again).
+        if self._paused:
             consumer.pause(partitions)
+        else:
+            consumer.resume(partitions)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Also called for partitions lost without a revocation (a missed session).

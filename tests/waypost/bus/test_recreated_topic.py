@@ -146,3 +146,30 @@ def test_a_running_member_rewinds_its_position_into_a_recreated_topic(
     after: list[ReceivedRecord] = []
     wait_for(lambda: _read(member, set(more), after), what="records after the rewind")
     assert not {(r.value or b"").decode() for r in seen + after} & old
+
+
+def test_a_member_resumed_while_its_partitions_were_lost_fetches_once_they_are_back(
+    own_broker: EmbeddedBroker,
+    bus: KafkaBus,
+    topic: str,
+    namespace: str,
+    members: list[KafkaSubscriber],
+) -> None:
+    # An agent worker pauses its partitions while a long batch runs (its results wait
+    # for the broker); the broker restarts meanwhile, and the batch ends while the
+    # member has no partitions.
+    member, _, _ = _reading_the_old_log(bus, topic, f"{namespace}.group", members)
+    member.pause()
+    revoked_before = member.revocations
+    _recreate(own_broker, bus, topic)
+
+    def lost() -> bool:
+        member.poll(1, 0.1)
+        return member.revocations > revoked_before
+
+    wait_for(lost, timeout=60, what="the partitions to be lost")
+    member.resume()
+    new = [f"new-{n}" for n in range(10)]
+    _publish(bus, topic, new)
+    seen: list[ReceivedRecord] = []
+    wait_for(lambda: _read(member, set(new), seen), timeout=30, what="the records after resume")
