@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := waypost orchestrator agents review_ui schemas migrations
 
-.PHONY: install demo up test test-slow lint format bench lock docs clean
+.PHONY: install demo up test test-slow lint format bench chaos lock docs clean
 
 install: $(STAMP)
 
@@ -44,6 +44,11 @@ bench: install
 	$(BIN)/python -m bench.agent_hop
 	$(BIN)/python -m bench.console
 	$(BIN)/python -m bench.dlq_replay
+
+# Faults against `waypost up` (kills, broker and PostgreSQL restarts, a frozen agent);
+# options in CHAOS_ARGS, e.g. `make chaos CHAOS_ARGS=--quick`; see bench/chaos/README.md.
+chaos: install
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 docs: install
 	$(BIN)/python -m waypost.docgen > docs/configuration.md

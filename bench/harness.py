@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Message, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -152,6 +152,49 @@ class Sink:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {self._seen} of {total} records in {timeout_s} s")
         return time.monotonic()
+
+    def close(self) -> None:
+        """Leave the group."""
+        self._consumer.close()
+
+
+class Arrivals:
+    """Records arriving on a topic, each under a label, for latency: a consumer group of
+    its own that takes record by record (``consume(N, t)``, as ``Sink`` uses it, waits
+    all of ``t`` unless N records arrive)."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        label: Callable[[Message], tuple[str, str] | None],
+        fetch_wait_ms: int = 100,
+    ) -> None:
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": unique("arrivals-"),
+                "auto.offset.reset": "earliest",  # fresh topics: nothing is missed
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": fetch_wait_ms,
+            }
+        )
+        self._consumer.subscribe([topic])
+        self._label = label  # (key, what to remember) of a record, or None to skip it
+        self._seen: dict[str, str] = {}
+
+    def wait(self, key: str, timeout_s: float) -> str:
+        """Block until a record labelled ``key`` arrived; what its label said."""
+        deadline = time.monotonic() + timeout_s
+        while key not in self._seen:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{key} did not arrive within {timeout_s} s")
+            message = self._consumer.poll(0.05)
+            if message is not None and message.error() is None:
+                found = self._label(message)
+                if found is not None:
+                    self._seen[found[0]] = found[1]
+        return self._seen.pop(key)
 
     def close(self) -> None:
         """Leave the group."""

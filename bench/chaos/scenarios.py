@@ -1,0 +1,82 @@
+"""The scenarios: which child each fault hits, how, and at what point of the run.
+
+A fault strikes when the given share of the run's goals has been accepted, and only
+once the previous fault is over (the child restarted, or the freeze ended).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from bench.chaos.stack import AGENT
+
+Action = Literal["kill", "interrupt", "freeze"]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault: ``action`` on the child ``target`` once ``at`` of the goals are in."""
+
+    target: str
+    action: Action
+    at: float
+    hold_s: float = 0.0
+    """For ``freeze``: how long the child stays stopped."""
+
+    def label(self) -> str:
+        """How the report names it."""
+        what = {"kill": "kill -9", "interrupt": "SIGINT", "freeze": "SIGSTOP"}[self.action]
+        held = f" {self.hold_s:g}s" if self.action == "freeze" else ""
+        return f"{what} {self.target}{held} at {self.at:.0%}"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named fault plan and the run sizes it uses by default."""
+
+    name: str
+    help: str
+    faults: tuple[Fault, ...]
+    sizes: tuple[int, ...] = (3000,)
+    runs: int = 1
+
+
+def scenarios(freeze_s: float) -> dict[str, Scenario]:
+    """Every scenario by name, in the order `python -m bench.chaos` runs them."""
+    plan = [
+        Scenario(
+            "agent-kill",
+            "kill -9 the chaos agent process three times (at 25%, 50% and 75% of the "
+            "goals accepted); the supervisor restarts it each time.",
+            tuple(Fault(AGENT, "kill", at) for at in (0.25, 0.5, 0.75)),
+        ),
+        Scenario(
+            "orchestrator-kill",
+            "kill -9 the orchestrator while goals are still arriving (15%), in the middle "
+            "(50%) and near the end (95%).",
+            tuple(Fault("orchestrator", "kill", at) for at in (0.15, 0.5, 0.95)),
+        ),
+        Scenario(
+            "broker-restart",
+            "kill -9 the embedded Tansu broker at 50%; the supervisor restarts it EMPTY "
+            "(memory storage). At 1,000 and 3,000 workflows, 10 runs each by default: "
+            "every run must end with no stuck workflow.",
+            (Fault("broker", "kill", 0.5),),
+            sizes=(1000, 3000),
+            runs=10,
+        ),
+        Scenario(
+            "postgres-restart",
+            "restart PostgreSQL fast (SIGINT to the postmaster) at 30%, then kill -9 the "
+            "postmaster at 70%; the supervisor restarts it. No Waypost process "
+            "(orchestrator, agents, indexer, http) may exit.",
+            (Fault("postgres", "interrupt", 0.3), Fault("postgres", "kill", 0.7)),
+        ),
+        Scenario(
+            "agent-freeze",
+            f"SIGSTOP the chaos agent process at 40% for {freeze_s:g} s, then SIGCONT.",
+            (Fault(AGENT, "freeze", 0.4, hold_s=freeze_s),),
+        ),
+    ]
+    return {s.name: s for s in plan}
