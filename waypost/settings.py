@@ -87,9 +87,13 @@ class CommonSettings(BaseSettings):
         "while their handlers run, so a slow handler does not need a longer one.",
     )
     kafka_fetch_wait_max_ms: int = Field(
-        100,
+        50,
         ge=10,
-        description="Longest a fetch waits for data; keep >= 100 on Tansu.",
+        description="Longest a fetch waits for data. The embedded broker (Tansu) answers "
+        "fetches on this timer rather than when data arrives, so it sets the time of each "
+        "hop there (a raw two-hop round trip: 29 ms at 50, 52 ms at 100); below about 25 "
+        "it returns nothing from partitions of tens of thousands of batches, which "
+        "`waypost up` keeps shorter (WAYPOST_BROKER_PARTITION_LIMIT).",
     )
     kafka_linger_ms: int = Field(5, ge=0, description="Producer batching delay.")
     consume_batch_size: int = Field(
@@ -360,6 +364,14 @@ class StackSettings(OrchestratorSettings, ListenerSettings, PolicySettings):
         min_length=12,
         description="Password of the `admin` user created on first start (default: a "
         "random one, printed once). At least 12 characters; placeholders are refused.",
+    )
+
+    broker_partition_limit: int = Field(
+        20000,
+        ge=0,
+        description="Most records a partition of the embedded broker may hold before "
+        "`waypost up` restarts it empty at the first moment with nothing in flight (at "
+        "twice as many, at once): Tansu's fetches slow down as a partition grows. 0: never.",
     )
 
     @field_validator("broker_memory_limit_mb")

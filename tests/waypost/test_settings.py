@@ -35,7 +35,7 @@ def test_defaults() -> None:
     assert settings.topic_partitions == 4
     assert settings.topic_partition_overrides == {}
     assert settings.kafka_client_config == {}
-    assert settings.kafka_fetch_wait_max_ms == 100
+    assert settings.kafka_fetch_wait_max_ms == 50
     assert settings.log_level == "INFO"
 
 

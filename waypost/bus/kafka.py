@@ -23,7 +23,7 @@ from confluent_kafka import (
     TopicCollection,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 from confluent_kafka.cimpl import NewTopic
 
 from waypost.bus.base import PublishOutcome, TopicSpec
@@ -503,6 +503,25 @@ class KafkaAdmin:
                 else:
                     raise BusError(f"cannot describe topic {name}: {exc}") from None
         return found
+
+    def longest_partition(self, specs: Sequence[TopicSpec]) -> int | None:
+        """The log end offset of the longest partition of these topics (None if the
+        broker cannot tell). On the embedded broker this is an upper bound of the
+        partition's batches, which is what slows its fetches."""
+        wanted = {
+            TopicPartition(spec.name, partition): OffsetSpec.latest()  # type: ignore[no-untyped-call]
+            for spec in specs
+            for partition in range(spec.partitions)
+        }
+        if not wanted:
+            return 0
+        ends = []
+        for future in self._admin.list_offsets(wanted, request_timeout=5).values():
+            try:
+                ends.append(int(future.result().offset))
+            except KafkaException:
+                continue  # a topic not (yet) created again after a restart
+        return max(ends, default=None)
 
     def ping(self, timeout_s: float) -> bool:
         """True if the broker answers a metadata request in time."""

@@ -1,13 +1,17 @@
-"""Keeping the embedded broker's memory bounded by restarting it.
+"""Keeping the embedded broker small by restarting it.
 
 Tansu with memory storage keeps every record it was ever sent (about 1.1 MB per 1,000
 records of 1 KB) and never applies retention, so a `waypost up` left running grows
-without end. The platform already survives a broker that restarts empty (topics are
-created again, consumers read the new logs from their start, what was in flight is
-retried when its lease expires), so `waypost up` restarts it on purpose before it gets
-too big: at a quiet moment (nothing waiting in the outbox, no task out with an agent)
-once it passes three quarters of ``WAYPOST_BROKER_MEMORY_LIMIT_MB``, and at once when it
-reaches the limit.
+without end. Its fetches also slow down as a partition grows (it scans the partition's
+batches): a consumer at the end of a partition of 30,000 one-record batches waits
+150-300 ms for a new record instead of 10, and past about 100,000 a short fetch wait
+returns nothing at all. The platform already survives a broker that restarts empty
+(topics are created again, consumers read the new logs from their start, what was in
+flight is retried when its lease expires), so `waypost up` restarts it on purpose: at a
+quiet moment (nothing waiting in the outbox, no task out with an agent) once it passes
+three quarters of ``WAYPOST_BROKER_MEMORY_LIMIT_MB`` or a partition passes
+``WAYPOST_BROKER_PARTITION_LIMIT`` records, and at once at the memory limit or twice the
+partition limit.
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ class BrokerRecycler:
     limit_bytes: int
     quiet: Callable[[], bool]
     restart: Callable[[str], None]
+    longest: Callable[[], int | None] = lambda: None  # records in the longest partition
+    partition_limit: int = 0
     interval_s: float = 5.0
     soft_fraction: float = 0.75
     # A limit below what the broker needs when empty must not restart it in a loop.
@@ -82,30 +88,41 @@ class BrokerRecycler:
     def check(self) -> None:
         """Restart the broker if it is due (call often; it looks every ``interval_s``)."""
         now = self.clock()
-        if self.limit_bytes <= 0 or now < self._next:
+        if now < self._next or (self.limit_bytes <= 0 and self.partition_limit <= 0):
             return
         self._next = now + self.interval_s
-        pid = self.pid()
-        used = self.rss(pid) if pid is not None else None
-        if used is None:
-            return
-        mb, limit_mb = used / 2**20, self.limit_bytes / 2**20
-        if used >= self.limit_bytes:
-            why = f"it holds {mb:.0f} MB, the limit is {limit_mb:.0f} MB"
-        elif used >= self.soft_fraction * self.limit_bytes and self.quiet():
-            why = f"it holds {mb:.0f} MB of a {limit_mb:.0f} MB limit and nothing is in flight"
-        else:
+        urgent, soft = self._pressure()
+        why = urgent or (soft if soft and self.quiet() else None)
+        if why is None:
             return
         if self._last is not None and now - self._last < self.min_gap_s:
             log.warning(
-                "the embedded broker holds %.0f MB again %.0f s after a restart; raise "
-                "WAYPOST_BROKER_MEMORY_LIMIT_MB (now %.0f MB)",
-                mb,
+                "the embedded broker is due a restart again %.0f s after the last (%s); "
+                "raise WAYPOST_BROKER_MEMORY_LIMIT_MB or WAYPOST_BROKER_PARTITION_LIMIT",
                 now - self._last,
-                limit_mb,
+                why,
             )
             self._next = self._last + self.min_gap_s
             return
         self._last = now
         self.recycled += 1
         self.restart(why)
+
+    def _pressure(self) -> tuple[str | None, str | None]:
+        """(why a restart cannot wait, why one is due at the next quiet moment)."""
+        urgent = soft = None
+        pid = self.pid()
+        used = self.rss(pid) if pid is not None and self.limit_bytes > 0 else None
+        if used is not None:
+            mb, limit_mb = used / 2**20, self.limit_bytes / 2**20
+            if used >= self.limit_bytes:
+                urgent = f"it holds {mb:.0f} MB, the limit is {limit_mb:.0f} MB"
+            elif used >= self.soft_fraction * self.limit_bytes:
+                soft = f"it holds {mb:.0f} MB of a {limit_mb:.0f} MB limit"
+        records = self.longest() if self.partition_limit > 0 else None
+        if records is not None and urgent is None:
+            if records >= 2 * self.partition_limit:
+                urgent = f"a partition holds {records} records, twice the limit"
+            elif records >= self.partition_limit and soft is None:
+                soft = f"a partition holds {records} records of a {self.partition_limit} limit"
+        return urgent, (f"{soft} and nothing is in flight" if soft else None)

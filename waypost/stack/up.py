@@ -241,15 +241,23 @@ def _broker_recycler(
     specs: list[TopicSpec],
     targets: dict[str, str],
 ) -> BrokerRecycler | None:
-    """The embedded broker's memory bound (None with an external broker or no limit)."""
+    """The embedded broker's bounds (None with an external broker or no limits)."""
     service = supervisor.service("broker")
-    if not isinstance(service, BrokerService) or settings.broker_memory_limit_mb <= 0:
+    limits = settings.broker_memory_limit_mb, settings.broker_partition_limit
+    if not isinstance(service, BrokerService) or not any(limits):
         return None
+    admin = KafkaBus(kafka, settings).admin()
 
     def restart(reason: str) -> None:
         supervisor.restart("broker", f"{reason} (it keeps every record in memory)")
         # Create the topics now rather than wait for the orchestrator's next check.
-        KafkaBus(kafka, settings).admin().ensure_topics(specs)
+        admin.ensure_topics(specs)
+
+    def longest() -> int | None:
+        try:
+            return admin.longest_partition(specs)
+        except Exception:
+            return None  # the broker is restarting: ask again next time
 
     def pid() -> int | None:
         process = service.broker.process
@@ -260,6 +268,8 @@ def _broker_recycler(
         limit_bytes=settings.broker_memory_limit_mb * 2**20,
         quiet=quiet_orchestrator(f"http://{targets['orchestrator']}/metrics"),
         restart=restart,
+        longest=longest,
+        partition_limit=settings.broker_partition_limit,
     )
 
 

@@ -20,6 +20,7 @@ class Stack:
         self.now = 0.0
         self.rss = 10 * MB
         self.busy = False
+        self.longest: int | None = 10
         self.restarts: list[str] = []
 
     def recycler(self) -> BrokerRecycler:
@@ -30,6 +31,8 @@ class Stack:
             restart=self.restarts.append,
             clock=lambda: self.now,
             rss=lambda _pid: self.rss,
+            longest=lambda: self.longest,
+            partition_limit=1000,
         )
 
     def tick(self, recycler: BrokerRecycler, seconds: float = 5.0) -> None:
@@ -89,11 +92,37 @@ def test_a_limit_too_low_for_the_broker_does_not_restart_it_in_a_loop() -> None:
     assert len(stack.restarts) == 2
 
 
+def test_a_long_partition_waits_for_a_quiet_moment_until_it_is_twice_the_limit() -> None:
+    stack = Stack()
+    recycler = stack.recycler()
+    stack.longest, stack.busy = 1500, True
+    stack.tick(recycler)
+    assert stack.restarts == []
+    stack.busy = False
+    stack.tick(recycler)
+    assert stack.restarts == [
+        "a partition holds 1500 records of a 1000 limit and nothing is in flight"
+    ]
+
+    stack.now += 60
+    stack.longest, stack.busy = 2000, True
+    stack.tick(recycler)
+    assert stack.restarts[-1] == "a partition holds 2000 records, twice the limit"
+
+
+def test_a_broker_that_cannot_say_how_long_its_partitions_are_is_left_alone() -> None:
+    stack = Stack()
+    recycler = stack.recycler()
+    stack.longest = None
+    stack.tick(recycler)
+    assert stack.restarts == []
+
+
 def test_no_limit_never_restarts() -> None:
     stack = Stack()
     recycler = stack.recycler()
-    recycler.limit_bytes = 0
-    stack.rss = 10_000 * MB
+    recycler.limit_bytes, recycler.partition_limit = 0, 0
+    stack.rss, stack.longest = 10_000 * MB, 10**9
     stack.tick(recycler)
     assert stack.restarts == []
 
