@@ -2,6 +2,10 @@
 delivered again (after a crash, a freeze or a rebalance) is answered without running
 its handler again.
 
+UNLOGGED and without an index beyond its key: it is written once per task, so every
+cost counts, and it guards against a crashed worker; PostgreSQL empties an unlogged
+table after a crash of its own, which only means a handler may run once more.
+
 Revision ID: 0014
 Revises: 0013
 """
@@ -10,7 +14,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0014"
 down_revision = "0013"
@@ -26,9 +29,10 @@ def upgrade() -> None:
         sa.Column("capability", sa.Text, nullable=False),
         sa.Column(
             "records",
-            JSONB,
+            sa.LargeBinary,
             nullable=False,
-            comment="the records published for the attempt: result and governance events",
+            comment="the records published for the attempt (result and governance events), "
+            "as JSON with base64 keys and values",
         ),
         sa.Column(
             "recorded_at",
@@ -36,8 +40,8 @@ def upgrade() -> None:
             nullable=False,
             server_default=sa.text("now()"),
         ),
+        prefixes=["UNLOGGED"],
     )
-    op.create_index("agent_results_recorded_at", "agent_results", ["recorded_at"])
 
 
 def downgrade() -> None:

@@ -285,7 +285,8 @@ class AgentWorker:
         context = self._context(task, deadline)
         started = time.perf_counter()
         outcome = self._run(task, context)
-        self._observe(time.perf_counter() - started)
+        handler_s = time.perf_counter() - started
+        self._observe(handler_s)
         governance = context.governance
         if governance is not None:
             used = Spend(context.input_tokens + context.output_tokens, context.cost_usd)
@@ -313,7 +314,7 @@ class AgentWorker:
             # Before this lane takes another task: a crash from now on answers this
             # task from the ledger instead of running it again.
             answer = Answer(task.task_id, task.attempt, task.capability, tuple(results))
-            self.ledger.record(answer)
+            self.ledger.record(answer, handler_s=handler_s)
         return results
 
     def _account(
