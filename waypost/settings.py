@@ -356,8 +356,8 @@ class StackSettings(OrchestratorSettings, ListenerSettings, PolicySettings):
         512,
         ge=0,
         description="Most memory the embedded broker (Tansu, which keeps every record in "
-        "memory) may hold before `waypost up` restarts it empty; from three quarters of it "
-        "on, it is restarted at the first moment with nothing in flight. 0: never.",
+        "memory) may hold: `waypost up` restarts it empty at the first moment with nothing "
+        "in flight from three quarters of it on, and at once at 90 %. 0: never.",
     )
     admin_password: SecretStr | None = Field(
         None,

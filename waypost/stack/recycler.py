@@ -10,8 +10,8 @@ returns nothing at all. The platform already survives a broker that restarts emp
 flight is retried when its lease expires), so `waypost up` restarts it on purpose: at a
 quiet moment (nothing waiting in the outbox, no task out with an agent) once it passes
 three quarters of ``WAYPOST_BROKER_MEMORY_LIMIT_MB`` or a partition passes
-``WAYPOST_BROKER_PARTITION_LIMIT`` records, and at once at the memory limit or twice the
-partition limit.
+``WAYPOST_BROKER_PARTITION_LIMIT`` records, and at once at 90 % of the memory limit (so
+that growth between two looks stays under it) or twice the partition limit.
 """
 
 from __future__ import annotations
@@ -77,6 +77,8 @@ class BrokerRecycler:
     partition_limit: int = 0
     interval_s: float = 5.0
     soft_fraction: float = 0.75
+    # At once from here: the broker grows between two looks, and the limit is a bound.
+    hard_fraction: float = 0.9
     # A limit below what the broker needs when empty must not restart it in a loop.
     min_gap_s: float = 60.0
     clock: Callable[[], float] = time.monotonic
@@ -115,8 +117,8 @@ class BrokerRecycler:
         used = self.rss(pid) if pid is not None and self.limit_bytes > 0 else None
         if used is not None:
             mb, limit_mb = used / 2**20, self.limit_bytes / 2**20
-            if used >= self.limit_bytes:
-                urgent = f"it holds {mb:.0f} MB, the limit is {limit_mb:.0f} MB"
+            if used >= self.hard_fraction * self.limit_bytes:
+                urgent = f"it holds {mb:.0f} MB, close to its {limit_mb:.0f} MB limit"
             elif used >= self.soft_fraction * self.limit_bytes:
                 soft = f"it holds {mb:.0f} MB of a {limit_mb:.0f} MB limit"
         records = self.longest() if self.partition_limit > 0 else None
