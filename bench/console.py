@@ -30,8 +30,8 @@ import uvicorn
 from bench.harness import Stack, embedded_stack, migrate_schema, unique
 from orchestrator.playbooks.loader import load_text
 from orchestrator.playbooks.registry import PlaybookRegistry
+from orchestrator.publishing.records import Outgoing
 from orchestrator.service.applier import Applier
-from orchestrator.service.outgoing import Outgoing
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.workflows import NewWorkflow
 from orchestrator.workflow.machine import task_id

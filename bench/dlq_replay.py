@@ -27,14 +27,14 @@ import uvicorn
 from sqlalchemy import Engine
 
 from bench.harness import ROOT, Sink, Stack, embedded_stack, migrate_schema, producer, unique
-from orchestrator.deadletters.indexer import consumer
+from orchestrator.dead_letters.indexer import consumer
 from orchestrator.playbooks.registry import PlaybookRegistry
 from orchestrator.store import dead_letters as index
 from orchestrator.store.dead_letters import DeadLetterFilter
 from review_ui.app import create_app
 from review_ui.auth import store as auth_store
 from review_ui.auth.roles import Role
-from waypost.bus.deadletter import HEADER_PREFIX
+from waypost.bus.dead_letters import HEADER_PREFIX
 from waypost.bus.kafka import KafkaBus
 from waypost.bus.records import OutgoingRecord
 from waypost.db import make_engine

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from orchestrator.service.outgoing import Outgoing
-from orchestrator.service.publishing import OutboxRows
+from orchestrator.publishing.outbox import OutboxRows
+from orchestrator.publishing.records import Outgoing
 from orchestrator.store import outbox
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.workflows import NewWorkflow

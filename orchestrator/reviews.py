@@ -18,9 +18,9 @@ from typing import Any, Literal
 from sqlalchemy import Connection, select
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.service.outgoing import Outgoing, escalation_traceparent
-from orchestrator.service.publishing import OutboxRows
-from orchestrator.service.versions import PlaybookVersions
+from orchestrator.playbooks.versions import PlaybookVersions
+from orchestrator.publishing.outbox import OutboxRows
+from orchestrator.publishing.records import Outgoing, escalation_traceparent
 from orchestrator.store import audit, outbox
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.audit import AuditEntry

@@ -10,14 +10,14 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
-from orchestrator.deadletters.replay import Replayer
+from orchestrator.dead_letters.replay import Replayer
 from orchestrator.playbooks.registry import PlaybookRegistry
+from orchestrator.playbooks.versions import PlaybookVersions
+from orchestrator.publishing.outbox import OutboxPublisher
+from orchestrator.publishing.records import Outgoing
 from orchestrator.reviews import Reviews
-from orchestrator.service.outgoing import Outgoing
-from orchestrator.service.publishing import OutboxPublisher
-from orchestrator.service.versions import PlaybookVersions
 from review_ui import console, problems
-from review_ui.api import deadletters, escalations, goals, health, workflows
+from review_ui.api import dead_letters, escalations, goals, health, workflows
 from review_ui.api.agents import router as agents_router
 from review_ui.api.breakers import router as breakers_router
 from review_ui.deps import AppState
@@ -99,7 +99,7 @@ def create_app(
     problems.install(app)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics, metrics=metrics)
-    for router in (goals.router, workflows.router, escalations.router, deadletters.router):
+    for router in (goals.router, workflows.router, escalations.router, dead_letters.router):
         app.include_router(router, prefix="/api/v1")
     app.include_router(agents_router, prefix="/api/v1")
     app.include_router(breakers_router, prefix="/api/v1")

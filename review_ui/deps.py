@@ -10,9 +10,9 @@ from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine
 
 from orchestrator.playbooks.registry import PlaybookRegistry
+from orchestrator.publishing.outbox import OutboxPublisher
+from orchestrator.publishing.records import Outgoing
 from orchestrator.reviews import Reviews
-from orchestrator.service.outgoing import Outgoing
-from orchestrator.service.publishing import OutboxPublisher
 from review_ui.replays import ReplayRunner
 from waypost.bus.base import Admin
 from waypost.outages import Outages

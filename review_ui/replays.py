@@ -11,7 +11,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from orchestrator.deadletters.replay import Replayer, ReplayError
+from orchestrator.dead_letters.replay import Replayer, ReplayError
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from typing import TypeVar
 
 from sqlalchemy import Connection
 
+from orchestrator.publishing.outbox import OutboxRows
 from orchestrator.reviews import InvalidDecision, Reviewer, ReviewError
-from orchestrator.service.publishing import OutboxRows
 from orchestrator.workflow.state import EscalationState
 from review_ui.auth import store as auth_store
 from review_ui.auth.principal import Principal

@@ -19,11 +19,11 @@ from sqlalchemy import Connection
 
 from orchestrator.playbooks.model import Playbook
 from orchestrator.playbooks.registry import PlaybookRegistry
+from orchestrator.playbooks.versions import PlaybookVersions
+from orchestrator.publishing.outbox import OutboxRows
+from orchestrator.publishing.records import Outgoing
 from orchestrator.service.breakers import Breakers
 from orchestrator.service.observations import Observation, observe
-from orchestrator.service.outgoing import Outgoing
-from orchestrator.service.publishing import OutboxRows
-from orchestrator.service.versions import PlaybookVersions
 from orchestrator.store import audit, outbox
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.audit import AuditEntry

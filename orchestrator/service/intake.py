@@ -10,9 +10,9 @@ from datetime import datetime
 from opentelemetry.trace import Span
 from sqlalchemy import Engine
 
+from orchestrator.publishing.outbox import OutboxPublisher
 from orchestrator.service.applier import Applier
 from orchestrator.service.observations import NO_OBSERVER, Observer
-from orchestrator.service.publishing import OutboxPublisher
 from orchestrator.store import outbox
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.workflows import NewWorkflow

@@ -11,12 +11,12 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from orchestrator.playbooks.registry import PlaybookRegistry
+from orchestrator.publishing.outbox import OutboxPublisher
+from orchestrator.publishing.records import Outgoing
 from orchestrator.service.applier import Applier
 from orchestrator.service.intake import Intake
 from orchestrator.service.metrics import OrchestratorMetrics, StoreGauges
 from orchestrator.service.observations import NO_OBSERVER, Observer
-from orchestrator.service.outgoing import Outgoing
-from orchestrator.service.publishing import OutboxPublisher
 from orchestrator.service.reconciler import Reconciler
 from orchestrator.service.relay import Relay
 from orchestrator.workflow.breaker import BreakerPolicy

@@ -18,9 +18,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine
 
+from orchestrator.publishing.outbox import OutboxPublisher
 from orchestrator.service.applier import Applied, Applier
 from orchestrator.service.observations import NO_OBSERVER, Observer
-from orchestrator.service.publishing import OutboxPublisher
 from orchestrator.store import outbox
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.workflow.machine import due_timers

@@ -12,8 +12,8 @@ from review_ui.auth.principal import Principal, api_roles
 from review_ui.auth.roles import READ
 from review_ui.deps import ConnectionDep
 from review_ui.problems import Problem
-from waypost import registry
-from waypost.registry import AgentInstance, Status
+from waypost import agent_registry
+from waypost.agent_registry import AgentInstance, Status
 
 router = APIRouter(tags=["agents"])
 Reader = Annotated[Principal, Depends(api_roles(READ))]
@@ -87,7 +87,7 @@ def list_agents(
     """Agent workers that announced themselves, with their heartbeat and throughput."""
     if capability is not None and "\x00" in capability:
         raise Problem(422, "Invalid filter", "capability must not contain the NUL character")
-    rows = registry.list_instances(
+    rows = agent_registry.list_instances(
         connection, capability=capability, include_stopped=include_stopped
     )
     return AgentInstancesPublic(items=[AgentInstancePublic.of(row) for row in rows])

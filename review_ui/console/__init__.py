@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from review_ui.console import admin, bulk, deadletters, decisions, errors, escalation, inbox, login
+from review_ui.console import admin, bulk, dead_letters, decisions, errors, escalation, inbox, login
 from review_ui.console.render import STATIC_DIR
 
 __all__ = ["install"]
@@ -16,7 +16,7 @@ __all__ = ["install"]
 
 def install(app: FastAPI) -> None:
     """Mount the console on ``app`` (after its JSON problem handlers are installed)."""
-    for module in (login, inbox, bulk, escalation, decisions, admin, deadletters):
+    for module in (login, inbox, bulk, escalation, decisions, admin, dead_letters):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     errors.install(app)

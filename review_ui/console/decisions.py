@@ -18,8 +18,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
+from orchestrator.publishing.outbox import OutboxRows
 from orchestrator.reviews import ACTIONS, DecisionRequest
-from orchestrator.service.publishing import OutboxRows
 from review_ui.auth.principal import Principal
 from review_ui.console.common import Assigner, Decider, see_other
 from review_ui.console.escalation import Attempted, render_detail

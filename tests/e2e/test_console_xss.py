@@ -26,8 +26,8 @@ from sqlalchemy import Engine
 
 from orchestrator.playbooks.model import Playbook
 from orchestrator.playbooks.registry import PlaybookRegistry
+from orchestrator.publishing.records import Outgoing
 from orchestrator.service.applier import Applier
-from orchestrator.service.outgoing import Outgoing
 from orchestrator.store import audit
 from orchestrator.store import escalations as escalation_rows
 from orchestrator.store import workflows as workflow_rows

@@ -16,11 +16,11 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from orchestrator.deadletters.records import REPLAY_COUNT, REPLAY_OF
+from orchestrator.dead_letters.records import REPLAY_COUNT, REPLAY_OF
 from orchestrator.workflow.state import TaskStatus, WorkflowStatus
 from tests.e2e.conftest import ROOT, Platform
 from tests.waiting import wait_for
-from waypost.bus.deadletter import HEADER_PREFIX
+from waypost.bus.dead_letters import HEADER_PREFIX
 from waypost.bus.kafka import KafkaBus
 from waypost.bus.records import OutgoingRecord
 from waypost.events import Event, GoalSubmitted, default_codec

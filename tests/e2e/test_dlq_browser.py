@@ -20,7 +20,7 @@ import orjson
 import pytest
 from playwright.sync_api import Browser, expect
 
-from orchestrator.deadletters.records import REPLAY_OF
+from orchestrator.dead_letters.records import REPLAY_OF
 from orchestrator.errors import InvalidGoalInput
 from orchestrator.store import dead_letters as index
 from orchestrator.store.dead_letters import DeadLetterFilter
@@ -41,7 +41,7 @@ from tests.e2e.browser import (
 )
 from tests.e2e.conftest import Platform
 from tests.waiting import wait_for
-from waypost.bus.deadletter import Failure, dead_letter
+from waypost.bus.dead_letters import Failure, dead_letter
 from waypost.bus.records import ReceivedRecord
 from waypost.events import Event, GoalSubmitted, default_codec, utcnow
 

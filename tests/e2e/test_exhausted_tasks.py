@@ -13,7 +13,7 @@ import pytest
 from orchestrator.workflow.state import TaskStatus, WorkflowState, WorkflowStatus
 from tests.e2e.conftest import PLAYBOOKS, ROOT, Platform
 from tests.waiting import wait_for
-from waypost.bus.deadletter import HEADER_PREFIX, REPLAY_OF_HEADER
+from waypost.bus.dead_letters import HEADER_PREFIX, REPLAY_OF_HEADER
 from waypost.bus.records import OutgoingRecord, ReceivedRecord
 
 pytestmark = pytest.mark.e2e

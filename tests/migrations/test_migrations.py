@@ -17,10 +17,10 @@ import migrations
 from orchestrator.store.tables import metadata as orchestrator_metadata
 from review_ui.auth.tables import metadata as auth_metadata
 from waypost import migrate
+from waypost.agent_registry import metadata as registry_metadata
 from waypost.db import make_engine
 from waypost.governance.tables import metadata as governance_metadata
 from waypost.memory.tables import metadata as memory_metadata
-from waypost.registry import metadata as registry_metadata
 from waypost.runtime.recorded import metadata as recorded_metadata
 from waypost.stack.postgres import EmbeddedPostgres
 
@@ -43,7 +43,7 @@ ORCHESTRATOR_TABLES = {
 AGENT_TABLES = {"kb_articles"}
 # The HTTP app's own tables (review_ui/auth/tables.py), also created by the migrations.
 AUTH_TABLES = {"users", "sessions", "api_tokens"}
-# The agent registry (waypost/registry.py).
+# The agent registry (waypost/agent_registry.py).
 REGISTRY_TABLES = {"agent_instances"}
 # Agent memory (waypost/memory/tables.py).
 MEMORY_TABLES = {"agent_memories"}

@@ -20,6 +20,9 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from orchestrator.playbooks.registry import PlaybookRegistry
+from orchestrator.playbooks.versions import PlaybookVersions
+from orchestrator.publishing.outbox import OutboxPublisher
+from orchestrator.publishing.records import Outgoing
 from orchestrator.reviews import (
     Accepted,
     DecisionRequest,
@@ -31,10 +34,7 @@ from orchestrator.reviews import (
 )
 from orchestrator.service.applier import Applier
 from orchestrator.service.intake import Intake
-from orchestrator.service.outgoing import Outgoing
-from orchestrator.service.publishing import OutboxPublisher
 from orchestrator.service.reconciler import Reconciler
-from orchestrator.service.versions import PlaybookVersions
 from orchestrator.store import audit, outbox
 from orchestrator.store import escalations as escalation_rows
 from orchestrator.store import workflows as workflow_rows

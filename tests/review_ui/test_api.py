@@ -16,10 +16,10 @@ from httpx import Response
 from sqlalchemy import Engine, func, select
 
 from orchestrator.playbooks.registry import PlaybookRegistry
+from orchestrator.publishing.outbox import OutboxPublisher
+from orchestrator.publishing.records import Outgoing
 from orchestrator.service.applier import Applier
 from orchestrator.service.intake import Intake
-from orchestrator.service.outgoing import Outgoing
-from orchestrator.service.publishing import OutboxPublisher
 from orchestrator.store import outbox
 from orchestrator.store.tables import workflows
 from review_ui.app import create_app

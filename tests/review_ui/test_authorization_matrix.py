@@ -33,11 +33,11 @@ from httpx import Response
 from sqlalchemy import Engine, select
 from starlette.routing import Mount
 
-from orchestrator.deadletters.records import index_row
-from orchestrator.deadletters.replay import Replayer, ReplayOrder
+from orchestrator.dead_letters.records import index_row
+from orchestrator.dead_letters.replay import Replayer, ReplayOrder
 from orchestrator.playbooks.registry import PlaybookRegistry
+from orchestrator.publishing.records import Outgoing
 from orchestrator.service.applier import Applier
-from orchestrator.service.outgoing import Outgoing
 from orchestrator.store import dead_letters as dead_letter_rows
 from orchestrator.store import escalations as escalation_rows
 from orchestrator.store.dead_letters import DeadLetterFilter
@@ -55,7 +55,7 @@ from tests.review_ui.console.conftest import (
     csrf_token,
     log_in,
 )
-from waypost.bus.deadletter import Failure, dead_letter
+from waypost.bus.dead_letters import Failure, dead_letter
 from waypost.bus.memory import MemoryBus
 from waypost.bus.records import ReceivedRecord
 from waypost.events import default_codec, utcnow

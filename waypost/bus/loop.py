@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Literal, Protocol, TypeVar
 
 from waypost.bus.base import Publisher, Subscriber
-from waypost.bus.deadletter import Failure, dead_letter
+from waypost.bus.dead_letters import Failure, dead_letter
 from waypost.bus.records import Headers, OutgoingRecord, ReceivedRecord
 from waypost.errors import EventError
 from waypost.events import Event, utcnow

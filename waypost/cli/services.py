@@ -56,7 +56,7 @@ def indexer() -> None:
 def indexer_run() -> None:
     """Mirror every dead-letter topic (<namespace>.*.dlq) into PostgreSQL, where
     `waypost dlq` and the console search and replay them. Run one or more."""
-    from orchestrator.deadletters.indexer import main
+    from orchestrator.dead_letters.indexer import main
 
     sys.exit(main())
 

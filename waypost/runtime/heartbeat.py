@@ -1,4 +1,4 @@
-"""Keeping a worker's rows in the agent registry fresh (see ``waypost.registry``).
+"""Keeping a worker's rows in the agent registry fresh (see ``waypost.agent_registry``).
 
 The first beat announces every capability; each later one updates ``last_heartbeat``
 and the task counters, and announces again a row that went missing. The last beat, after
@@ -19,9 +19,9 @@ from typing import Protocol
 from sqlalchemy import Engine
 from sqlalchemy.exc import ProgrammingError, SQLAlchemyError
 
-from waypost import registry
+from waypost import agent_registry
+from waypost.agent_registry import Announcement, Counters
 from waypost.outages import DATABASE, Outages, dependency_of
-from waypost.registry import Announcement, Counters
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class Heartbeat:
             with self._engine.begin() as connection:
                 for entry in self._entries:
                     counters = self._counters(entry)
-                    if entry.announced and registry.beat(
+                    if entry.announced and agent_registry.beat(
                         connection,
                         capability=entry.announcement.capability,
                         instance=entry.announcement.instance,
@@ -106,11 +106,11 @@ class Heartbeat:
                         stopped=stopped,
                     ):
                         continue
-                    registry.announce(
+                    agent_registry.announce(
                         connection, announcement=entry.announcement, counters=counters
                     )
                     if stopped:
-                        registry.beat(
+                        agent_registry.beat(
                             connection,
                             capability=entry.announcement.capability,
                             instance=entry.announcement.instance,

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from waypost.agent_registry import Announcement
 from waypost.bus.base import Bus
 from waypost.bus.kafka import KafkaBus
 from waypost.bus.loop import ConsumerLoop
@@ -30,7 +31,6 @@ from waypost.governance import Gate, Governor, InvalidPolicies, MemoryGate, Poli
 from waypost.lifecycle import configure_logging, run_threads, stop_on_signals
 from waypost.memory import AgentMemory
 from waypost.outages import Outages, retry_in_place
-from waypost.registry import Announcement
 from waypost.runtime.heartbeat import Heartbeat
 from waypost.runtime.ledger import ResultLedger
 from waypost.runtime.loading import load_agents

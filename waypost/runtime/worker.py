@@ -38,7 +38,7 @@ from typing import Any
 import pydantic
 
 from waypost.bus.base import Publisher
-from waypost.bus.deadletter import REPLAY_OF_HEADER
+from waypost.bus.dead_letters import REPLAY_OF_HEADER
 from waypost.bus.loop import Delivery
 from waypost.bus.records import OutgoingRecord
 from waypost.errors import InvalidEvent, NonRetryableError, PublishError, UnexpectedEvent

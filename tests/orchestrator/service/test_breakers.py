@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from orchestrator.publishing.outbox import OutboxPublisher
+from orchestrator.publishing.records import Outgoing
 from orchestrator.reviews import InvalidDecision
 from orchestrator.service.applier import Applier
 from orchestrator.service.intake import Intake
-from orchestrator.service.outgoing import Outgoing
-from orchestrator.service.publishing import OutboxPublisher
 from orchestrator.store import audit
 from orchestrator.store import breakers as breaker_rows
 from orchestrator.store import escalations as escalation_rows

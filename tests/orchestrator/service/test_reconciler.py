@@ -19,10 +19,10 @@ from sqlalchemy import Engine
 
 from orchestrator import goals
 from orchestrator.playbooks.registry import PlaybookRegistry
+from orchestrator.publishing.outbox import OutboxPublisher
+from orchestrator.publishing.records import Outgoing
 from orchestrator.service.applier import Applier
 from orchestrator.service.intake import Intake
-from orchestrator.service.outgoing import Outgoing
-from orchestrator.service.publishing import OutboxPublisher
 from orchestrator.service.reconciler import Reconciler
 from orchestrator.store import outbox
 from orchestrator.store import workflows as workflow_rows

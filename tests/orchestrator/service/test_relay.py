@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import Engine
 
 from orchestrator import goals
-from orchestrator.service.outgoing import Outgoing
-from orchestrator.service.publishing import OutboxPublisher
+from orchestrator.publishing.outbox import OutboxPublisher
+from orchestrator.publishing.records import Outgoing
 from orchestrator.service.relay import Relay
 from orchestrator.store import outbox
 from tests.waiting import wait_for

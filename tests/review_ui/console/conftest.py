@@ -17,8 +17,8 @@ from httpx import Response
 from sqlalchemy import Engine
 
 from orchestrator.playbooks.registry import PlaybookRegistry
+from orchestrator.publishing.records import Outgoing
 from orchestrator.service.applier import Applier
-from orchestrator.service.outgoing import Outgoing
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.workflows import NewWorkflow
 from orchestrator.workflow.messages import TaskSucceeded

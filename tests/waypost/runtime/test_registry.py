@@ -1,4 +1,4 @@
-"""The agent registry: rows in PostgreSQL (``waypost.registry``), the heartbeat that keeps
+"""The agent registry: rows in PostgreSQL (``waypost.agent_registry``), the heartbeat that keeps
 them fresh, and `waypost agents ls` (through GET /api/v1/agents) on a running worker."""
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from review_ui.auth import store as auth_store
 from review_ui.auth.roles import Role
 from tests.waiting import wait_for
 from tests.waypost.runtime.harness import AgentRun
-from waypost import NonRetryableError, agent, registry
+from waypost import NonRetryableError, agent, agent_registry
+from waypost.agent_registry import AgentInstance, Announcement, Counters
 from waypost.bus.kafka import KafkaBus
 from waypost.cli.agents import age
 from waypost.cli.main import main
 from waypost.db import make_engine
 from waypost.outages import Outages
-from waypost.registry import AgentInstance, Announcement, Counters
 from waypost.runtime.heartbeat import Heartbeat
 from waypost.settings import AgentSettings, HttpSettings
 from waypost.stack.broker import EmbeddedBroker
@@ -57,7 +57,7 @@ def _announcement(capability: str = "triage", instance: str = "host-1:42") -> An
 
 def _rows(engine: Engine, **filters: Any) -> list[AgentInstance]:
     with engine.begin() as connection:
-        return registry.list_instances(connection, **filters)
+        return agent_registry.list_instances(connection, **filters)
 
 
 # --- the table ------------------------------------------------------------------------------
@@ -65,7 +65,7 @@ def _rows(engine: Engine, **filters: Any) -> list[AgentInstance]:
 
 def test_an_announced_worker_is_listed_up_with_its_schemas(engine: Engine) -> None:
     with engine.begin() as connection:
-        registry.announce(connection, announcement=_announcement(), counters=Counters())
+        agent_registry.announce(connection, announcement=_announcement(), counters=Counters())
 
     (row,) = _rows(engine)
 
@@ -86,8 +86,8 @@ def test_an_announced_worker_is_listed_up_with_its_schemas(engine: Engine) -> No
 
 def test_a_beat_updates_the_counters_and_a_stop_hides_the_row(engine: Engine) -> None:
     with engine.begin() as connection:
-        registry.announce(connection, announcement=_announcement(), counters=Counters())
-        assert registry.beat(
+        agent_registry.announce(connection, announcement=_announcement(), counters=Counters())
+        assert agent_registry.beat(
             connection,
             capability="triage",
             instance="host-1:42",
@@ -95,7 +95,7 @@ def test_a_beat_updates_the_counters_and_a_stop_hides_the_row(engine: Engine) ->
         )
     (running,) = _rows(engine)
     with engine.begin() as connection:
-        registry.beat(
+        agent_registry.beat(
             connection,
             capability="triage",
             instance="host-1:42",
@@ -112,7 +112,7 @@ def test_a_beat_updates_the_counters_and_a_stop_hides_the_row(engine: Engine) ->
 
 def test_a_beat_for_a_missing_row_says_so(engine: Engine) -> None:
     with engine.begin() as connection:
-        assert not registry.beat(
+        assert not agent_registry.beat(
             connection, capability="triage", instance="nobody", counters=Counters()
         )
 
@@ -121,11 +121,11 @@ def test_announcing_again_replaces_the_row_and_forgets_long_gone_workers(
     engine: Engine,
 ) -> None:
     with engine.begin() as connection:
-        registry.announce(connection, announcement=_announcement(), counters=Counters(5, 1))
-        registry.announce(
+        agent_registry.announce(connection, announcement=_announcement(), counters=Counters(5, 1))
+        agent_registry.announce(
             connection, announcement=_announcement(instance="gone:1"), counters=Counters()
         )
-        registry.beat(
+        agent_registry.beat(
             connection, capability="triage", instance="host-1:42", counters=Counters(), stopped=True
         )
         connection.execute(
@@ -134,7 +134,7 @@ def test_announcing_again_replaces_the_row_and_forgets_long_gone_workers(
                 "WHERE instance = 'gone:1'"
             )
         )
-        registry.announce(connection, announcement=_announcement(), counters=Counters())
+        agent_registry.announce(connection, announcement=_announcement(), counters=Counters())
 
     (row,) = _rows(engine, include_stopped=True)
     assert (row.instance, row.status, row.tasks_completed) == ("host-1:42", "up", 0)
@@ -142,7 +142,7 @@ def test_announcing_again_replaces_the_row_and_forgets_long_gone_workers(
 
 def test_a_worker_silent_for_three_intervals_is_stale(engine: Engine) -> None:
     with engine.begin() as connection:
-        registry.announce(connection, announcement=_announcement(), counters=Counters())
+        agent_registry.announce(connection, announcement=_announcement(), counters=Counters())
         connection.execute(
             text("UPDATE agent_instances SET last_heartbeat = now() - interval '16 seconds'")
         )
@@ -156,7 +156,7 @@ def test_a_worker_silent_for_three_intervals_is_stale(engine: Engine) -> None:
 def test_rows_are_filtered_by_capability_and_sorted(engine: Engine) -> None:
     with engine.begin() as connection:
         for capability, instance in (("triage", "b"), ("reply", "a"), ("triage", "a")):
-            registry.announce(
+            agent_registry.announce(
                 connection,
                 announcement=_announcement(capability, instance),
                 counters=Counters(),

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from tests.waypost.runtime.test_worker import NOW, TOPICS, TRACEPARENT, _only_result, _task, _worker
-from waypost.bus.deadletter import REPLAY_OF_HEADER
+from waypost.bus.dead_letters import REPLAY_OF_HEADER
 from waypost.bus.loop import Delivery
 from waypost.bus.records import ReceivedRecord
 from waypost.events import Event, Payload, TaskCompleted, default_codec

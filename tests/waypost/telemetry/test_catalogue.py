@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from orchestrator.deadletters.indexer import indexed_counter
+from orchestrator.dead_letters.indexer import indexed_counter
 from orchestrator.service.metrics import OrchestratorMetrics, _families
 from orchestrator.store.gauges import Snapshot
 from review_ui.metrics import HttpMetrics

@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from pydantic import BaseModel, Field, model_validator
 
-from orchestrator.deadletters.filters import FilterError, build_filter, parse_filter
-from orchestrator.deadletters.replay import (
+from orchestrator.dead_letters.filters import FilterError, build_filter, parse_filter
+from orchestrator.dead_letters.replay import (
     DryRun,
     Edit,
     Prepared,

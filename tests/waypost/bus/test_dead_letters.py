@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
 
-from waypost.bus.deadletter import (
+from waypost.bus.dead_letters import (
     Exhaustion,
     Failure,
     dead_letter,

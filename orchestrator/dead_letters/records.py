@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from waypost.bus.deadletter import HEADER_PREFIX, REPLAY_OF_HEADER
+from waypost.bus.dead_letters import HEADER_PREFIX, REPLAY_OF_HEADER
 from waypost.bus.records import Headers, OutgoingRecord, ReceivedRecord, headers_to_json
 from waypost.topics import DLQ_SUFFIX, Topics
 

@@ -3,11 +3,11 @@ plus ``waypost-dlq-*`` headers; workflow.failed points to it. Pure: no broker, n
 
 from __future__ import annotations
 
-from orchestrator.service.outgoing import Outgoing
+from orchestrator.publishing.records import Outgoing
 from orchestrator.workflow.machine import dispatch_id
 from orchestrator.workflow.messages import DispatchTask, RetryDue
 from tests.orchestrator.workflow.harness import SINGLE, Run, load_playbook
-from waypost.bus.deadletter import message_digest
+from waypost.bus.dead_letters import message_digest
 from waypost.bus.records import OutgoingRecord
 from waypost.events import DeadLetterRef, TaskDispatched, WorkflowFailed, default_codec
 from waypost.topics import Topics

@@ -17,8 +17,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
-from orchestrator.deadletters.filters import FilterError, parse_filter
-from orchestrator.deadletters.replay import (
+from orchestrator.dead_letters.filters import FilterError, parse_filter
+from orchestrator.dead_letters.replay import (
     ReplayConflict,
     ReplayError,
     ReplayOrder,
@@ -29,7 +29,7 @@ from orchestrator.store.dead_letters import DeadLetter, DeadLetterFilter
 from review_ui.auth.principal import Principal, page_roles
 from review_ui.auth.roles import DEAD_LETTERS
 from review_ui.console.common import NUL_MESSAGE, frame, has_nul, see_other
-from review_ui.console.dlq_forms import (
+from review_ui.console.dead_letter_forms import (
     _REQUEST_ID,
     _TOPIC,
     CLOSE,
@@ -46,7 +46,7 @@ from review_ui.console.dlq_forms import (
     parse_edit,
     parse_rate,
 )
-from review_ui.console.dlq_views import (
+from review_ui.console.dead_letter_views import (
     DryRunView,
     Result,
     facet_views,
@@ -131,7 +131,9 @@ def render_list(
         context, found_status = list_context(
             conn, state, principal, query, form=form, result=result
         )
-    return pages().render(request, "dlq.html", context, status=status or found_status, block=block)
+    return pages().render(
+        request, "dead_letters.html", context, status=status or found_status, block=block
+    )
 
 
 def render_letter(
@@ -171,7 +173,7 @@ def render_letter(
         notice=notice,
         default_rate=state.settings.dlq_replay_rate,
     )
-    return pages().render(request, "dlq_letter.html", context, status=status)
+    return pages().render(request, "dead_letter.html", context, status=status)
 
 
 def _letter(conn: Connection, dead_letter_id: int) -> DeadLetter:
@@ -195,7 +197,7 @@ def dead_letters(request: Request, state: StateDep, principal: Analyst) -> Respo
 def replays(request: Request, state: StateDep, principal: Analyst) -> Response:
     """Replay requests, newest first: who, when, which dead letters, and how they went."""
     context = frame(principal, requests=state.replays.replayer.history(limit=100))
-    return pages().render(request, "dlq_replays.html", context)
+    return pages().render(request, "replays.html", context)
 
 
 @router.get("/dlq/replays/{request_id}")
@@ -206,7 +208,7 @@ def replay_progress(
     found = state.replays.replayer.state(request_id)
     if found is None:
         raise Problem(404, "Replay not found", f"There is no replay request {request_id!r}.")
-    return pages().render(request, "dlq_replay.html", frame(principal, replay=found))
+    return pages().render(request, "replay.html", frame(principal, replay=found))
 
 
 @router.get("/dlq/{dead_letter_id}")

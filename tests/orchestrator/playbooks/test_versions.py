@@ -8,8 +8,8 @@ from sqlalchemy import Engine, func, select
 
 from orchestrator.playbooks.loader import load_text
 from orchestrator.playbooks.registry import PlaybookRegistry
+from orchestrator.publishing.records import Outgoing
 from orchestrator.service.applier import Applier
-from orchestrator.service.outgoing import Outgoing
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.tables import playbook_versions
 from orchestrator.store.workflows import NewWorkflow

@@ -21,23 +21,23 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import Engine, func, select
 
-from orchestrator.deadletters.filters import parse_filter
-from orchestrator.deadletters.indexer import consumer
-from orchestrator.deadletters.records import REPLAY_COUNT, REPLAY_OF, REPLAY_REQUEST
-from orchestrator.deadletters.replay import (
+from orchestrator.dead_letters.filters import parse_filter
+from orchestrator.dead_letters.indexer import consumer
+from orchestrator.dead_letters.records import REPLAY_COUNT, REPLAY_OF, REPLAY_REQUEST
+from orchestrator.dead_letters.replay import (
     Edit,
     ReplayConflict,
     Replayer,
     ReplayError,
     ReplayOrder,
 )
-from orchestrator.service.publishing import OutboxPublisher
+from orchestrator.publishing.outbox import OutboxPublisher
 from orchestrator.store import audit
 from orchestrator.store import dead_letters as index
 from orchestrator.store.dead_letters import DeadLetterFilter
 from orchestrator.store.tables import outbox
 from tests.waiting import wait_for
-from waypost.bus.deadletter import Failure, dead_letter
+from waypost.bus.dead_letters import Failure, dead_letter
 from waypost.bus.kafka import KafkaBus
 from waypost.bus.records import OutgoingRecord, ReceivedRecord
 from waypost.events import Event, GoalSubmitted, default_codec, utcnow

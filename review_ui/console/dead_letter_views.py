@@ -13,14 +13,14 @@ from typing import Literal
 
 import orjson
 
-from orchestrator.deadletters.records import replay_record
-from orchestrator.deadletters.replay import (
+from orchestrator.dead_letters.records import replay_record
+from orchestrator.dead_letters.replay import (
     Prepared,
     ReplayOrder,
     RequestState,
 )
 from orchestrator.store.dead_letters import DeadLetter
-from review_ui.console.dlq_forms import (
+from review_ui.console.dead_letter_forms import (
     FACETS,
     DlqQuery,
 )

@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from orchestrator.deadletters.records import index_row
+from orchestrator.dead_letters.records import index_row
 from orchestrator.store import dead_letters
 from waypost import migrate
 from waypost.bus.base import Bus

@@ -20,13 +20,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from orchestrator.deadletters.records import REPLAY_COUNT, REPLAY_OF, REPLAY_REQUEST, index_row
-from orchestrator.deadletters.replay import Edit
+from orchestrator.dead_letters.records import REPLAY_COUNT, REPLAY_OF, REPLAY_REQUEST, index_row
+from orchestrator.dead_letters.replay import Edit
 from orchestrator.store import dead_letters as index
 from orchestrator.store.dead_letters import DeadLetter
 from orchestrator.store.tables import dead_letters, outbox
-from review_ui.console.dlq_forms import DlqQuery, Refused, parse_edit, parse_rate
-from review_ui.console.dlq_views import DiffLine, histogram, line_diff
+from review_ui.console.dead_letter_forms import DlqQuery, Refused, parse_edit, parse_rate
+from review_ui.console.dead_letter_views import DiffLine, histogram, line_diff
 from review_ui.deps import AppState
 from tests.review_ui.console.conftest import (
     assert_safe_page,
@@ -35,7 +35,7 @@ from tests.review_ui.console.conftest import (
     htmx,
     section,
 )
-from waypost.bus.deadletter import Failure, dead_letter
+from waypost.bus.dead_letters import Failure, dead_letter
 from waypost.bus.records import ReceivedRecord, headers_from_json
 from waypost.events import Event, GoalSubmitted, default_codec, utcnow
 from waypost.topics import Topics

@@ -28,8 +28,8 @@ import orjson
 from sqlalchemy import Connection, Engine, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
-from orchestrator.deadletters.records import replay_record
-from orchestrator.service.publishing import OutboxPublisher
+from orchestrator.dead_letters.records import replay_record
+from orchestrator.publishing.outbox import OutboxPublisher
 from orchestrator.store import audit, outbox
 from orchestrator.store import dead_letters as index
 from orchestrator.store.audit import AuditEntry

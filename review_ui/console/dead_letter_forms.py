@@ -16,8 +16,8 @@ from urllib.parse import urlencode
 from fastapi import Form, Path
 from pydantic import BaseModel, Field
 
-from orchestrator.deadletters.filters import build_filter
-from orchestrator.deadletters.replay import (
+from orchestrator.dead_letters.filters import build_filter
+from orchestrator.dead_letters.replay import (
     Edit,
 )
 from orchestrator.store.dead_letters import DeadLetterFilter

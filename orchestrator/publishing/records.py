@@ -21,7 +21,7 @@ from orchestrator.workflow.messages import (
 )
 from orchestrator.workflow.state import WorkflowState
 from orchestrator.workflow.transitions import dispatch_id
-from waypost.bus.deadletter import Exhaustion, exhausted
+from waypost.bus.dead_letters import Exhaustion, exhausted
 from waypost.bus.records import OutgoingRecord
 from waypost.events import (
     ApprovalGrant,
