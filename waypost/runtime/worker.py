@@ -4,6 +4,8 @@ Each task becomes exactly one result event (``task.completed`` or ``task.failed`
 the results topic. A batch's results are published and acknowledged before the consumer
 loop commits the batch's offsets, so a worker that dies mid-batch has its tasks
 delivered again rather than lost; the orchestrator applies a repeated result once.
+With a database, each answer is recorded in the result ledger (``ledger``) and a task
+delivered again after it was answered is answered from there, not run again.
 
 Up to ``agent.concurrency`` tasks of a batch run at once, in threads; tasks with the
 same record key (the task id) run one after another, in order. When ``stop`` is set no
@@ -22,6 +24,8 @@ governance topic in the same batch as its result, so they are acknowledged befor
 offsets are committed. A handler that lets ``ApprovalRequired`` out fails the attempt
 with the action it waits for (``TaskFailed.approval``): the orchestrator makes it an
 escalation, and the approved task comes back with ``approvals``.
+
+Running a handler is ``running``; what its run becomes, ``results``.
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,37 +44,31 @@ from waypost.bus.base import Publisher
 from waypost.bus.dead_letters import REPLAY_OF_HEADER
 from waypost.bus.loop import Delivery
 from waypost.bus.records import OutgoingRecord
-from waypost.errors import InvalidEvent, NonRetryableError, PublishError, UnexpectedEvent
+from waypost.errors import InvalidEvent, PublishError, UnexpectedEvent
 from waypost.events import (
     AgentInfo,
-    ApprovalRequest,
     Codec,
     ErrorInfo,
     Event,
     Payload,
-    TaskCompleted,
     TaskDispatched,
     TaskFailed,
     Usage,
     utcnow,
 )
-from waypost.events.storable import value_problem
-from waypost.governance import ApprovalRequired, Governor, Spend
-from waypost.governance.acting import TaskGovernance
-from waypost.governance.events import rule_info
+from waypost.governance import Governor, Spend
 from waypost.memory import AgentMemory
 from waypost.runtime.lanes import Lanes
 from waypost.runtime.ledger import ResultLedger
 from waypost.runtime.metrics import AgentMetrics
 from waypost.runtime.recorded import Answer, Reply
-from waypost.sdk import Agent, AgentContext, AgentResult, Approval, TaskInfo
+from waypost.runtime.results import account, result_payload
+from waypost.runtime.running import run_handler, task_context
+from waypost.sdk import Agent
 from waypost.telemetry import NO_TRACING, Tracing
-from waypost.telemetry.logs import digest, log_decision, summary
 from waypost.topics import Topics
 
 log = logging.getLogger(__name__)
-_MAX_NOTES = 50
-_MAX_NOTE_LENGTH = 2000  # schemas/common.v1.json: reasoning items
 
 
 @dataclass
@@ -197,6 +194,12 @@ class AgentWorker:
         work_s = self._seconds_per_task / self.agent.concurrency
         return max(1, min(limit, int(self.batch_budget_s / work_s)))
 
+    @property
+    def _who(self) -> AgentInfo:
+        return AgentInfo(
+            capability=self.agent.capability, version=self.agent.version, instance=self.instance
+        )
+
     def _grace_left(self) -> float | None:
         """None until ``stop`` is set; then the seconds left of the shutdown grace."""
         if not self.stop.is_set():
@@ -282,9 +285,16 @@ class AgentWorker:
                 task.workflow_id,
                 replay_of.decode(errors="replace"),
             )
-        context = self._context(task, deadline)
+        context = task_context(
+            self.agent,
+            task,
+            deadline,
+            resources=self.resources,
+            memory=self.memory,
+            governor=self.governor,
+        )
         started = time.perf_counter()
-        outcome = self._run(task, context)
+        outcome = run_handler(self.agent, task, context, attempts=self.max_local_attempts)
         handler_s = time.perf_counter() - started
         self._observe(handler_s)
         governance = context.governance
@@ -298,15 +308,15 @@ class AgentWorker:
             duration_ms=(time.perf_counter() - started) * 1000,
         )
         try:
-            payload = self._payload(task, outcome, context, usage)
+            payload = result_payload(self._who, task, outcome, context.notes, usage)
             encoded = self._encode(delivery, payload)
         except (InvalidEvent, pydantic.ValidationError) as exc:
             # A result that breaks its schema (the handler's doing): report it as a
             # failure rather than let the task be dead-lettered without an answer.
             error = ErrorInfo(type="InvalidOutput", message=str(exc)[:2000], retryable=False)
-            payload = self._payload(task, error, context, Usage())
+            payload = result_payload(self._who, task, error, context.notes, Usage())
             encoded = self._encode(delivery, payload)
-        self._account(task, outcome, payload, context, usage)
+        account(self._who, task, outcome, payload, context, usage, self.metrics)
         record = OutgoingRecord(self.topics.results, encoded.key, encoded.value, encoded.headers)
         results = [self._governance(delivery, e) for e in governance.events] if governance else []
         results.append(Reply(record, "failed" if isinstance(payload, TaskFailed) else "completed"))
@@ -316,87 +326,6 @@ class AgentWorker:
             answer = Answer(task.task_id, task.attempt, task.capability, tuple(results))
             self.ledger.record(answer, handler_s=handler_s)
         return results
-
-    def _account(
-        self,
-        task: TaskDispatched,
-        outcome: AgentResult[Any] | ErrorInfo | ApprovalRequired,
-        payload: Payload,
-        context: AgentContext,
-        usage: Usage,
-    ) -> None:
-        """The task's decision-log line and metrics."""
-        checks = context.governance.checks if context.governance is not None else []
-        if isinstance(payload, TaskCompleted):
-            kind, confidence = "completed", payload.confidence
-            output_digest: str | None = digest(payload.output)
-        else:
-            assert isinstance(payload, TaskFailed)
-            confidence, output_digest = None, None
-            kind = "approval_required" if isinstance(outcome, ApprovalRequired) else "failed"
-        reasoning = payload.reasoning if isinstance(payload, TaskCompleted | TaskFailed) else []
-        log_decision(
-            "agent",
-            {
-                "agent": self.agent.capability,
-                "version": self.agent.version,
-                "instance": self.instance,
-                "workflow_id": task.workflow_id,
-                "task_id": task.task_id,
-                "step": task.step,
-                "attempt": task.attempt,
-                "outcome": kind,
-                "input_digest": digest(task.input),
-                "output_digest": output_digest,
-                "confidence": confidence,
-                "escalate": payload.escalate if isinstance(payload, TaskCompleted) else None,
-                "error": payload.error.type if isinstance(payload, TaskFailed) else None,
-                "reasoning": summary(reasoning),
-                "policy_checks": checks,
-                "duration_ms": round(usage.duration_ms, 3),
-            },
-        )
-        if self.metrics is not None:
-            self.metrics.task(
-                task.capability,
-                kind,
-                usage.duration_ms / 1000,
-                tokens=usage.input_tokens + usage.output_tokens,
-                cost_usd=usage.cost_usd,
-                agent=self.agent.capability,
-                checks=checks,
-            )
-
-    def _context(self, task: TaskDispatched, deadline: datetime) -> AgentContext:
-        info = TaskInfo(
-            workflow_id=task.workflow_id,
-            task_id=task.task_id,
-            step=task.step,
-            capability=task.capability,
-            attempt=task.attempt,
-            goal_type=task.goal_type,
-            deadline=deadline,
-            approvals=tuple(
-                Approval(a.action, a.params_digest, a.approved_by, a.escalation_id)
-                for a in task.approvals or ()
-            ),
-        )
-        governance = (
-            TaskGovernance(
-                self.governor,
-                # Today an agent is declared by its capability (docs/governance.md).
-                agent=self.agent.capability,
-                capability=task.capability,
-                workflow_id=task.workflow_id,
-                task_id=task.task_id,
-                approvals=info.approvals,
-            )
-            if self.governor is not None
-            else None
-        )
-        return AgentContext(
-            task=info, resources=self.resources, memory=self.memory, governance=governance
-        )
 
     def _governance(self, delivery: Delivery, payload: Payload) -> Reply:
         encoded = self._encode(delivery, payload)
@@ -416,102 +345,8 @@ class AgentWorker:
         )
         return self.codec.encode(event)
 
-    def _run(
-        self, task: TaskDispatched, context: AgentContext
-    ) -> AgentResult[Any] | ErrorInfo | ApprovalRequired:
-        try:
-            task_input = self.agent.input_model.model_validate(task.input)
-        except pydantic.ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
-            )
-            return ErrorInfo(type="InvalidInput", message=problems, retryable=False)
-        error: ErrorInfo | None = None
-        for attempt in range(1, self.max_local_attempts + 1):
-            try:
-                result = self.agent.run(task_input, context)
-                problem = value_problem(result.output.model_dump(mode="json"))
-                if problem is not None:
-                    # The same input would produce the same output: do not retry.
-                    return ErrorInfo(type="InvalidOutput", message=problem, retryable=False)
-                return result
-            except ApprovalRequired as exc:
-                return exc  # not a failure to retry: it waits for a reviewer
-            except NonRetryableError as exc:
-                return ErrorInfo(type=type(exc).__name__, message=str(exc), retryable=False)
-            except Exception as exc:
-                log.warning(
-                    "%s failed on task %s (local attempt %d/%d): %s\n%s",
-                    self.agent.capability,
-                    task.task_id,
-                    attempt,
-                    self.max_local_attempts,
-                    exc,
-                    traceback.format_exc(limit=5),
-                )
-                error = ErrorInfo(type=type(exc).__name__, message=str(exc), retryable=True)
-        assert error is not None
-        return error
-
-    def _payload(
-        self,
-        task: TaskDispatched,
-        outcome: AgentResult[Any] | ErrorInfo | ApprovalRequired,
-        context: AgentContext,
-        usage: Usage,
-    ) -> Payload:
-        common: dict[str, Any] = {
-            "workflow_id": task.workflow_id,
-            "task_id": task.task_id,
-            "step": task.step,
-            "capability": task.capability,
-            "attempt": task.attempt,
-            "usage": usage,
-            "agent": AgentInfo(
-                capability=self.agent.capability,
-                version=self.agent.version,
-                instance=self.instance,
-            ),
-        }
-        notes = [note[:_MAX_NOTE_LENGTH] for note in context.notes]
-        if isinstance(outcome, ApprovalRequired):
-            error = ErrorInfo(type="ApprovalRequired", message=str(outcome), retryable=False)
-            return TaskFailed(
-                error=error,
-                approval=_approval_request(outcome),
-                reasoning=notes[:_MAX_NOTES],
-                **common,
-            )
-        if isinstance(outcome, ErrorInfo):
-            return TaskFailed(error=outcome, reasoning=notes[:_MAX_NOTES], **common)
-        reasoning = [n[:_MAX_NOTE_LENGTH] for n in [*notes, *outcome.reasoning]][:_MAX_NOTES]
-        return TaskCompleted(
-            output=outcome.output.model_dump(mode="json"),
-            confidence=outcome.confidence,
-            reasoning=reasoning,
-            escalate=outcome.escalate[:2000] if outcome.escalate else None,
-            **common,
-        )
-
 
 def _attempt(delivery: Delivery) -> tuple[str, int]:
     task = delivery.event.payload
     assert isinstance(task, TaskDispatched)
     return task.task_id, task.attempt
-
-
-def _approval_request(error: ApprovalRequired) -> ApprovalRequest | None:
-    """What the reviewer is asked to approve (None: not raised by ``ctx.act``, so there is
-    no action to approve and the attempt is an ordinary failure)."""
-    proposal = error.proposal
-    if proposal is None:
-        return None
-    rule = error.decision.rule
-    return ApprovalRequest(
-        action=proposal.action,
-        params_digest=proposal.params_digest,
-        params_size=proposal.params_size,
-        scopes=sorted(proposal.scopes),
-        reason=error.decision.reason,
-        rule=rule_info(rule) if rule is not None else None,
-    )
