@@ -1,5 +1,8 @@
 """Settings: one class per process, loaded once in ``main()`` and passed down.
 
+# Longer than 400 lines: every setting of every process, each with the description that
+# docs/configuration.md is generated from, belongs in this one place.
+
 Every field is read from a ``WAYPOST_``-prefixed environment variable. Library code
 never reads ``os.environ``; it receives one of these objects.
 
@@ -339,6 +342,57 @@ class HttpSettings(ListenerSettings, PlaybookSettings):
     )
     session_max_age_s: float = Field(
         12 * 3600.0, gt=0, description="A console session ends this long after login."
+    )
+    throttle_window_s: float = Field(
+        900.0,
+        gt=0,
+        le=7 * 24 * 3600.0,
+        description="Observation window of login throttling: failed logins (per name and "
+        "per client address) and requests with an unknown or revoked API token (per "
+        "client address) older than this no longer count.",
+    )
+    throttle_name_delay_after: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="Failed logins for one name within the window after which each "
+        "further attempt for it must wait after the previous one: 1 s, doubling with "
+        "each failure, at most throttle_max_delay_s (429 meanwhile).",
+    )
+    throttle_name_lock_after: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="Failed logins for one name within the window that lock it for "
+        "throttle_lock_s: every attempt is refused, even with the right password, until "
+        "the lock ends or an admin lifts it. Known and unknown names alike.",
+    )
+    throttle_client_delay_after: int = Field(
+        20,
+        ge=1,
+        le=10000,
+        description="Failed logins (any name) plus requests with an unknown or revoked "
+        "API token from one client address within the window after which its further "
+        "logins and token requests must wait, as for a name (429 meanwhile).",
+    )
+    throttle_client_lock_after: int = Field(
+        100,
+        ge=1,
+        le=10000,
+        description="Failures from one client address within the window that lock it "
+        "for throttle_lock_s: no login and no API token request from it is accepted.",
+    )
+    throttle_lock_s: float = Field(
+        900.0,
+        gt=0,
+        le=7 * 24 * 3600.0,
+        description="How long a locked name or client address stays locked.",
+    )
+    throttle_max_delay_s: float = Field(
+        60.0,
+        ge=1,
+        le=24 * 3600.0,
+        description="Longest wait between attempts before a lock (the wait doubles from 1 s).",
     )
 
 
