@@ -27,6 +27,7 @@ lint: install
 	$(BIN)/ruff check $(PACKAGES) tests bench docs/examples
 	$(BIN)/ruff format --check $(PACKAGES) tests bench docs/examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 format: install
 	$(BIN)/ruff check --fix $(PACKAGES) tests bench docs/examples

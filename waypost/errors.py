@@ -4,6 +4,8 @@ WaypostError
 ├── ConfigError            a setting is missing or invalid; the message names it
 │   └── StackNotFound      no endpoint configured and no `waypost up` stack running
 ├── StackError             the embedded broker or PostgreSQL could not start
+├── PluginError            an extension point's entry point cannot be loaded (a broken
+│                          installation; waypost.plugins)
 ├── EventError             a message is not a valid Waypost event (it is dead-lettered)
 │   ├── UndecodableEvent   headers, bytes or JSON cannot be read at all
 │   ├── InvalidEvent       readable, but it breaks its event type's JSON Schema
@@ -33,6 +35,11 @@ class StackNotFound(ConfigError):
 
 class StackError(WaypostError):
     """An embedded service could not be started or stopped."""
+
+
+class PluginError(WaypostError):
+    """An entry point of Waypost's extension points cannot be loaded or is not what its
+    group expects (a broken installation)."""
 
 
 class EventError(WaypostError):

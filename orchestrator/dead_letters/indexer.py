@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,19 +27,14 @@ from sqlalchemy.exc import OperationalError
 
 from orchestrator.dead_letters.records import index_row
 from orchestrator.store import dead_letters
-from waypost import migrate
+from waypost import service
 from waypost.bus.base import Bus
-from waypost.bus.kafka import KafkaBus
 from waypost.bus.loop import ConsumerLoop, Received
 from waypost.bus.records import Headers, ReceivedRecord
-from waypost.db import make_engine
 from waypost.errors import BusError
-from waypost.lifecycle import configure_logging, run_threads, stop_on_signals
 from waypost.outages import Outages
 from waypost.settings import IndexerSettings, load
-from waypost.stack import stackfile
 from waypost.telemetry import NO_TRACING, Tracing
-from waypost.telemetry.setup import process_telemetry
 from waypost.topics import DLQ_SUFFIX, Topics
 
 log = logging.getLogger(__name__)
@@ -148,35 +143,24 @@ def consumer(
     )
 
 
+SERVICE = service.Service("indexer")
+
+
 def main(settings: IndexerSettings | None = None) -> int:
     """Run the indexer until SIGTERM/SIGINT."""
     settings = settings or load(IndexerSettings)
-    configure_logging(settings.log_level, name="indexer", format=settings.log_format)
-    endpoints = stackfile.resolve(settings, need=("kafka_bootstrap", "database_url"))
-    engine = make_engine(
-        endpoints.database_url, schema=settings.database_schema, app="waypost-indexer"
-    )
-    stop = threading.Event()
-    stop_on_signals(stop)
-    try:
-        with process_telemetry(settings, "waypost-indexer", stop) as telemetry:
-            outages = telemetry.health.outages
-            if not migrate.wait_until_current(
-                engine, settings.database_schema, outages=outages, stop=stop
-            ):
-                return 0
-            loop = consumer(
-                settings,
-                bus=KafkaBus(endpoints.kafka_bootstrap, settings),
-                engine=engine,
-                stop=stop,
-                registry=telemetry.registry,
-                tracing=telemetry.tracing,
-                outages=outages,
-            )
-            pattern = dead_letter_pattern(Topics(settings.namespace))
-            log.info("dead-letter indexer ready: %s", pattern)
-            telemetry.health.mark_ready()
-            return run_threads({"indexer": loop.run}, stop)
-    finally:
-        engine.dispose()
+
+    def build(process: service.Started) -> dict[str, Callable[[], None]]:
+        loop = consumer(
+            settings,
+            bus=process.bus(),
+            engine=process.engine,
+            stop=process.stop,
+            registry=process.telemetry.registry,
+            tracing=process.telemetry.tracing,
+            outages=process.outages,
+        )
+        log.info("dead-letter indexer ready: %s", dead_letter_pattern(Topics(settings.namespace)))
+        return {"indexer": loop.run}
+
+    return service.run(SERVICE, settings, build)

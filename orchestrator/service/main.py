@@ -21,19 +21,14 @@ from orchestrator.service.reconciler import Reconciler
 from orchestrator.service.relay import Relay
 from orchestrator.workflow.breaker import BreakerPolicy
 from orchestrator.workflow.retry import RetryPolicy
-from waypost import migrate
+from waypost import service
 from waypost.bus.base import Bus
-from waypost.bus.kafka import KafkaBus
 from waypost.bus.loop import ConsumerLoop
-from waypost.db import make_engine
 from waypost.errors import BusError, TopicError
 from waypost.events import default_codec, utcnow
-from waypost.lifecycle import configure_logging, run_threads, stop_on_signals
 from waypost.outages import Outages
 from waypost.settings import OrchestratorSettings, load
-from waypost.stack import stackfile
 from waypost.telemetry import NO_TRACING, Tracing
-from waypost.telemetry.setup import process_telemetry
 from waypost.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -134,35 +129,24 @@ def workers(
     }
 
 
+SERVICE = service.Service("orchestrator")
+
+
 def main(settings: OrchestratorSettings | None = None) -> int:
     """Run the orchestrator until SIGTERM/SIGINT."""
     settings = settings or load(OrchestratorSettings)
-    configure_logging(settings.log_level, name="orchestrator", format=settings.log_format)
-    endpoints = stackfile.resolve(settings, need=("kafka_bootstrap", "database_url"))
-    engine = make_engine(
-        endpoints.database_url, schema=settings.database_schema, app="waypost-orchestrator"
-    )
-    stop = threading.Event()
-    stop_on_signals(stop)
-    try:
-        with process_telemetry(settings, "waypost-orchestrator", stop) as telemetry:
-            metrics = OrchestratorMetrics(telemetry.registry)
-            telemetry.registry.register(StoreGauges(engine, utcnow))
-            outages = telemetry.health.outages
-            if not migrate.wait_until_current(
-                engine, settings.database_schema, outages=outages, stop=stop
-            ):
-                return 0
-            threads = workers(
-                settings,
-                bus=KafkaBus(endpoints.kafka_bootstrap, settings),
-                engine=engine,
-                stop=stop,
-                tracing=telemetry.tracing,
-                metrics=metrics,
-                outages=outages,
-            )
-            telemetry.health.mark_ready()
-            return run_threads(threads, stop)
-    finally:
-        engine.dispose()
+
+    def build(process: service.Started) -> dict[str, Callable[[], None]]:
+        metrics = OrchestratorMetrics(process.telemetry.registry)
+        process.telemetry.registry.register(StoreGauges(process.engine, utcnow))
+        return workers(
+            settings,
+            bus=process.bus(),
+            engine=process.engine,
+            stop=process.stop,
+            tracing=process.telemetry.tracing,
+            metrics=metrics,
+            outages=process.outages,
+        )
+
+    return service.run(SERVICE, settings, build)

@@ -1,4 +1,8 @@
-"""First start of an installation: an admin to log in with, and a token for the CLI."""
+"""First start of an installation: an admin to log in with, and a token for the CLI.
+
+``prepare`` is the console's ``waypost.bootstrap`` provider (see ``waypost.plugins``):
+``waypost up`` calls it once the migrations ran.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,36 @@ from sqlalchemy import Engine
 
 from review_ui.auth import store
 from review_ui.auth.roles import Role
+from waypost.endpoints import CLI_TOKEN_FILE, cli_token_path, read_cli_token
 from waypost.events import utcnow
+from waypost.plugins import FreshDatabase, Prepared
+
+__all__ = [
+    "ADMIN",
+    "CLI_TOKEN_FILE",
+    "ensure_admin",
+    "ensure_cli_token",
+    "prepare",
+    "read_cli_token",
+]
 
 ADMIN = "admin"
-CLI_TOKEN_FILE = "api-token"  # noqa: S105 - a file name, not a secret
+
+
+def prepare(database: FreshDatabase) -> Prepared:
+    """Create the first admin (when there are no users) and the CLI's token; say how to
+    log in."""
+    settings = database.settings
+    given = settings.admin_password.get_secret_value() if settings.admin_password else None
+    generated = ensure_admin(database.engine, password=given)
+    token = ensure_cli_token(database.engine, database.data_dir)
+    if generated is not None:
+        login = f"{ADMIN} / {generated}  (shown once: change it with `waypost user passwd admin`)"
+    elif given is not None:
+        login = f"{ADMIN} / the password in WAYPOST_ADMIN_PASSWORD (first start only)"
+    else:
+        login = "your console users (`waypost user ls`; `waypost user passwd NAME` resets one)"
+    return Prepared(login=login, api_token=token)
 
 
 def ensure_admin(engine: Engine, *, password: str | None) -> str | None:
@@ -29,23 +59,15 @@ def ensure_admin(engine: Engine, *, password: str | None) -> str | None:
 
 def ensure_cli_token(engine: Engine, data_dir: Path) -> str:
     """The admin token the CLI uses against this stack, created on first start and kept
-    (readable by its owner only) in the data directory."""
-    path = data_dir / CLI_TOKEN_FILE
+    (readable by its owner only) in the data directory, where the CLI reads it
+    (``waypost.endpoints.read_cli_token``)."""
+    path = cli_token_path(data_dir)
     with engine.begin() as conn:
-        if path.exists():
-            secret = path.read_text().strip()
-            if store.find_token(conn, secret=secret, now=utcnow()) is not None:
-                return secret
+        secret = read_cli_token(data_dir)
+        if secret is not None and store.find_token(conn, secret=secret, now=utcnow()) is not None:
+            return secret
         secret, _ = store.create_token(conn, name="waypost-cli", role=Role.ADMIN)
     path.touch(mode=0o600)
     os.chmod(path, 0o600)
     path.write_text(secret + "\n")
     return secret
-
-
-def read_cli_token(data_dir: Path) -> str | None:
-    """The stack's CLI token, if it has one."""
-    try:
-        return (data_dir / CLI_TOKEN_FILE).read_text().strip() or None
-    except OSError:
-        return None

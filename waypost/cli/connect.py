@@ -5,18 +5,16 @@ from __future__ import annotations
 import os
 
 from waypost.cli.client import Client
+from waypost.endpoints import HTTP, read_cli_token, resolve
 from waypost.settings import CommonSettings, load
-from waypost.stack import stackfile
 
 
 def client_for(url: str | None) -> Client:
     """A client for the HTTP app the user means, with its API token."""
-    from review_ui.auth.bootstrap import read_cli_token
-
     # The CLI is a main(): reading its client-only variables here keeps them out of the
     # settings classes the services use.
     explicit = url or os.environ.get("WAYPOST_HTTP_URL")
     settings = load(CommonSettings)
-    endpoints = stackfile.resolve(settings, need=("http_url",), http_url=explicit)
+    found = resolve(settings, need=(HTTP,), http_url=explicit)
     token = os.environ.get("WAYPOST_API_TOKEN") or read_cli_token(settings.data_dir)
-    return Client(endpoints.http_url, token=token)
+    return Client(found.http_url, token=token)

@@ -1,17 +1,23 @@
-"""The `waypost` command: every subcommand, with --help everywhere."""
+"""The `waypost` command: every subcommand, with --help everywhere.
+
+The kernel's own commands are added here; those of the packages above it (the
+orchestrator's, the HTTP app's) are found through the ``waypost.commands`` entry points
+(``waypost.plugins``) and loaded only when listed or run.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from waypost import plugins
 from waypost.cli.services import import_from_current_directory
-from waypost.errors import ConfigError, WaypostError
+from waypost.errors import ConfigError, PluginError, WaypostError
 
 if TYPE_CHECKING:
     from waypost.bus.base import TopicSpec
@@ -19,7 +25,32 @@ if TYPE_CHECKING:
 
 
 class _Group(click.Group):
-    """Turns Waypost errors into one clear line and a non-zero exit code."""
+    """Turns Waypost errors into one clear line and a non-zero exit code, and adds the
+    commands plugged in by entry points to its own."""
+
+    _plugged: dict[str, Callable[[], click.Command]] | None = None
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Its own commands and the plugged-in ones, sorted."""
+        return sorted({*super().list_commands(ctx), *self._plugins()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Its own command of that name, else the plugged-in one (loaded now)."""
+        found = super().get_command(ctx, cmd_name)
+        load = self._plugins().get(cmd_name) if found is None else None
+        if load is None:
+            return found
+        try:
+            found = load()
+        except PluginError as exc:
+            found = _unavailable(cmd_name, exc)
+        self.add_command(found, cmd_name)
+        return found
+
+    def _plugins(self) -> dict[str, Callable[[], click.Command]]:
+        if self._plugged is None:
+            self._plugged = plugins.commands()
+        return self._plugged
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -30,6 +61,23 @@ class _Group(click.Group):
         except WaypostError as exc:
             click.secho(f"error: {exc}", fg="red", err=True)
             sys.exit(1)
+
+
+def _unavailable(name: str, error: PluginError) -> click.Command:
+    """Stands in for a plugged-in command that cannot be loaded: listed in --help, and
+    running it prints why in one line (exit code 1)."""
+
+    def fail() -> None:
+        raise error
+
+    return click.Command(
+        name,
+        callback=fail,
+        help=f"Unavailable: {error}",
+        short_help=f"(unavailable: `waypost {name}` says why)",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        add_help_option=False,
+    )
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -106,11 +154,11 @@ def migrate() -> None:
     """Bring the database schema up to date (waypost up does this on start)."""
     from waypost import migrate as migrations
     from waypost.db import make_engine
+    from waypost.endpoints import DATABASE, resolve
     from waypost.settings import CommonSettings, load
-    from waypost.stack import stackfile
 
     settings = load(CommonSettings)
-    endpoints = stackfile.resolve(settings, need=("database_url",))
+    endpoints = resolve(settings, need=(DATABASE,))
     engine = make_engine(endpoints.database_url, schema=settings.database_schema, pool_size=1)
     try:
         revision = migrations.upgrade(engine, settings.database_schema)
@@ -142,13 +190,13 @@ def topics(as_json: bool, create: bool, agent_modules: tuple[str, ...]) -> None:
     the orchestrator and agent workers also create theirs when they start).
     """
     from waypost.bus.kafka import KafkaBus
+    from waypost.endpoints import KAFKA, resolve
     from waypost.settings import PlaybookSettings, load
-    from waypost.stack import stackfile
 
     if agent_modules and not create:
         raise click.UsageError("--agents goes with --create")
     settings = load(PlaybookSettings)
-    endpoints = stackfile.resolve(settings, need=("kafka_bootstrap",))
+    endpoints = resolve(settings, need=(KAFKA,))
     admin = KafkaBus(endpoints.kafka_bootstrap, settings).admin()
     if create:
         created = admin.ensure_topics(_topic_specs(settings, agent_modules))
@@ -169,29 +217,22 @@ def topics(as_json: bool, create: bool, agent_modules: tuple[str, ...]) -> None:
 
 
 def _topic_specs(settings: PlaybookSettings, agent_modules: Sequence[str]) -> list[TopicSpec]:
-    """Every topic the playbooks and the agent modules use."""
-    from orchestrator.playbooks.registry import PlaybookRegistry
+    """Every topic the capability providers (the playbooks) and the agent modules use."""
     from waypost.runtime.loading import load_agents
     from waypost.topics import Topics
 
     import_from_current_directory()
-    capabilities = set(PlaybookRegistry.load(settings.playbook_dirs).capabilities())
+    capabilities = plugins.capabilities(settings)
     capabilities |= {a.capability for a in load_agents(agent_modules)}
     return Topics(settings.namespace).specs(sorted(capabilities), settings)
 
 
-from waypost.cli import agents, dlq, goals, playbooks, services, users, workflows  # noqa: E402
+from waypost.cli import agents, dlq, goals, services, workflows  # noqa: E402
 from waypost.cli.breakers import breakers  # noqa: E402
 
 main.add_command(goals.goal)
-main.add_command(users.user)
-main.add_command(users.token)
-main.add_command(playbooks.playbooks)
 main.add_command(workflows.workflow)
 main.add_command(services.agent)
-main.add_command(services.orchestrator)
-main.add_command(services.indexer)
 main.add_command(dlq.dlq)
-main.add_command(services.serve)
 main.add_command(agents.agents)
 main.add_command(breakers)

@@ -19,16 +19,16 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from waypost import service
 from waypost.agent_registry import Announcement
 from waypost.bus.base import Bus
-from waypost.bus.kafka import KafkaBus
 from waypost.bus.loop import ConsumerLoop
 from waypost.db import make_engine
 from waypost.embeddings import Embedder, HashingEmbedder
 from waypost.errors import BusError, ConfigError
 from waypost.events import Event, default_codec
 from waypost.governance import Gate, Governor, InvalidPolicies, MemoryGate, PolicySet
-from waypost.lifecycle import configure_logging, run_threads, stop_on_signals
+from waypost.lifecycle import run_threads
 from waypost.memory import AgentMemory
 from waypost.outages import Outages, retry_in_place
 from waypost.runtime.heartbeat import Heartbeat
@@ -38,10 +38,8 @@ from waypost.runtime.metrics import AgentMetrics
 from waypost.runtime.worker import AgentWorker
 from waypost.sdk import Agent
 from waypost.settings import AgentSettings, load
-from waypost.stack import stackfile
 from waypost.telemetry import NO_TRACING, Tracing
 from waypost.telemetry.server import Health
-from waypost.telemetry.setup import process_telemetry
 from waypost.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -334,29 +332,29 @@ def _batch_size(worker: AgentWorker, limit: int) -> Callable[[], int]:
     return lambda: worker.batch_size(limit)
 
 
+# The database is optional for agents: WorkerEnvironment makes the engine on first use.
+SERVICE = service.Service("agents", database=False)
+
+
 def main(modules: Sequence[str], settings: AgentSettings | None = None) -> int:
     """Run the agents of ``modules`` until SIGTERM/SIGINT."""
     settings = settings or load(AgentSettings)
-    configure_logging(settings.log_level, name="agents", format=settings.log_format)
-    agents = load_agents(modules)
-    endpoints = stackfile.resolve(settings, need=("kafka_bootstrap",))
+    agents = load_agents(modules)  # before anything connects: a wrong name fails at once
     instance = settings.agent_instance or f"{socket.gethostname()}:{os.getpid()}"
-    environment = WorkerEnvironment(
-        settings, settings.database_url or endpoints.database_url or None, instance
-    )
-    stop = threading.Event()
-    stop_on_signals(stop)
-    try:
-        with process_telemetry(settings, "waypost-agents", stop) as process:
+    with service.started(SERVICE, settings) as process:
+        environment = WorkerEnvironment(settings, process.endpoints.database_url or None, instance)
+        try:
             return serve(
                 agents,
-                bus=KafkaBus(endpoints.kafka_bootstrap, settings),
+                bus=process.bus(),
                 settings=settings,
                 environment=environment,
-                stop=stop,
+                stop=process.stop,
                 telemetry=Telemetry(
-                    process.tracing, AgentMetrics(process.registry), process.health
+                    process.telemetry.tracing,
+                    AgentMetrics(process.telemetry.registry),
+                    process.telemetry.health,
                 ),
             )
-    finally:
-        environment.close()
+        finally:
+            environment.close()

@@ -76,7 +76,7 @@ SAMPLE_GOALS: list[tuple[str, Mapping[str, object]]] = [
 
 
 def run_demo(
-    http_url: str, token: str, echo: Callable[[str], None], stop_requested: threading.Event
+    http_url: str, token: str | None, echo: Callable[[str], None], stop_requested: threading.Event
 ) -> None:
     """Submit the sample goals; print each workflow once it finished or waits for a
     reviewer; say where the waiting ones can be decided."""

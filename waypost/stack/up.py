@@ -1,9 +1,13 @@
 """`waypost up`: start the whole platform on one machine and keep it running.
 
-Order: broker, PostgreSQL (each only if no external one is configured), migrations,
-topics, orchestrator, agent workers, HTTP app; then wait until the HTTP app is ready,
-write stack.json, and supervise. Ctrl-C (or SIGTERM) stops everything in reverse order;
-the data directory stays.
+Order: broker, PostgreSQL (each only if no external one is configured), migrations and
+the bootstrap providers (the first console user), topics, orchestrator, agent workers,
+HTTP app; then wait until the HTTP app is ready, write stack.json, and supervise. Ctrl-C
+(or SIGTERM) stops everything in reverse order; the data directory stays.
+
+What it needs from the packages above the kernel it asks their providers for
+(``waypost.plugins``): the capabilities whose topics to create, the database's
+bootstrap, and the built-in agent modules.
 """
 
 from __future__ import annotations
@@ -18,16 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
-from sqlalchemy import Engine
 
-from waypost import migrate
+from waypost import endpoints, migrate, plugins
 from waypost.bus.base import TopicSpec
 from waypost.bus.kafka import KafkaBus
 from waypost.db import make_engine
 from waypost.errors import ConfigError, StackError
 from waypost.lifecycle import stop_on_signals
 from waypost.settings import StackSettings
-from waypost.stack import stackfile
 from waypost.stack.broker import EmbeddedBroker, tansu_binary
 from waypost.stack.postgres import EmbeddedPostgres
 from waypost.stack.process import free_port, port_is_free
@@ -35,7 +37,6 @@ from waypost.stack.recycler import BrokerRecycler, quiet_orchestrator
 from waypost.stack.supervisor import Supervisor, WaypostProcess, open_log, tail
 from waypost.topics import Topics
 
-BUILTIN_AGENT_MODULES = ("agents.support", "agents.billing", "agents.onboarding")
 # In the data directory: where each process serves /metrics (Prometheus file_sd format).
 SCRAPE_TARGETS = "prometheus-targets.json"
 
@@ -127,7 +128,7 @@ def run(settings: StackSettings, options: UpOptions) -> int:
     console = Console()
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    running = stackfile.read(data_dir)
+    running = endpoints.read(data_dir)
     if running is not None and running.pid != os.getpid():
         raise StackError(
             f"a Waypost stack already runs from {data_dir} (pid {running.pid}); stop it "
@@ -139,7 +140,7 @@ def run(settings: StackSettings, options: UpOptions) -> int:
             "pass --port or set WAYPOST_HTTP_PORT to a free port"
         )
     _check_policies(settings)
-    agent_modules = [*BUILTIN_AGENT_MODULES, *settings.agent_modules]
+    agent_modules = [*plugins.agent_modules(), *settings.agent_modules]
     logs = data_dir / "logs"
     stop_requested = threading.Event()
     stop_on_signals(stop_requested)
@@ -154,7 +155,7 @@ def run(settings: StackSettings, options: UpOptions) -> int:
                 out["detail"] = f"schema {settings.database_schema!r} at revision " + str(
                     migrate.upgrade(engine, settings.database_schema)
                 )
-                login, api_token = _bootstrap_users(engine, settings, data_dir)
+                prepared = plugins.bootstrap(plugins.FreshDatabase(engine, settings, data_dir))
             finally:
                 engine.dispose()
         with console.step("creating topics") as out:
@@ -187,19 +188,19 @@ def run(settings: StackSettings, options: UpOptions) -> int:
         with console.step("waiting for the HTTP app to be ready") as out:
             _wait_ready(http_url, options.readiness_timeout_s, stop_requested)
             out["detail"] = http_url
-        stackfile.write(data_dir, stackfile.Endpoints(kafka, database, http_url, os.getpid()))
-        _summary(console, http_url, kafka_label, database_label, logs, login, targets_file)
+        endpoints.write(data_dir, endpoints.Endpoints(kafka, database, http_url, os.getpid()))
+        _summary(console, http_url, kafka_label, database_label, logs, prepared, targets_file)
         if options.demo:
             from waypost.stack.demo import run_demo
 
-            run_demo(http_url, api_token, console.echo, stop_requested)
+            run_demo(http_url, prepared.api_token, console.echo, stop_requested)
         console.echo("Press Ctrl-C to stop.")
         supervisor.watch(stop_requested, checks=[recycler.check] if recycler else [])
         return 0
     finally:
         console.echo("Stopping Waypost ...")
         supervisor.stop_all()
-        stackfile.remove(data_dir)
+        endpoints.remove(data_dir)
         console.echo("Stopped. Data kept in " + str(data_dir))
 
 
@@ -274,13 +275,12 @@ def _broker_recycler(
 
 
 def _capabilities(settings: StackSettings, agent_modules: list[str]) -> set[str]:
-    """Capabilities of every playbook and agent module (checked now, so errors show early)."""
-    from orchestrator.playbooks.registry import PlaybookRegistry
+    """Capabilities of every capability provider (the playbooks) and agent module (checked
+    now, so errors show early)."""
     from waypost.runtime.loading import load_agents
 
-    playbooks = PlaybookRegistry.load(settings.playbook_dirs)
     agents = load_agents(agent_modules)
-    return set(playbooks.capabilities()) | {a.capability for a in agents}
+    return plugins.capabilities(settings) | {a.capability for a in agents}
 
 
 def _check_policies(settings: StackSettings) -> None:
@@ -333,22 +333,6 @@ def _wait_ready(http_url: str, timeout_s: float, stop_requested: threading.Event
         client.close()
 
 
-def _bootstrap_users(engine: Engine, settings: StackSettings, data_dir: Path) -> tuple[str, str]:
-    """Create the first admin and the CLI's token: (how to log in, the token)."""
-    from review_ui.auth.bootstrap import ADMIN, ensure_admin, ensure_cli_token
-
-    given = settings.admin_password.get_secret_value() if settings.admin_password else None
-    generated = ensure_admin(engine, password=given)
-    token = ensure_cli_token(engine, data_dir)
-    if generated is not None:
-        login = f"{ADMIN} / {generated}  (shown once: change it with `waypost user passwd admin`)"
-    elif given is not None:
-        login = f"{ADMIN} / the password in WAYPOST_ADMIN_PASSWORD (first start only)"
-    else:
-        login = "your console users (`waypost user ls`; `waypost user passwd NAME` resets one)"
-    return login, token
-
-
 def _write_scrape_targets(data_dir: Path, targets: dict[str, str]) -> Path:
     """Every process's /metrics address as a Prometheus ``file_sd_configs`` file."""
     path = data_dir / SCRAPE_TARGETS
@@ -366,12 +350,13 @@ def _summary(
     kafka: str,
     database: str,
     logs: Path,
-    login: str,
+    prepared: plugins.Prepared,
     targets_file: Path,
 ) -> None:
     console.echo("")
     console.echo(click.style("Waypost is running", bold=True, fg="green"))
-    console.echo(f"  console      {http_url}/  log in as {login}")
+    login = f"  log in as {prepared.login}" if prepared.login else ""
+    console.echo(f"  console      {http_url}/{login}")
     console.echo(f"  HTTP API     {http_url}/api/v1  (OpenAPI: {http_url}/api/v1/openapi.json)")
     console.echo(f"  Kafka        {kafka}")
     console.echo(f"  PostgreSQL   {database}")

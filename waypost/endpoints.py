@@ -1,4 +1,11 @@
-"""``stack.json``: where the stack that ``waypost up`` started can be reached."""
+"""Where the platform is: the broker, the database and the HTTP app.
+
+Settings come first (``WAYPOST_KAFKA_BOOTSTRAP``, ``WAYPOST_DATABASE_URL``, ...); what
+they leave unset is taken from the stack that ``waypost up`` runs, which records its
+endpoints in ``<data dir>/stack.json`` while it runs. Every service ``main()`` and CLI
+command finds its endpoints here; ``waypost up`` writes and removes the file through
+this module too. The stack also keeps the CLI's API token beside it (``api-token``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,10 @@ from waypost.errors import StackNotFound
 from waypost.settings import CommonSettings
 
 FILE_NAME = "stack.json"
+CLI_TOKEN_FILE = "api-token"  # noqa: S105 - a file name, not a secret
+KAFKA = "kafka_bootstrap"
+DATABASE = "database_url"
+HTTP = "http_url"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +64,13 @@ def read(data_dir: Path) -> Endpoints | None:
 def resolve(
     settings: CommonSettings, *, need: tuple[str, ...], http_url: str | None = None
 ) -> Endpoints:
-    """Endpoints from settings, falling back to the running stack for unset ones."""
+    """Endpoints from settings, falling back to the running stack for unset ones;
+    StackNotFound, saying how to start or point at one, if one of ``need`` is neither."""
     running = read(settings.data_dir)
     kafka = settings.kafka_bootstrap or (running.kafka_bootstrap if running else None)
     database = settings.database_url or (running.database_url if running else None)
     http = http_url or (running.http_url if running else None)
-    found = {"kafka_bootstrap": kafka, "database_url": database, "http_url": http}
+    found = {KAFKA: kafka, DATABASE: database, HTTP: http}
     missing = [name for name in need if not found[name]]
     if missing:
         where = settings.data_dir / FILE_NAME
@@ -69,6 +81,19 @@ def resolve(
             f"or set {settings_hint}."
         )
     return Endpoints(kafka or "", database or "", http or "", running.pid if running else None)
+
+
+def cli_token_path(data_dir: Path) -> Path:
+    """Where the stack keeps the API token the CLI uses against it (owner-readable)."""
+    return data_dir / CLI_TOKEN_FILE
+
+
+def read_cli_token(data_dir: Path) -> str | None:
+    """The stack's CLI token, if it has one."""
+    try:
+        return cli_token_path(data_dir).read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _alive(pid: int) -> bool:

@@ -1,4 +1,9 @@
-"""`waypost user ...` and `waypost token ...`: console users and API tokens."""
+"""The HTTP app's part of the `waypost` command, plugged in by entry points
+(pyproject.toml; see ``waypost.plugins``): `waypost serve`, and `waypost user ...` and
+`waypost token ...` for console users and API tokens.
+
+Each command imports what it runs only when it runs, so `waypost --help` stays quick.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,31 @@ import getpass
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy import Connection
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+
+@click.command()
+def serve() -> None:
+    """Serve the HTTP API (binds WAYPOST_HTTP_HOST:WAYPOST_HTTP_PORT, default 127.0.0.1:8000)."""
+    from review_ui.main import main
+
+    sys.exit(main())
 
 
 @contextmanager
 def _database() -> Iterator[Connection]:
     from waypost.db import make_engine
+    from waypost.endpoints import DATABASE, resolve
     from waypost.settings import CommonSettings, load
-    from waypost.stack import stackfile
 
     settings = load(CommonSettings)
-    endpoints = stackfile.resolve(settings, need=("database_url",))
-    engine = make_engine(endpoints.database_url, schema=settings.database_schema, pool_size=1)
+    found = resolve(settings, need=(DATABASE,))
+    engine = make_engine(found.database_url, schema=settings.database_schema, pool_size=1)
     try:
         with engine.begin() as conn:
             yield conn

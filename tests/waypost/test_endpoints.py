@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from waypost import endpoints
+from waypost.endpoints import Endpoints
 from waypost.errors import ConfigError, StackNotFound
 from waypost.settings import CommonSettings
-from waypost.stack import stackfile
-from waypost.stack.stackfile import Endpoints
 
 ENDPOINTS = Endpoints(
     kafka_bootstrap="127.0.0.1:9092",
@@ -34,59 +34,59 @@ def _settings(data_dir: Path, **values: str) -> CommonSettings:
 
 
 def test_write_then_read_round_trips(tmp_path: Path) -> None:
-    path = stackfile.write(tmp_path, ENDPOINTS)
+    path = endpoints.write(tmp_path, ENDPOINTS)
 
     assert path == tmp_path / "stack.json"
     assert json.loads(path.read_text())["kafka_bootstrap"] == "127.0.0.1:9092"
-    assert stackfile.read(tmp_path) == ENDPOINTS
+    assert endpoints.read(tmp_path) == ENDPOINTS
     assert not (tmp_path / "stack.tmp").exists()
 
 
 def test_write_replaces_an_earlier_file(tmp_path: Path) -> None:
-    stackfile.write(tmp_path, Endpoints("old:1", "postgresql://old", "http://old"))
+    endpoints.write(tmp_path, Endpoints("old:1", "postgresql://old", "http://old"))
 
-    stackfile.write(tmp_path, ENDPOINTS)
+    endpoints.write(tmp_path, ENDPOINTS)
 
-    assert stackfile.read(tmp_path) == ENDPOINTS
+    assert endpoints.read(tmp_path) == ENDPOINTS
 
 
 def test_an_endpoint_without_a_pid_is_trusted(tmp_path: Path) -> None:
-    endpoints = Endpoints("k:1", "postgresql://d", "http://h")
-    stackfile.write(tmp_path, endpoints)
+    unsupervised = Endpoints("k:1", "postgresql://d", "http://h")
+    endpoints.write(tmp_path, unsupervised)
 
-    assert stackfile.read(tmp_path) == endpoints
+    assert endpoints.read(tmp_path) == unsupervised
 
 
 def test_a_stack_whose_process_is_gone_is_not_running(tmp_path: Path) -> None:
-    stackfile.write(tmp_path, Endpoints("k:1", "postgresql://d", "http://h", pid=_dead_pid()))
+    endpoints.write(tmp_path, Endpoints("k:1", "postgresql://d", "http://h", pid=_dead_pid()))
 
-    assert stackfile.read(tmp_path) is None
+    assert endpoints.read(tmp_path) is None
 
 
 def test_no_file_means_no_stack(tmp_path: Path) -> None:
-    assert stackfile.read(tmp_path) is None
+    assert endpoints.read(tmp_path) is None
 
 
 @pytest.mark.parametrize("content", ["{not json", "[]", '{"kafka_bootstrap": "k"}', '{"x": 1}'])
 def test_a_damaged_file_means_no_stack(tmp_path: Path, content: str) -> None:
     (tmp_path / "stack.json").write_text(content)
 
-    assert stackfile.read(tmp_path) is None
+    assert endpoints.read(tmp_path) is None
 
 
 def test_remove_forgets_the_stack_and_tolerates_a_missing_file(tmp_path: Path) -> None:
-    stackfile.write(tmp_path, ENDPOINTS)
+    endpoints.write(tmp_path, ENDPOINTS)
 
-    stackfile.remove(tmp_path)
-    stackfile.remove(tmp_path)
+    endpoints.remove(tmp_path)
+    endpoints.remove(tmp_path)
 
-    assert stackfile.read(tmp_path) is None
+    assert endpoints.read(tmp_path) is None
 
 
 def test_resolve_falls_back_to_the_running_stack(tmp_path: Path) -> None:
-    stackfile.write(tmp_path, ENDPOINTS)
+    endpoints.write(tmp_path, ENDPOINTS)
 
-    resolved = stackfile.resolve(
+    resolved = endpoints.resolve(
         _settings(tmp_path), need=("kafka_bootstrap", "database_url", "http_url")
     )
 
@@ -94,10 +94,10 @@ def test_resolve_falls_back_to_the_running_stack(tmp_path: Path) -> None:
 
 
 def test_resolve_prefers_explicit_settings(tmp_path: Path) -> None:
-    stackfile.write(tmp_path, ENDPOINTS)
+    endpoints.write(tmp_path, ENDPOINTS)
     settings = _settings(tmp_path, kafka_bootstrap="remote:9093")
 
-    resolved = stackfile.resolve(settings, need=("kafka_bootstrap",), http_url="http://x:1")
+    resolved = endpoints.resolve(settings, need=("kafka_bootstrap",), http_url="http://x:1")
 
     assert resolved.kafka_bootstrap == "remote:9093"
     assert resolved.database_url == ENDPOINTS.database_url
@@ -107,14 +107,14 @@ def test_resolve_prefers_explicit_settings(tmp_path: Path) -> None:
 def test_resolve_needs_no_stack_when_settings_say_everything(tmp_path: Path) -> None:
     settings = _settings(tmp_path, kafka_bootstrap="k:1", database_url="postgresql://d")
 
-    resolved = stackfile.resolve(settings, need=("kafka_bootstrap", "database_url"))
+    resolved = endpoints.resolve(settings, need=("kafka_bootstrap", "database_url"))
 
     assert resolved == Endpoints("k:1", "postgresql://d", "", None)
 
 
 def test_without_a_stack_resolve_names_the_variables_to_set(tmp_path: Path) -> None:
     with pytest.raises(StackNotFound) as caught:
-        stackfile.resolve(_settings(tmp_path), need=("kafka_bootstrap", "database_url"))
+        endpoints.resolve(_settings(tmp_path), need=("kafka_bootstrap", "database_url"))
 
     message = str(caught.value)
     assert "WAYPOST_KAFKA_BOOTSTRAP or WAYPOST_DATABASE_URL" in message
@@ -128,14 +128,14 @@ def test_resolve_names_only_what_is_missing(tmp_path: Path) -> None:
     settings = _settings(tmp_path, kafka_bootstrap="k:1")
 
     with pytest.raises(StackNotFound) as caught:
-        stackfile.resolve(settings, need=("kafka_bootstrap", "database_url"))
+        endpoints.resolve(settings, need=("kafka_bootstrap", "database_url"))
 
     assert "set WAYPOST_DATABASE_URL." in str(caught.value)
     assert "WAYPOST_KAFKA_BOOTSTRAP" not in str(caught.value)
 
 
 def test_a_stale_stack_is_not_used(tmp_path: Path) -> None:
-    stackfile.write(tmp_path, Endpoints("k:1", "postgresql://d", "http://h", pid=_dead_pid()))
+    endpoints.write(tmp_path, Endpoints("k:1", "postgresql://d", "http://h", pid=_dead_pid()))
 
     with pytest.raises(StackNotFound):
-        stackfile.resolve(_settings(tmp_path), need=("database_url",))
+        endpoints.resolve(_settings(tmp_path), need=("database_url",))
