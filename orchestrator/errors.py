@@ -5,10 +5,20 @@ WaypostError (waypost.errors)
     ├── PlaybookError      a playbook file is invalid; lists every problem with
     │                      its file, field and line
     ├── UnknownGoalType    no playbook plans this goal type
-    └── InvalidGoalInput   the goal input breaks the playbook's input_schema
+    ├── InvalidGoalInput   the goal input breaks the playbook's input_schema
+    ├── ReviewError        a reviewer's request that cannot be carried out
+    │   ├── EscalationNotFound  no such escalation (404)
+    │   ├── ReviewConflict      the escalation is not as the reviewer saw it, or
+    │   │                       someone else holds it (409)
+    │   └── InvalidDecision     the request itself is incomplete or wrong (422)
+    ├── FilterError        a dead-letter filter expression cannot be read
+    └── ReplayError        a replay, resolve or discard cannot be made as asked
+        └── ReplayConflict the replay request id was used before for another replay
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from waypost.errors import WaypostError
 from waypost.yamlfile import Problem as Problem  # re-exported
@@ -48,3 +58,45 @@ class InvalidGoalInput(OrchestratorError):
             f"input of a {goal_type} goal is invalid: "
             + "; ".join(f"{where}: {message}" for where, message in problems)
         )
+
+
+class ReviewError(OrchestratorError):
+    """A reviewer's request that cannot be carried out; ``status`` is its HTTP status and
+    ``detail`` what the reviewer needs to act on it."""
+
+    status = 400
+
+    def __init__(self, message: str, **detail: Any) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+class EscalationNotFound(ReviewError):
+    """No such escalation."""
+
+    status = 404
+
+
+class ReviewConflict(ReviewError):
+    """The escalation changed since the reviewer saw it, or someone else holds it."""
+
+    status = 409
+
+
+class InvalidDecision(ReviewError):
+    """The request itself is incomplete or invalid (a reject without a reason, an edit
+    that breaks the step's output schema, a retry with no attempt left)."""
+
+    status = 422
+
+
+class FilterError(OrchestratorError):
+    """A dead-letter filter expression that cannot be understood; the message says why."""
+
+
+class ReplayError(OrchestratorError):
+    """A replay request that cannot be made as asked; the message says why."""
+
+
+class ReplayConflict(ReplayError):
+    """The request id was used before for a different replay."""

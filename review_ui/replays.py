@@ -11,7 +11,8 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from orchestrator.dead_letters.replay import Replayer, ReplayError
+from orchestrator.dead_letters.replay import Replayer
+from orchestrator.errors import ReplayError
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from orchestrator.errors import FilterError as FilterError  # callers catch it from here
 from orchestrator.store.dead_letters import STATUSES, DeadLetterFilter, Status
 
 NAMES = (
@@ -35,10 +36,6 @@ NAMES = (
 )
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-class FilterError(ValueError):
-    """A filter expression that cannot be understood; the message says why."""
 
 
 def parse_filter(expression: str, *, now: datetime | None = None) -> DeadLetterFilter:

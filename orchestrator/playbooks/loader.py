@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib import resources
@@ -31,10 +30,9 @@ from orchestrator.playbooks.model import (
     ReviewPolicy,
     Step,
 )
+from waypost.durations import parse_duration as parse_duration  # re-exported
 from waypost.yamlfile import field_path, line_of
 
-_DURATION = re.compile(r"^(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>ms|s|m|h)$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_RETRIES = 2
 DEFAULT_SLA_S = 24 * 3600.0
@@ -46,16 +44,6 @@ def _validator() -> Any:
         resources.files("orchestrator.playbooks").joinpath("playbook.schema.json").read_text()
     )
     return jsonschema_rs.validator_for(document)
-
-
-def parse_duration(value: float | int | str) -> float:
-    """Seconds from ``30``, ``"500ms"``, ``"30s"``, ``"5m"`` or ``"1h"``."""
-    if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION.match(value)
-    if match is None:
-        raise ValueError(f"{value!r} is not a duration such as 30s")
-    return float(match["number"]) * _UNIT_SECONDS[match["unit"]]
 
 
 def load_file(path: Path) -> Playbook:

@@ -5,14 +5,17 @@ an analyst replays, resolves or discards one)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeVarTuple
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from orchestrator.store.tables import dead_letters, replay_items, replay_requests
+# A dead letter's replay history lives with the replays; the console reads it from here.
+from orchestrator.store.replays import ReplayEntry as ReplayEntry
+from orchestrator.store.replays import replays_of as replays_of
+from orchestrator.store.tables import dead_letters
 from waypost.bus.records import Headers, headers_from_json
 
 Ts = TypeVarTuple("Ts")
@@ -104,20 +107,6 @@ class DeadLetterPage:
     total: int
     page: int
     page_size: int
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayEntry:
-    """A dead letter's part in one replay request."""
-
-    request_id: str
-    actor: str
-    created_at: datetime
-    outcome: str
-    detail: str | None
-    topic: str | None
-    at: datetime | None
-    edit: Any = field(default=None)
 
 
 def index(conn: Connection, *, rows: Sequence[dict[str, Any]]) -> int:
@@ -244,14 +233,14 @@ def get(conn: Connection, *, dead_letter_id: int) -> DeadLetter | None:
     return None if row is None else _dead_letter(row)
 
 
+def by_ids(conn: Connection, *, ids: Sequence[int]) -> dict[int, DeadLetter]:
+    """These dead letters (those that exist), by id."""
+    return {row.id: _dead_letter(row) for row in conn.execute(_by_ids(ids)).all()}
+
+
 def lock(conn: Connection, *, ids: Sequence[int]) -> dict[int, DeadLetter]:
     """Dead letters locked for the caller's transaction (concurrent replays wait)."""
-    query = (
-        select(dead_letters)
-        .where(dead_letters.c.id.in_(list(ids)))
-        .order_by(dead_letters.c.id)
-        .with_for_update()
-    )
+    query = _by_ids(ids).with_for_update()
     return {row.id: _dead_letter(row) for row in conn.execute(query).all()}
 
 
@@ -284,26 +273,6 @@ def set_status(
     return sorted(row.id for row in conn.execute(statement).all())
 
 
-def replays_of(conn: Connection, *, dead_letter_id: int) -> list[ReplayEntry]:
-    """Every replay request that included this dead letter, oldest first."""
-    query = (
-        select(
-            replay_items.c.request_id,
-            replay_requests.c.actor,
-            replay_requests.c.created_at,
-            replay_items.c.outcome,
-            replay_items.c.detail,
-            replay_items.c.topic,
-            replay_items.c.at,
-            replay_requests.c.edit,
-        )
-        .join(replay_requests, replay_requests.c.id == replay_items.c.request_id)
-        .where(replay_items.c.dead_letter_id == dead_letter_id)
-        .order_by(replay_requests.c.created_at)
-    )
-    return [ReplayEntry(*row) for row in conn.execute(query).all()]
-
-
 def _filtered(query: Select[*Ts], filters: DeadLetterFilter, namespace: str) -> Select[*Ts]:
     c = dead_letters.c
     conditions: list[ColumnElement[bool]] = []
@@ -334,6 +303,10 @@ def _filtered(query: Select[*Ts], filters: DeadLetterFilter, namespace: str) -> 
     if filters.ids:
         conditions.append(c.id.in_(list(filters.ids)))
     return query.where(and_(*conditions)) if conditions else query
+
+
+def _by_ids(ids: Sequence[int]) -> Select[Any]:
+    return select(dead_letters).where(dead_letters.c.id.in_(list(ids))).order_by(dead_letters.c.id)
 
 
 def _topic_matches(column: Any, topic: str, namespace: str) -> ColumnElement[bool]:

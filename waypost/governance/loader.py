@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib import resources
@@ -16,6 +15,7 @@ import jsonschema_rs
 import orjson
 import yaml
 
+from waypost.durations import parse_duration as parse_duration  # re-exported
 from waypost.governance.errors import PolicyError, Problem
 from waypost.governance.model import (
     ActionRule,
@@ -28,8 +28,6 @@ from waypost.governance.model import (
 )
 from waypost.yamlfile import field_path, line_of
 
-_DURATION = re.compile(r"^(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>ms|s|m|h|d)$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PERIODS: tuple[tuple[str, Period], ...] = (("per_day", "day"), ("per_workflow", "workflow"))
 _RESOURCES: tuple[Resource, ...] = ("tokens", "cost_usd")
 _NAMING = "lower-case letters, digits, '.', '_' or '-', starting with a letter"
@@ -57,16 +55,6 @@ def schema() -> dict[str, Any]:
 @cache
 def _validator() -> Any:
     return jsonschema_rs.validator_for(schema())
-
-
-def parse_duration(value: float | int | str) -> float:
-    """Seconds from ``30``, ``"500ms"``, ``"30s"``, ``"5m"``, ``"1h"`` or ``"1d"``."""
-    if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION.match(value)
-    if match is None:
-        raise ValueError(f"{value!r} is not a duration such as 30s")
-    return float(match["number"]) * _UNIT_SECONDS[match["unit"]]
 
 
 def digest_of(document: Mapping[str, Any]) -> str:

@@ -166,14 +166,23 @@ class AgentWorker:
         self, deliveries: Sequence[Delivery]
     ) -> tuple[list[Delivery], list[Reply]]:
         """The deliveries still to run, and the recorded replies of the others (tasks
-        delivered again after they were answered), to publish again."""
+        delivered again after they were answered), to publish again. A dead letter an
+        analyst replayed always runs: it is sent again on purpose, often edited."""
         if self.ledger is None:
             return list(deliveries), []
-        attempts = [_attempt(d) for d in deliveries]
-        found = self.ledger.find(attempts)
+        attempts = [
+            None if d.record.header(REPLAY_OF_HEADER) is not None else _attempt(d)
+            for d in deliveries
+        ]
+        found = self.ledger.find([a for a in attempts if a is not None])
         if not found:
             return list(deliveries), []
-        again = [reply for attempt in dict.fromkeys(attempts) for reply in found.get(attempt, ())]
+        again = [
+            reply
+            for attempt in dict.fromkeys(attempts)
+            if attempt is not None
+            for reply in found.get(attempt, ())
+        ]
         left = [d for d, attempt in zip(deliveries, attempts, strict=True) if attempt not in found]
         skipped = len(deliveries) - len(left)
         self.answered_again += skipped

@@ -21,16 +21,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import Engine, func, select
 
+from orchestrator.dead_letters.edits import Edit
 from orchestrator.dead_letters.filters import parse_filter
 from orchestrator.dead_letters.indexer import consumer
+from orchestrator.dead_letters.orders import ReplayOrder
 from orchestrator.dead_letters.records import REPLAY_COUNT, REPLAY_OF, REPLAY_REQUEST
-from orchestrator.dead_letters.replay import (
-    Edit,
-    ReplayConflict,
-    Replayer,
-    ReplayError,
-    ReplayOrder,
-)
+from orchestrator.dead_letters.replay import Replayer
+from orchestrator.errors import ReplayConflict, ReplayError
 from orchestrator.publishing.outbox import OutboxPublisher
 from orchestrator.store import audit
 from orchestrator.store import dead_letters as index

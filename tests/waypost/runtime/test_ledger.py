@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from tests.waiting import wait_for
 from tests.waypost.runtime.harness import AgentRun, payloads
 from tests.waypost.runtime.test_worker import _delivery, _results, _task, _worker
 from waypost import AgentContext, agent
+from waypost.bus.dead_letters import REPLAY_OF_HEADER
 from waypost.events import TaskCompleted
 from waypost.runtime.ledger import ResultLedger
 from waypost.settings import AgentSettings
@@ -138,3 +140,29 @@ def test_after_a_worker_stops_mid_batch_only_the_task_it_was_running_runs_again(
     published = Counter(r.output["task"] for r in payloads(results, TaskCompleted))
     # t05..t19 answered twice with one run each: the second time from the ledger.
     assert published == {f"t{n:02}": 1 if n <= 4 else 2 for n in range(20)}
+
+
+def test_a_replayed_dead_letter_runs_even_if_its_attempt_was_answered(engine: Engine) -> None:
+    runs: list[str] = []
+
+    @agent("echo")
+    def counting(task: Work, ctx: AgentContext) -> Done:
+        runs.append(ctx.task.task_id)
+        return Done(task=ctx.task.task_id)
+
+    ledger = ResultLedger(engine)
+    worker, _ = _worker(counting, ledger=ledger)
+    delivery = _delivery(_task({}))
+    replayed = replace(
+        delivery,
+        record=replace(
+            delivery.record, headers=(*delivery.record.headers, (REPLAY_OF_HEADER, b"7"))
+        ),
+    )
+    try:
+        worker.handle([delivery])
+        wait_for(lambda: ledger.recorded_count == 1, what="the answer to be recorded")
+        worker.handle([replayed])  # an analyst sent it again on purpose (maybe edited)
+    finally:
+        ledger.close()
+    assert runs == ["task-1", "task-1"]

@@ -1,0 +1,274 @@
+"""Request and response bodies of the dead-letter API, one model per direction: what a
+client sends (``...Create``) and what it is answered (``...Public``)."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from orchestrator.dead_letters.edits import Edit
+from orchestrator.dead_letters.orders import DryRun, Prepared
+from orchestrator.store.dead_letters import DeadLetter
+from orchestrator.store.replays import ReplayEntry, RequestState
+
+MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints
+_TEXT = 200  # characters of an error message in a listing
+
+
+class HeaderPublic(BaseModel):
+    """A header: its value as text, or base64 when it is not UTF-8."""
+
+    name: str
+    value: str | None
+    base64: str | None = None
+
+
+class DeadLetterSummaryPublic(BaseModel):
+    """A dead letter in a listing."""
+
+    id: int
+    topic: str
+    source_topic: str
+    error_class: str | None
+    error_message: str | None
+    reason: str | None
+    capability: str | None
+    workflow_id: str | None
+    event_type: str | None
+    attempts: int | None
+    replay_count: int
+    dead_lettered_at: datetime
+    status: str
+
+    @classmethod
+    def of(cls, letter: DeadLetter) -> DeadLetterSummaryPublic:
+        """A listing's row (a long error message cut short)."""
+        message = letter.error_message
+        if message is not None and len(message) > _TEXT:
+            message = message[: _TEXT - 1] + "…"
+        return cls(**{**_named_alike(letter, cls), "error_message": message})
+
+
+class DeadLetterPagePublic(BaseModel):
+    """A page of dead letters, and the facet counts of what matches."""
+
+    items: list[DeadLetterSummaryPublic]
+    total: int
+    page: int
+    pages: int
+    facets: dict[str, list[tuple[str, int]]] | None = None
+
+
+class ReplayHistoryPublic(BaseModel):
+    """A replay request that included a dead letter, and what it did with it."""
+
+    request_id: str
+    actor: str
+    created_at: datetime
+    outcome: str
+    detail: str | None
+    topic: str | None
+
+
+class DeadLetterPublic(DeadLetterSummaryPublic):
+    """A dead letter with its record (key, value, headers byte for byte) and history."""
+
+    partition: int
+    offset: int
+    source_partition: int | None
+    source_offset: int | None
+    consumer_group: str | None
+    stack_digest: str | None
+    first_failure_at: datetime | None
+    last_failure_at: datetime | None
+    event_id: str | None
+    task_id: str | None
+    key: str | None
+    key_base64: str | None
+    value: str | None = Field(description="the value as text (null when not UTF-8)")
+    value_base64: str | None
+    payload: Any = Field(description="the value parsed as JSON, when it is JSON")
+    headers: list[HeaderPublic]
+    replay_of: str | None
+    status_by: str | None
+    status_at: datetime | None
+    status_reason: str | None
+    replays: list[ReplayHistoryPublic]
+
+    @classmethod
+    def full(cls, letter: DeadLetter, replays: list[ReplayEntry]) -> DeadLetterPublic:
+        """The whole dead letter (its error message uncut) and the replays that included
+        it."""
+        key_text, key_b64 = _text_or_base64(letter.key)
+        value_text, value_b64 = _text_or_base64(letter.value)
+        return cls(
+            **{
+                **_named_alike(letter, cls),
+                "key": key_text,
+                "key_base64": key_b64,
+                "value": value_text,
+                "value_base64": value_b64,
+                "headers": [_header(name, value) for name, value in letter.headers],
+                "replays": [
+                    ReplayHistoryPublic(**_named_alike(e, ReplayHistoryPublic)) for e in replays
+                ],
+            }
+        )
+
+
+class SelectionCreate(BaseModel):
+    """Which dead letters: ``ids``, or a ``filter`` expression (see docs/dead-letters.md)."""
+
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(None, max_length=10000)
+    filter: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2000,
+        description="e.g. 'topic=tasks.echo error=ValueError since=2h' (default status: pending)",
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SelectionCreate:
+        if (self.ids is None) == (self.filter is None):
+            raise ValueError("give either ids or filter")
+        return self
+
+
+class EditCreate(BaseModel):
+    """A change to each payload before it is sent."""
+
+    replace: Any = Field(None, description="the new payload (JSON)")
+    merge_patch: dict[str, Any] | None = Field(None, description="an RFC 7386 merge patch")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> EditCreate:
+        if (self.replace is None) == (self.merge_patch is None):
+            raise ValueError("give either replace or merge_patch")
+        return self
+
+    def edit(self) -> Edit:
+        """The replay's edit."""
+        if self.merge_patch is not None:
+            return Edit("merge_patch", self.merge_patch)
+        return Edit("replace", self.replace)
+
+
+class ReplayCreate(SelectionCreate):
+    """A replay: which dead letters, where to, with which edit, how fast."""
+
+    request_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._:-]{1,100}$",
+        description="chosen by the client; the same id again never sends twice "
+        "(or use the Idempotency-Key header)",
+    )
+    to: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9._-]{1,249}$", description="another topic to send to"
+    )
+    edit: EditCreate | None = None
+    dry_run: bool = Field(False, description="show what would be sent; change nothing")
+    rate: Annotated[float, Field(ge=1, le=1_000_000)] | Literal["unlimited"] | None = Field(
+        None, description="messages per second (default from settings), or 'unlimited'"
+    )
+    force: bool = Field(False, description="replay even past the loop guard's limit")
+
+
+class PreviewPublic(BaseModel):
+    """What replaying one dead letter would do."""
+
+    dead_letter_id: int
+    outcome: str
+    detail: str | None
+    topic: str | None
+    key: str | None
+    headers: list[HeaderPublic]
+    payload: Any
+
+    @classmethod
+    def of(cls, prepared: Prepared) -> PreviewPublic:
+        """What replaying one dead letter would send."""
+        record = prepared.record
+        letter = prepared.dead_letter
+        return cls(
+            dead_letter_id=letter.id,
+            outcome=prepared.outcome,
+            detail=prepared.detail,
+            topic=record.topic if record else None,
+            key=letter.key_text,
+            headers=[_header(n, v) for n, v in record.headers] if record else [],
+            payload=prepared.payload if prepared.payload is not None else letter.payload,
+        )
+
+
+class DryRunPublic(BaseModel):
+    """A dry run: how many would be sent, refused, skipped, and the first few records."""
+
+    total: int
+    counts: dict[str, int]
+    previews: list[PreviewPublic]
+
+    @classmethod
+    def of(cls, run: DryRun) -> DryRunPublic:
+        """A dry run as answered."""
+        return cls(
+            total=run.total, counts=run.counts, previews=[PreviewPublic.of(p) for p in run.previews]
+        )
+
+
+class ReplayPublic(BaseModel):
+    """A replay request and how far it got."""
+
+    id: str
+    actor: str
+    state: str = Field(description="running | done | failed")
+    created_at: datetime
+    finished_at: datetime | None
+    total: int
+    done: int
+    counts: dict[str, int] = Field(description="sent, noop, refused, invalid, pending")
+    selection: dict[str, Any]
+    target_topic: str | None
+    edit: dict[str, Any] | None
+    rate: float | None
+    force: bool
+    error: str | None
+
+    @classmethod
+    def of(cls, state: RequestState) -> ReplayPublic:
+        """A replay request as answered."""
+        return cls(**_named_alike(state, cls))
+
+
+class CloseCreate(SelectionCreate):
+    """Resolve or discard dead letters, with a reason."""
+
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class ClosedPublic(BaseModel):
+    """What a resolve or discard changed."""
+
+    changed: list[int]
+    noop: int
+
+
+def _named_alike(source: object, model: type[BaseModel]) -> dict[str, Any]:
+    """The attributes of ``source`` that ``model`` has a field of the same name for."""
+    return {name: getattr(source, name) for name in model.model_fields if hasattr(source, name)}
+
+
+def _text_or_base64(value: bytes | None) -> tuple[str | None, str | None]:
+    if value is None:
+        return None, None
+    try:
+        return value.decode(), None
+    except UnicodeDecodeError:
+        return None, base64.b64encode(value).decode()
+
+
+def _header(name: str, value: bytes) -> HeaderPublic:
+    text, encoded = _text_or_base64(value)
+    return HeaderPublic(name=name, value=text, base64=encoded)
