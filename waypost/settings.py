@@ -346,7 +346,7 @@ class HttpSettings(ListenerSettings, PlaybookSettings):
     throttle_window_s: float = Field(
         900.0,
         gt=0,
-        le=7 * 24 * 3600.0,
+        le=7 * 24 * 3600,
         description="Observation window of login throttling: failed logins (per name and "
         "per client address) and requests with an unknown or revoked API token (per "
         "client address) older than this no longer count.",
@@ -385,13 +385,13 @@ class HttpSettings(ListenerSettings, PlaybookSettings):
     throttle_lock_s: float = Field(
         900.0,
         gt=0,
-        le=7 * 24 * 3600.0,
+        le=7 * 24 * 3600,
         description="How long a locked name or client address stays locked.",
     )
     throttle_max_delay_s: float = Field(
         60.0,
         ge=1,
-        le=24 * 3600.0,
+        le=24 * 3600,
         description="Longest wait between attempts before a lock (the wait doubles from 1 s).",
     )
 

@@ -1,1 +1,2 @@
-"""Who may use the HTTP app: users with passwords, sessions, API tokens, roles."""
+"""Who may use the HTTP app: users with passwords, sessions, API tokens, roles, and the
+throttling of failed logins and bad tokens."""

@@ -4,21 +4,27 @@ State-changing requests from browsers are checked twice: the Origin (or Referer)
 this app's own origin, and a session-authenticated request must carry the session's
 CSRF token (header ``X-CSRF-Token``, sent by htmx, or form field ``csrf_token``).
 Bearer-token requests carry no ambient credentials, so neither check applies to them.
+
+An unknown or revoked bearer token is a failure of the client address it came from
+(``throttle``); a client with too many of them (and of failed logins) gets 429 with
+``Retry-After`` before its token is even looked up.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 
-from review_ui.auth import store
+from review_ui.auth import store, throttle, throttle_store
 from review_ui.auth.roles import Role
 from review_ui.auth.store import Session
-from review_ui.deps import StateDep
+from review_ui.auth.throttle import NO_WAIT, Scope
+from review_ui.deps import AppState, StateDep
 from review_ui.problems import Problem
 from waypost.events import utcnow
 
@@ -55,25 +61,34 @@ class LoginRequired(Exception):
         self.path = path
 
 
+def client_address(request: Request) -> str:
+    """The throttling key of the client a request comes from: the address uvicorn
+    reports (the socket peer, or the ``X-Forwarded-For`` client when the peer is one of
+    uvicorn's ``FORWARDED_ALLOW_IPS``), an IPv6 address as its /64."""
+    return throttle.client_key(request.client.host if request.client else None)
+
+
+def too_many_attempts(delay: timedelta) -> Problem:
+    """The 429 of a throttled client or name, with ``Retry-After``."""
+    return Problem(
+        429,
+        "Too Many Requests",
+        f"too many failed logins or unknown API tokens; try again {throttle.in_words(delay)}",
+        headers={"Retry-After": throttle.retry_after(delay)},
+    )
+
+
 def _authenticate(request: Request, state: StateDep) -> Principal | None:
     """The principal behind the request's bearer token or session cookie, if any."""
     now = utcnow()
     authorization = request.headers.get("authorization", "")
     scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        return _bearer(state, credentials.strip(), client_address(request), now)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
     with state.engine.begin() as conn:
-        if scheme.lower() == "bearer" and credentials:
-            token = store.find_token(conn, secret=credentials.strip(), now=now)
-            if token is None:
-                raise Problem(
-                    401,
-                    "Unauthorized",
-                    "the bearer token is unknown or revoked",
-                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-                )
-            return Principal(token.name, token.role, "token")
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if not cookie:
-            return None
         session = store.find_session(
             conn,
             secret=cookie,
@@ -84,6 +99,32 @@ def _authenticate(request: Request, state: StateDep) -> Principal | None:
     if session is None:
         return None
     return Principal(session.user.name, session.user.role, "session", session)
+
+
+def _bearer(state: AppState, secret: str, client: str, now: datetime) -> Principal:
+    """The token's principal; 429 for a throttled client (before any lookup, so a
+    guesser learns nothing more), 401 (counted against the client) for a bad token."""
+    policies = throttle.policies(state.settings)
+    with state.engine.begin() as conn:
+        delay = throttle_store.wait(
+            conn, scope=Scope.CLIENT, key=client, now=now, policies=policies
+        )
+        if delay > NO_WAIT:
+            raise too_many_attempts(delay)
+        token = store.find_token(conn, secret=secret, now=now)
+        if token is None:
+            detail = {"via": "api_token"}
+            throttle_store.record_failure(
+                conn, scope=Scope.CLIENT, key=client, now=now, policies=policies, detail=detail
+            )
+    if token is None:  # raised after the commit: the failure must stay counted
+        raise Problem(
+            401,
+            "Unauthorized",
+            "the bearer token is unknown or revoked",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return Principal(token.name, token.role, "token")
 
 
 async def _sent_csrf_token(request: Request) -> str | None:

@@ -1,10 +1,12 @@
-"""The HTTP app's own tables: users, sessions and API tokens (Alembic creates them)."""
+"""The HTTP app's own tables: users, sessions, API tokens and login throttling (Alembic
+creates them)."""
 
 from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
@@ -14,6 +16,7 @@ from sqlalchemy import (
     Text,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 metadata = MetaData()
 
@@ -50,4 +53,31 @@ api_tokens = Table(
     Column("disabled", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     Column("last_used_at", DateTime(timezone=True)),
+)
+
+_TS = DateTime(timezone=True)
+
+login_throttle = Table(
+    "login_throttle",
+    metadata,
+    Column("scope", Text, primary_key=True, comment="name | client"),
+    Column(
+        "key",
+        Text,
+        primary_key=True,
+        comment="the name as typed (whether a user has it or not), or the client address",
+    ),
+    Column(
+        "failures",
+        ARRAY(_TS),
+        nullable=False,
+        server_default=text("'{}'"),
+        comment="failed attempts (and attempts being checked) in the window, oldest first",
+    ),
+    Column("last_failure_at", _TS, comment="the newest of failures (for pruning)"),
+    Column("locked_at", _TS),
+    Column("locked_until", _TS, comment="every attempt is refused until then"),
+    CheckConstraint("scope IN ('name', 'client')", name="login_throttle_scope"),
+    Index("login_throttle_last_failure", "last_failure_at"),
+    Index("login_throttle_locked_until", "locked_until"),
 )

@@ -1,9 +1,11 @@
-"""User administration (admins): list users, add one, disable one; every change audited."""
+"""User administration (admins): list users, add one, disable one, and see and lift the
+login locks of names and client addresses; every change audited."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
@@ -11,9 +13,10 @@ from sqlalchemy import Connection
 
 from orchestrator.store import audit
 from orchestrator.store.audit import AuditEntry
-from review_ui.auth import store
+from review_ui.auth import store, throttle, throttle_store
 from review_ui.auth.principal import Principal
 from review_ui.auth.roles import Role
+from review_ui.auth.throttle import Scope
 from review_ui.console.common import NUL_MESSAGE, UserAdmin, frame, has_nul, see_other
 from review_ui.console.render import is_htmx, pages
 from review_ui.deps import AppState, StateDep
@@ -22,7 +25,12 @@ from waypost.events import utcnow
 router = APIRouter(include_in_schema=False)
 # Names appear in URLs and filters; "@" starts the inbox's "@me"/"@unassigned".
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-NOTICES = {"added": "User added.", "disabled": "User disabled; their sessions ended."}
+NOTICES = {
+    "added": "User added.",
+    "disabled": "User disabled; their sessions ended.",
+    "unlocked": "Lock lifted: its failed logins are forgotten.",
+    "not_locked": "That lock had already ended; nothing to lift.",
+}
 
 
 @router.get("/admin/users")
@@ -85,6 +93,29 @@ def disable_user(
     return _done(request, state, principal, "disabled")
 
 
+@router.post("/admin/users/unlock")
+def unlock(
+    request: Request,
+    state: StateDep,
+    principal: UserAdmin,
+    scope: Annotated[str, Form(max_length=20)] = "",
+    key: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Lift the login lock of a name or a client address and forget its failures."""
+    if scope not in {s.value for s in Scope} or has_nul(key):
+        return _render(request, state, principal, error="Choose a lock to lift.", status=422)
+    with state.engine.begin() as conn:
+        lifted = throttle_store.lift(
+            conn,
+            scope=Scope(scope),
+            key=key,
+            actor=principal.name,
+            now=utcnow(),
+            policies=throttle.policies(state.settings),
+        )
+    return _done(request, state, principal, "unlocked" if lifted else "not_locked")
+
+
 def _done(request: Request, state: AppState, principal: Principal, notice: str) -> Response:
     if is_htmx(request):
         return _render(request, state, principal, notice=NOTICES[notice])
@@ -101,11 +132,16 @@ def _render(
     form: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
+    now = utcnow()
     with state.engine.begin() as conn:
         users = store.list_users(conn)
+        locks = throttle_store.locks(conn, now=now)
+    policies = throttle.policies(state.settings)
     context = frame(
         principal,
         users=users,
+        locks=[_lock_row(lock, now, policies) for lock in locks],
+        locked_names={lock.key for lock in locks if lock.scope is Scope.NAME},
         roles=[r.value for r in Role],
         notice=notice,
         error=error,
@@ -120,3 +156,15 @@ def _audit(conn: Connection, principal: Principal, action: str, **detail: str) -
         conn,
         entries=[AuditEntry(actor=principal.name, action=action, detail=detail, at=utcnow())],
     )
+
+
+def _lock_row(lock: throttle.Counter, now: datetime, policies: throttle.Policies) -> dict[str, Any]:
+    """What the Users page shows of a lock."""
+    return {
+        "scope": lock.scope.value,
+        "key": lock.key,
+        "failures": len(lock.recent(now, policies.of(lock.scope))),
+        "locked_at": lock.locked_at,
+        "locked_until": lock.locked_until,
+        "ends": throttle.in_words(lock.locked_until - now) if lock.locked_until else "",
+    }

@@ -1,4 +1,11 @@
-"""Logging in and out of the console, with an audit row for each attempt."""
+"""Logging in and out of the console, with an audit row for each attempt.
+
+Attempts are throttled per typed name and per client address (``review_ui.auth.
+throttle``): an attempt that must wait is refused with 429 and ``Retry-After`` before its
+password is checked. Every refusal says the same whatever the reason (unknown name,
+wrong password, disabled account, a wait or a lock), and an unknown name costs the same
+argon2 verification as a known one, so no answer tells which accounts exist.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +17,9 @@ from sqlalchemy import Connection
 
 from orchestrator.store import audit
 from orchestrator.store.audit import AuditEntry
-from review_ui.auth import store
-from review_ui.auth.principal import SESSION_COOKIE, check_origin
+from review_ui.auth import store, throttle, throttle_store
+from review_ui.auth.principal import SESSION_COOKIE, check_origin, client_address
+from review_ui.auth.throttle import NO_WAIT, Scope
 from review_ui.console.common import Reader, frame, has_nul, safe_next, see_other
 from review_ui.console.render import pages
 from review_ui.deps import AppState, StateDep
@@ -19,6 +27,9 @@ from waypost.events import utcnow
 
 router = APIRouter()
 WRONG = "Wrong name or password."
+# After a failure that makes the next attempt wait, and for an attempt refused unchecked:
+# "or too many attempts", never which, so a lock says nothing about the password.
+WAIT = "Wrong name or password, or too many attempts: try again {when}."
 _MAX_NAME = 200
 
 
@@ -44,10 +55,25 @@ def login(
     password: Annotated[str, Form(max_length=4096)] = "",
     next_url: Annotated[str, Form(alias="next", max_length=2000)] = "/inbox",
 ) -> Response:
-    """Check the password; on success replace any session with a new one."""
+    """Check the password (unless the name or the client must wait); on success replace
+    any session with a new one."""
     check_origin(request, state.settings.http_public_origin)
     now = utcnow()
     ip = request.client.host if request.client else None
+    client = client_address(request)
+    keys = [(Scope.NAME, throttle.name_key(name)), (Scope.CLIENT, client)]
+    policies = throttle.policies(state.settings)
+    with state.engine.begin() as conn:  # committed before the (slow) password check
+        delay = throttle_store.admit(conn, keys=keys, now=now, policies=policies)
+    if delay > NO_WAIT:
+        return _form(
+            request,
+            next_url=safe_next(next_url),
+            name=name,
+            error=WAIT.format(when=throttle.in_words(delay)),
+            status=429,
+            headers={"Retry-After": throttle.retry_after(delay)},
+        )
     with state.engine.begin() as conn:
         user = (
             None
@@ -55,13 +81,23 @@ def login(
             else store.authenticate(conn, name=name, password=password, now=now)
         )
         if user is None:
-            _audit(conn, name.replace("\x00", "\ufffd") or "-", "login_failed", ip)
+            delay = throttle_store.settle_failure(
+                conn,
+                keys=keys,
+                attempt_at=now,
+                now=utcnow(),
+                policies=policies,
+                detail={"client": client, "via": "login"},
+            )
+            _audit(conn, throttle.name_key(name) or "-", "login_failed", ip)
         else:
+            throttle_store.settle_success(conn, keys=keys, attempt_at=now)
             _end_current_session(conn, request)
             secret, _ = store.start_session(conn, user=user, now=now)
             _audit(conn, user.name, "login", ip)
     if user is None:
-        return _form(request, next_url=safe_next(next_url), name=name, error=WRONG, status=401)
+        error = WAIT.format(when=throttle.in_words(delay)) if delay > NO_WAIT else WRONG
+        return _form(request, next_url=safe_next(next_url), name=name, error=error, status=401)
     response = see_other(safe_next(next_url))
     response.set_cookie(
         SESSION_COOKIE,
@@ -89,10 +125,16 @@ def logout(request: Request, state: StateDep, principal: Reader) -> Response:
 
 
 def _form(
-    request: Request, *, next_url: str, name: str = "", error: str | None = None, status: int = 200
+    request: Request,
+    *,
+    next_url: str,
+    name: str = "",
+    error: str | None = None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     context = frame(None, next_url=next_url, name=name, error=error)
-    return pages().render(request, "login.html", context, status=status)
+    return pages().render(request, "login.html", context, status=status, headers=headers)
 
 
 def _end_current_session(conn: Connection, request: Request) -> None:

@@ -42,7 +42,7 @@ ORCHESTRATOR_TABLES = {
 # (tests/agents checks it) and it is deliberately not in the orchestrator's metadata.
 AGENT_TABLES = {"kb_articles"}
 # The HTTP app's own tables (review_ui/auth/tables.py), also created by the migrations.
-AUTH_TABLES = {"users", "sessions", "api_tokens"}
+AUTH_TABLES = {"users", "sessions", "api_tokens", "login_throttle"}
 # The agent registry (waypost/agent_registry.py).
 REGISTRY_TABLES = {"agent_instances"}
 # Agent memory (waypost/memory/tables.py).

@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -44,8 +45,10 @@ from orchestrator.store.dead_letters import DeadLetterFilter
 from orchestrator.store.tables import dead_letters
 from review_ui.app import create_app
 from review_ui.auth import store as auth_store
+from review_ui.auth import throttle_store
 from review_ui.auth.principal import CSRF_HEADER, SESSION_COOKIE
 from review_ui.auth.roles import Role
+from review_ui.auth.throttle import Policies, Scope, ThrottlePolicy
 from tests.review_ui.console.conftest import (
     BROWSER,
     ORIGIN,
@@ -111,6 +114,7 @@ EXPECTED: dict[tuple[str, str], tuple[Expect, Expect, Expect, Expect]] = {
     ("GET", "/admin/users"): (LOGIN, 403, 403, OK),
     ("POST", "/admin/users"): (LOGIN, 403, 403, OK),
     ("POST", "/admin/users/disable"): (LOGIN, 403, 403, OK),
+    ("POST", "/admin/users/unlock"): (LOGIN, 403, 403, OK),
     # dead letters: analysts and admins
     ("GET", "/api/v1/dlq"): (401, 403, OK, OK),
     ("GET", "/api/v1/dlq/stats"): (401, 403, OK, OK),
@@ -131,6 +135,10 @@ EXPECTED: dict[tuple[str, str], tuple[Expect, Expect, Expect, Expect]] = {
 }
 
 ADD_IT = "add it to EXPECTED with the roles that may use it"
+# Locks a name at its first failure (whatever the app's own thresholds).
+_LOCK_AT_ONCE = ThrottlePolicy(
+    1, 1, timedelta(minutes=15), timedelta(minutes=15), timedelta(seconds=60)
+)
 USERS = {"reviewer": "rita", "analyst": "ann", "admin": "ada"}
 ASSIGNEE = "rob"  # another reviewer: whom assign hands escalations to, whom anonymous logs in as
 STATIC_FILE = "console.css"
@@ -240,6 +248,16 @@ class World:
         name = self.name("victim")
         with self.engine.begin() as conn:
             auth_store.add_user(conn, name=name, password=PASSWORD, role=Role.REVIEWER)
+        return name
+
+    def locked_name(self) -> str:
+        """A name a burst of failed logins locked (no user needs to have it)."""
+        name = self.name("locked")
+        policies = Policies(name=_LOCK_AT_ONCE, client=_LOCK_AT_ONCE)
+        with self.engine.begin() as conn:
+            throttle_store.record_failure(
+                conn, scope=Scope.NAME, key=name, now=utcnow(), policies=policies, detail={}
+            )
         return name
 
     def dead_letter(self) -> int:
@@ -385,6 +403,9 @@ RECIPES: dict[tuple[str, str], Callable[[World, Caller], Call]] = {
         data={"name": world.name("newcomer"), "role": "reviewer", "password": PASSWORD}
     ),
     ("POST", "/admin/users/disable"): lambda world, caller: Call(data={"name": world.victim()}),
+    ("POST", "/admin/users/unlock"): lambda world, caller: Call(
+        data={"scope": "name", "key": world.locked_name()}
+    ),
     ("POST", "/api/v1/dlq/replays"): _dlq_api({"dry_run": True}),
     ("POST", "/api/v1/dlq/resolve"): _dlq_api({"reason": "fixed by hand"}),
     ("POST", "/api/v1/dlq/discard"): _dlq_api({"reason": "junk"}),
