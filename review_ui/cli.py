@@ -128,6 +128,30 @@ def _set_disabled(name: str, *, disabled: bool) -> None:
     click.echo(f"{done} {name}")
 
 
+@user.command(name="unlock")
+@click.argument("name")
+def user_unlock(name: str) -> None:
+    """Lift the login lock of NAME (after too many failed logins) and forget its failures.
+
+    Locks also end by themselves after WAYPOST_THROTTLE_LOCK_S; admins can lift them on
+    the console's Users page too. Audited as login_unlocked.
+    """
+    from review_ui.auth import throttle, throttle_store
+    from waypost.events import utcnow
+    from waypost.settings import HttpSettings, load
+
+    with _database() as conn:
+        lifted = throttle_store.lift(
+            conn,
+            scope=throttle.Scope.NAME,
+            key=throttle.name_key(name),
+            actor=f"cli:{getpass.getuser()}",
+            now=utcnow(),
+            policies=throttle.policies(load(HttpSettings)),
+        )
+    click.echo(f"unlocked {name}" if lifted is not None else f"{name} was not locked")
+
+
 @user.command(name="passwd")
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")

@@ -374,3 +374,19 @@ def test_the_notes_tell_how_to_log_in(default_render: Rendered, maximal_render: 
     assert "port-forward svc/release-waypost-console 8080:80" in default_render.notes
     assert "https://review.example.com/" in maximal_render.notes
     assert "WARNING: the database URL was given as database.url" in maximal_render.notes
+
+
+def test_the_console_trusts_the_forwarded_client_address_only_of_the_proxies_named(
+    default_render: Rendered, maximal_render: Rendered
+) -> None:
+    # Login throttling counts failures per client address: behind an ingress the console
+    # must take it from X-Forwarded-For, and only from the proxies the operator names.
+    def forwarded(rendered: Rendered) -> list[str]:
+        (console,) = [
+            d for d in rendered.of_kind("Deployment") if d["metadata"]["name"].endswith("-console")
+        ]
+        env = _container(console)["env"]
+        return [v["value"] for v in env if v["name"] == "FORWARDED_ALLOW_IPS"]
+
+    assert forwarded(default_render) == []  # uvicorn's default: loopback only
+    assert forwarded(maximal_render) == ["10.0.0.0/8"]

@@ -4,6 +4,7 @@ the test, through WAYPOST_DATABASE_URL and WAYPOST_DATABASE_SCHEMA)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from orchestrator.playbooks.registry import PlaybookRegistry
+from orchestrator.store import audit
 from review_ui.app import create_app
 from review_ui.auth import store as auth_store
+from review_ui.auth import throttle_store
 from review_ui.auth.roles import Role
+from review_ui.auth.throttle import Scope, name_key, policies
 from waypost.bus.kafka import KafkaBus
 from waypost.cli.main import main
 from waypost.events import utcnow
@@ -271,3 +275,34 @@ def test_changes_made_from_the_command_line_are_audited(
         ("token_created", "etl"),
     ]
     assert all(e.actor.startswith("cli:") for e in entries)
+
+
+def test_user_unlock_lifts_a_login_lock_and_is_audited(
+    waypost: Callable[..., Result], engine: Engine
+) -> None:
+    rules = policies(HttpSettings())
+    now = utcnow()
+    with engine.begin() as conn:
+        for n in range(rules.name.lock_after):
+            throttle_store.record_failure(
+                conn,
+                scope=Scope.NAME,
+                key=name_key("alice"),
+                now=now + timedelta(seconds=n),
+                policies=rules,
+                detail={"via": "test"},
+            )
+        locked = now + timedelta(seconds=rules.name.lock_after)
+        assert [c.key for c in throttle_store.locks(conn, now=locked)] == ["alice"]
+
+    result = waypost("user", "unlock", "alice")
+    again = waypost("user", "unlock", "alice")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "unlocked alice\n"
+    assert again.stdout == "alice was not locked\n"
+    with engine.connect() as conn:
+        assert throttle_store.locks(conn, now=utcnow()) == []
+        unlocked = [e for e in audit.recent(conn, limit=10) if e.action == "login_unlocked"]
+    assert len(unlocked) == 1
+    assert unlocked[0].actor.startswith("cli:")
