@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from orchestrator.errors import FilterError as FilterError  # callers catch it from here
+from orchestrator.errors import FilterError
 from orchestrator.store.dead_letters import STATUSES, DeadLetterFilter, Status
 
 NAMES = (

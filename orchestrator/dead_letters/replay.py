@@ -26,22 +26,16 @@ from typing import Literal
 
 from sqlalchemy import Engine
 
-# Callers import a replay's types from here as well as from their modules.
-from orchestrator.dead_letters.edits import Edit as Edit
-from orchestrator.dead_letters.orders import DryRun as DryRun
-from orchestrator.dead_letters.orders import Prepared as Prepared
-from orchestrator.dead_letters.orders import ReplayOrder as ReplayOrder
+from orchestrator.dead_letters.orders import DryRun, Prepared, ReplayOrder
 from orchestrator.dead_letters.prepare import prepare
 from orchestrator.dead_letters.rate import CHUNK, TokenBucket, chunk_size
-from orchestrator.errors import ReplayConflict as ReplayConflict
-from orchestrator.errors import ReplayError as ReplayError
+from orchestrator.errors import ReplayConflict, ReplayError
 from orchestrator.publishing.outbox import OutboxPublisher
 from orchestrator.store import audit, outbox, replays
 from orchestrator.store import dead_letters as index
 from orchestrator.store.audit import AuditEntry
 from orchestrator.store.dead_letters import DeadLetter, DeadLetterFilter
-from orchestrator.store.replays import ItemOutcome
-from orchestrator.store.replays import RequestState as RequestState
+from orchestrator.store.replays import ItemOutcome, RequestState
 from waypost.bus.base import Admin, TopicSpec
 from waypost.bus.records import OutgoingRecord
 from waypost.events import Codec

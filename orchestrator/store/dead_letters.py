@@ -14,7 +14,6 @@ from sqlalchemy.dialects.postgresql import insert
 
 # A dead letter's replay history lives with the replays; the console reads it from here.
 from orchestrator.store.replays import ReplayEntry as ReplayEntry
-from orchestrator.store.replays import replays_of as replays_of
 from orchestrator.store.tables import dead_letters
 from waypost.bus.records import Headers, headers_from_json
 

@@ -8,7 +8,17 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from review_ui.console import admin, bulk, dead_letters, decisions, errors, escalation, inbox, login
+from review_ui.console import (
+    admin,
+    bulk,
+    dead_letter_actions,
+    dead_letters,
+    decisions,
+    errors,
+    escalation,
+    inbox,
+    login,
+)
 from review_ui.console.render import STATIC_DIR
 
 __all__ = ["install"]
@@ -16,7 +26,16 @@ __all__ = ["install"]
 
 def install(app: FastAPI) -> None:
     """Mount the console on ``app`` (after its JSON problem handlers are installed)."""
-    for module in (login, inbox, bulk, escalation, decisions, admin, dead_letters):
+    for module in (
+        login,
+        inbox,
+        bulk,
+        escalation,
+        decisions,
+        admin,
+        dead_letters,
+        dead_letter_actions,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     errors.install(app)

@@ -16,10 +16,8 @@ from urllib.parse import urlencode
 from fastapi import Form, Path
 from pydantic import BaseModel, Field
 
+from orchestrator.dead_letters.edits import Edit
 from orchestrator.dead_letters.filters import build_filter
-from orchestrator.dead_letters.replay import (
-    Edit,
-)
 from orchestrator.store.dead_letters import DeadLetterFilter
 from review_ui.console.common import NUL_MESSAGE, has_nul, url_number, url_text
 

@@ -13,13 +13,10 @@ from typing import Literal
 
 import orjson
 
+from orchestrator.dead_letters.orders import Prepared, ReplayOrder
 from orchestrator.dead_letters.records import replay_record
-from orchestrator.dead_letters.replay import (
-    Prepared,
-    ReplayOrder,
-    RequestState,
-)
 from orchestrator.store.dead_letters import DeadLetter
+from orchestrator.store.replays import RequestState
 from review_ui.console.dead_letter_forms import (
     FACETS,
     DlqQuery,

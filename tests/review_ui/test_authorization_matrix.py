@@ -34,8 +34,9 @@ from httpx import Response
 from sqlalchemy import Engine, select
 from starlette.routing import Mount
 
+from orchestrator.dead_letters.orders import ReplayOrder
 from orchestrator.dead_letters.records import index_row
-from orchestrator.dead_letters.replay import Replayer, ReplayOrder
+from orchestrator.dead_letters.replay import Replayer
 from orchestrator.playbooks.registry import PlaybookRegistry
 from orchestrator.publishing.records import Outgoing
 from orchestrator.service.applier import Applier

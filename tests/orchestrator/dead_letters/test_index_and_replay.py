@@ -31,6 +31,7 @@ from orchestrator.errors import ReplayConflict, ReplayError
 from orchestrator.publishing.outbox import OutboxPublisher
 from orchestrator.store import audit
 from orchestrator.store import dead_letters as index
+from orchestrator.store import replays as replay_rows
 from orchestrator.store.dead_letters import DeadLetterFilter
 from orchestrator.store.tables import outbox
 from tests.waiting import wait_for
@@ -252,7 +253,7 @@ def test_two_requests_racing_for_one_dead_letter_send_it_once(world: World) -> N
     winner = next(s for s in states if s.counts["sent"])
     assert len(world.read(world.topics.goals, 1)) == 1
     with world.engine.connect() as conn:
-        entries = index.replays_of(conn, dead_letter_id=letter.id)
+        entries = replay_rows.replays_of(conn, dead_letter_id=letter.id)
     assert sorted(e.outcome for e in entries) == ["noop"] * 7 + ["sent"]
     assert {e.detail for e in entries if e.outcome == "noop"} == {
         f"already replayed by ann (request {winner.id})"

@@ -20,8 +20,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
+from orchestrator.dead_letters.edits import Edit
 from orchestrator.dead_letters.records import REPLAY_COUNT, REPLAY_OF, REPLAY_REQUEST, index_row
-from orchestrator.dead_letters.replay import Edit
 from orchestrator.store import dead_letters as index
 from orchestrator.store.dead_letters import DeadLetter
 from orchestrator.store.tables import dead_letters, outbox
