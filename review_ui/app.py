@@ -15,7 +15,7 @@ from orchestrator.playbooks.registry import PlaybookRegistry
 from orchestrator.playbooks.versions import PlaybookVersions
 from orchestrator.publishing.outbox import OutboxPublisher
 from orchestrator.publishing.records import Outgoing
-from orchestrator.reviews import Reviews
+from orchestrator.review import Reviews
 from review_ui import console, problems
 from review_ui.api import dead_letters, escalations, goals, health, workflows
 from review_ui.api.agents import router as agents_router

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine
 from orchestrator.playbooks.registry import PlaybookRegistry
 from orchestrator.publishing.outbox import OutboxPublisher
 from orchestrator.publishing.records import Outgoing
-from orchestrator.reviews import Reviews
+from orchestrator.review import Reviews
 from review_ui.replays import ReplayRunner
 from waypost.bus.base import Admin
 from waypost.outages import Outages

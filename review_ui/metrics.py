@@ -41,7 +41,7 @@ class HttpMetrics:
         )
 
     def decided(self, action: str, waited_s: float) -> None:
-        """Count a reviewer's decision (``Reviews.on_decided``)."""
+        """Count a reviewer's decision once it committed (``Reviews.on_decided``)."""
         self.decisions.labels(action).observe(waited_s)
 
 

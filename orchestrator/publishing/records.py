@@ -1,12 +1,19 @@
-"""Turning state-machine commands into the Kafka records they publish."""
+"""Turning state-machine commands into the Kafka records they publish, and recording the
+spans those records stand for."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
-from opentelemetry.trace import SpanKind
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from orchestrator.workflow.approvals import granted
 from orchestrator.workflow.messages import (
@@ -19,7 +26,7 @@ from orchestrator.workflow.messages import (
     DispatchTask,
     RecordReviewEvent,
 )
-from orchestrator.workflow.state import WorkflowState
+from orchestrator.workflow.state import EscalationState, ReviewDecision, WorkflowState
 from orchestrator.workflow.transitions import dispatch_id
 from waypost.bus.dead_letters import Exhaustion, exhausted
 from waypost.bus.records import OutgoingRecord
@@ -38,10 +45,52 @@ from waypost.events import (
     WorkflowStarted,
 )
 from waypost.telemetry import NO_TRACING, Tracing
-from waypost.telemetry.tracing import derived_traceparent
+from waypost.telemetry.tracing import derived_traceparent, headers_of
 from waypost.topics import Topics
 
 SOURCE = "waypost/orchestrator"
+_RECENT_SPANS = 50_000  # derived span keys remembered, so a span is recorded once
+
+
+class _Once:
+    """The keys of the derived spans this process recorded lately (bounded, oldest
+    forgotten first): a dispatch or escalation built again, because the transaction
+    that wrote it rolled back and its input was applied once more, keeps the span it
+    has instead of getting a second one with the same id."""
+
+    def __init__(self, size: int = _RECENT_SPANS) -> None:
+        self._size = size
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def first(self, key: str) -> bool:
+        """True the first time ``key`` is seen (and remember it)."""
+        with self._lock:
+            if key in self._seen:
+                return False
+            self._seen[key] = None
+            if len(self._seen) > self._size:
+                self._seen.popitem(last=False)
+            return True
+
+
+@dataclass(slots=True)
+class ReviewWait:
+    """The time an escalation waited for a reviewer's decision, as a span under the
+    escalation's. ``headers`` (traceparent, tracestate) make it the parent of the
+    decision's event; the span itself is recorded only by ``record``, which the caller
+    calls once the decision committed, so a decision that rolls back leaves none."""
+
+    headers: tuple[str | None, str | None]
+    span: Span | None
+    start: datetime
+    end: datetime
+
+    def record(self) -> None:
+        """Record the span (once)."""
+        if self.span is not None:
+            self.span.end(end_time=max(_nanos(self.end), _nanos(self.start)))
+            self.span = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +101,13 @@ class Outgoing:
     codec: Codec
     source: str = SOURCE
     tracing: Tracing = field(default=NO_TRACING)
+    _traced: _Once = field(default_factory=_Once, init=False, compare=False, repr=False)
 
     def for_commands(
         self, state: WorkflowState, commands: Iterable[Command]
     ) -> list[OutgoingRecord]:
-        """Records for every command of one decision that publishes an event."""
+        """Records for every command of one decision that publishes an event. The spans
+        of dispatches and escalations are not recorded here: ``trace_commands`` does."""
         return [
             self._record(state, command)
             for command in commands
@@ -96,7 +147,7 @@ class Outgoing:
                 last_failure=command.last_failure,
             )
             return exhausted(
-                self._dispatch(state, command.dispatch, rebuilt=True),
+                self._dispatch(state, command.dispatch),
                 exhaustion,
                 group=self.topics.agent_group(capability),
             )
@@ -116,7 +167,6 @@ class Outgoing:
                 priority=escalation.priority,
                 due_at=escalation.due_at.isoformat(),
             )
-            self._escalation_span(state, command)
             event = replace(
                 self._event(state, payload),
                 traceparent=escalation_traceparent(state, escalation.id) or state.traceparent,
@@ -163,14 +213,11 @@ class Outgoing:
         ):
             return self.record(self.topics.workflow_events, self._event(state, payload))
 
-    def _dispatch(
-        self, state: WorkflowState, command: DispatchTask, *, rebuilt: bool = False
-    ) -> OutgoingRecord:
+    def _dispatch(self, state: WorkflowState, command: DispatchTask) -> OutgoingRecord:
         """A task.dispatched record; built again from the same state, it is the same bytes
         (its id, time and trace context are the attempt's; its input's keys sorted, as
         the database does not keep their order), which is what its dead letter must be.
-        It carries the approvals reviewers gave to the task's actions. Unless ``rebuilt``
-        it records the dispatch's ``create`` span."""
+        It carries the approvals reviewers gave to the task's actions."""
         task = command.task
         approvals = [
             ApprovalGrant(
@@ -202,13 +249,16 @@ class Outgoing:
         )
         if command.dispatched_at is not None:
             event = replace(event, time=command.dispatched_at)
-        if not rebuilt:
-            self._dispatch_span(state, command)
         return self.record(topic, event)
 
     def trace_commands(self, state: WorkflowState, commands: Iterable[Command]) -> None:
-        """Record the spans of dispatches and escalations among ``commands`` (for records
-        built under ``Tracing.quiet``, once it is known they are sent)."""
+        """Record the spans of the dispatches (``create <topic>``) and escalations
+        (``escalate <step>``) among ``commands``, in the current span's trace context,
+        once it is known their records are written. Their ids are derived from the
+        dispatch and escalation ids; each is recorded once by this process, however
+        often its records are built (a transaction retried after a rollback)."""
+        if not self.tracing.enabled:
+            return
         for command in commands:
             if isinstance(command, DispatchTask):
                 self._dispatch_span(state, command)
@@ -218,6 +268,8 @@ class Outgoing:
     def _dispatch_span(self, state: WorkflowState, command: DispatchTask) -> None:
         task = command.task
         event_id = dispatch_id(task.id, task.attempt)
+        if not self._traced.first(event_id):
+            return
         topic = self.topics.tasks(task.capability)
         self.tracing.derived_span(
             f"create {topic}",
@@ -239,6 +291,8 @@ class Outgoing:
 
     def _escalation_span(self, state: WorkflowState, command: AnnounceTaskEscalated) -> None:
         escalation = command.escalation
+        if not self._traced.first(_escalation_key(escalation.id)):
+            return
         self.tracing.derived_span(
             f"escalate {escalation.step}",
             key=_escalation_key(escalation.id),
@@ -252,6 +306,44 @@ class Outgoing:
                 "waypost.escalation.reason": escalation.reason[:500],
             },
         )
+
+    def review_wait(
+        self,
+        state: WorkflowState,
+        escalation: EscalationState,
+        decision: ReviewDecision,
+    ) -> ReviewWait:
+        """``review <step>``: the time ``escalation`` waited for ``decision``, a span under
+        the escalation's (linked to the current span, the reviewer's request), started
+        now and recorded by ``ReviewWait.record``."""
+        parent = escalation_traceparent(state, escalation.id) or state.traceparent
+        now = decision.decided_at
+        provider = self.tracing.provider
+        if provider is None:
+            return ReviewWait((parent, state.tracestate), None, escalation.opened_at, now)
+        waited = max(0.0, (now - escalation.opened_at).total_seconds())
+        current = trace.get_current_span().get_span_context()
+        # Started, not ended: an SDK span is exported when it ends, so one whose decision
+        # rolls back is never recorded. (Tracing has no such span yet, so it is made on
+        # the provider here.)
+        span = provider.get_tracer("waypost").start_span(
+            f"review {escalation.step}",
+            context=_remote_parent(parent),
+            attributes={
+                "waypost.workflow.id": state.id,
+                "waypost.task.id": escalation.task_id,
+                "waypost.escalation.id": escalation.id,
+                "waypost.escalation.kind": escalation.kind,
+                "waypost.review.reviewer": decision.reviewer,
+                "waypost.review.action": decision.action,
+                "waypost.review.wait_s": waited,
+            },
+            links=[Link(current)] if current.is_valid else None,
+            start_time=_nanos(escalation.opened_at),
+        )
+        traceparent, tracestate = headers_of(span)
+        headers = (traceparent, tracestate or state.tracestate)
+        return ReviewWait(headers, span, escalation.opened_at, now)
 
     def _event(self, state: WorkflowState, payload: Payload) -> Event:
         traceparent, tracestate = self.tracing.outgoing((state.traceparent, state.tracestate))
@@ -277,6 +369,18 @@ def escalation_traceparent(state: WorkflowState, escalation_id: str) -> str | No
 
 def _escalation_key(escalation_id: str) -> str:
     return f"escalation:{escalation_id}"
+
+
+def _remote_parent(traceparent: str | None) -> otel_context.Context:
+    """A context whose current span is the one ``traceparent`` names (an empty context,
+    which starts a new trace, without one)."""
+    if not traceparent:
+        return otel_context.Context()
+    return TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+
+
+def _nanos(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000_000)
 
 
 def _sorted_keys(value: Any) -> Any:

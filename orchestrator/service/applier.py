@@ -108,6 +108,7 @@ class Applier:
             result.observations.extend(observe(state, event, decision, now))
             with self.outgoing.tracing.within(causes[index] if index < len(causes) else None):
                 records.extend(self.outgoing.for_commands(decision.state, decision.commands))
+                self.outgoing.trace_commands(decision.state, decision.commands)
             entries.extend(
                 _audit_entry(workflow_id, command, now)
                 for command in decision.commands
@@ -166,7 +167,7 @@ class Applier:
             observations[goal.id] = observe(accepted, GoalAccepted(), decision, now)
             cause = causes[index] if index < len(causes) else None
             # Spans wait until it is known which goals are new (the others are not sent).
-            with self.outgoing.tracing.within(cause), self.outgoing.tracing.quiet():
+            with self.outgoing.tracing.within(cause):
                 records = self.outgoing.for_commands(decision.state, decision.commands)
             planned[goal.id] = (decision.state, records)
             decisions[goal.id] = (decision.commands, cause)

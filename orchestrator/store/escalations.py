@@ -172,17 +172,23 @@ def facets(conn: Connection) -> dict[str, list[str]]:
 
 def get(conn: Connection, *, escalation_id: str) -> tuple[WorkflowState, EscalationState] | None:
     """An escalation with its whole workflow (read only), or None."""
-    if "\x00" in escalation_id:
-        return None
-    workflow_id = conn.execute(
-        select(escalations.c.workflow_id).where(escalations.c.id == escalation_id)
-    ).scalar_one_or_none()
+    workflow_id = workflow_of(conn, escalation_id=escalation_id)
     if workflow_id is None:
         return None
     state = workflow_rows.get(conn, workflow_id=workflow_id)
     if state is None:
         return None
     return state, state.escalations[escalation_id]
+
+
+def workflow_of(conn: Connection, *, escalation_id: str) -> str | None:
+    """The id of the workflow an escalation belongs to, or None (no such escalation)."""
+    if "\x00" in escalation_id:  # PostgreSQL text cannot hold it: no escalation has it
+        return None
+    workflow_id: str | None = conn.execute(
+        select(escalations.c.workflow_id).where(escalations.c.id == escalation_id)
+    ).scalar_one_or_none()
+    return workflow_id
 
 
 def rows_by_id(conn: Connection, *, ids: list[str]) -> dict[str, InboxRow]:

@@ -18,14 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from orchestrator.playbooks.model import Step
-from orchestrator.workflow.messages import (
-    AnnounceTaskEscalated,
-    Decision,
-    RecordReviewEvent,
-    TaskAttemptFailed,
-)
-from orchestrator.workflow.review import POLICY_APPROVAL, new_escalation
-from orchestrator.workflow.state import TaskState, TaskStatus, WorkflowState
+from orchestrator.workflow.escalation import escalate
+from orchestrator.workflow.messages import Decision, TaskAttemptFailed
+from orchestrator.workflow.review import POLICY_APPROVAL
+from orchestrator.workflow.state import TaskState, WorkflowState
 from orchestrator.workflow.transitions import Environment, attempt_capability, close_attempt
 
 
@@ -66,30 +62,16 @@ def approval_needed(
             "rule": dict(approval.rule) if approval.rule is not None else None,
         },
     }
-    escalation = new_escalation(
+    waiting = task.evolve(proposal=None, error=None, attempts=attempts)
+    return escalate(
         state,
-        task,
+        waiting,
         step,
         attempt=event.attempt,
         kind=POLICY_APPROVAL,
         reason=approval.reason,
         shown=shown,
         now=env.now,
-    )
-    waiting = task.evolve(
-        status=TaskStatus.AWAITING_REVIEW,
-        proposal=None,
-        error=None,
-        lease_expires_at=None,
-        next_attempt_at=None,
-        attempts=attempts,
-    )
-    return Decision(
-        state.with_task(waiting).with_escalation(escalation),
-        (
-            AnnounceTaskEscalated(escalation),
-            RecordReviewEvent(escalation, "opened", "waypost", {"reason": approval.reason}),
-        ),
     )
 
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from orchestrator.playbooks.model import Step
 from orchestrator.workflow.dead_letters import exhausted
-from orchestrator.workflow.messages import AnnounceTaskEscalated, Decision, RecordReviewEvent
-from orchestrator.workflow.review import FALLBACK, new_escalation
+from orchestrator.workflow.escalation import escalate
+from orchestrator.workflow.messages import Decision
+from orchestrator.workflow.review import FALLBACK
 from orchestrator.workflow.state import TaskError, TaskState, TaskStatus, WorkflowState
 from orchestrator.workflow.transitions import Environment, send, to_fallback
 
@@ -60,26 +61,13 @@ def ask_a_person(
             for a in task.attempts
         ],
     }
-    escalation = new_escalation(
+    return escalate(
         state,
-        task,
+        task.evolve(proposal=None),
         step,
         attempt=task.attempt,
         kind=FALLBACK,
         reason=reason,
         shown=shown,
         now=env.now,
-    )
-    waiting = task.evolve(
-        status=TaskStatus.AWAITING_REVIEW,
-        proposal=None,
-        lease_expires_at=None,
-        next_attempt_at=None,
-    )
-    return Decision(
-        state.with_task(waiting).with_escalation(escalation),
-        (
-            AnnounceTaskEscalated(escalation),
-            RecordReviewEvent(escalation, "opened", "waypost", {"reason": reason}),
-        ),
     )

@@ -22,23 +22,23 @@ from datetime import datetime, timedelta
 from orchestrator.playbooks.model import Step
 from orchestrator.workflow.approvals import approval_needed
 from orchestrator.workflow.dead_letters import failed_again, reopen, replayed_task
+from orchestrator.workflow.escalation import escalate
 from orchestrator.workflow.fallback import cannot_go_on
 from orchestrator.workflow.messages import (
-    AnnounceTaskEscalated,
     AnnounceWorkflowStarted,
     Decision,
     DecisionMade,
     GoalAccepted,
     Input,
     LeaseExpired,
-    RecordReviewEvent,
     RetryDue,
     ReviewDue,
     TaskAttemptFailed,
     TaskSucceeded,
 )
+from orchestrator.workflow.resolution import review_input
 from orchestrator.workflow.retry import RetryPolicy
-from orchestrator.workflow.review import open_escalation, review_input, review_needed
+from orchestrator.workflow.review import review_needed
 from orchestrator.workflow.state import (
     EscalationStatus,
     TaskError,
@@ -162,16 +162,21 @@ def _plan(state: WorkflowState, env: Environment) -> Decision:
 
 def _replayed(state: WorkflowState, task: TaskState, event: Input, env: Environment) -> Decision:
     """A result of the dead-lettered attempt (a replay ran it). A success resumes the
-    workflow and runs again the steps its failure cancelled; a failure dead-letters the
-    attempt again."""
+    workflow and runs again the steps its failure cancelled, and may wait for a reviewer
+    like any result; so does an attempt that stopped at an action needing approval. A
+    failure dead-letters the attempt again."""
     assert env.playbook is not None
     step = env.playbook.step(task.step)
-    if isinstance(event, TaskAttemptFailed):
+    if isinstance(event, TaskAttemptFailed) and event.approval is None:
         return failed_again(state, task, step, event.error, env)
-    assert isinstance(event, TaskSucceeded)
-    # Steps that do not wait on this one are dispatched now; the result may open a review.
+    assert isinstance(event, TaskSucceeded | TaskAttemptFailed)
+    # Steps that do not wait on this one are dispatched now.
     reopened, dispatches = advance(reopen(state, env.playbook, task), env.playbook, env)
-    decision = _accept(reopened, reopened.tasks[task.step], event, env)
+    task = reopened.tasks[task.step]
+    if isinstance(event, TaskAttemptFailed):
+        decision = approval_needed(reopened, task, step, event, env)
+    else:
+        decision = _accept(reopened, task, event, env)
     return Decision(decision.state, (*dispatches, *decision.commands))
 
 
@@ -203,26 +208,29 @@ def _accept(
     review = review_needed(step, event)
     if review is not None:
         kind, reason = review
-        escalation = open_escalation(state, task, step, event, kind, reason, env.now)
         waiting = task.evolve(
-            status=TaskStatus.AWAITING_REVIEW,
             proposal=dict(event.output),
             confidence=event.confidence,
             reasoning=event.reasoning,
             usage=event.usage,
             agent=event.agent,
             error=None,
-            lease_expires_at=None,
-            next_attempt_at=None,
             attempts=attempts,
         )
-        escalated = state.with_task(waiting).with_escalation(escalation)
-        return Decision(
-            escalated,
-            (
-                AnnounceTaskEscalated(escalation),
-                RecordReviewEvent(escalation, "opened", "waypost", {"reason": reason}),
-            ),
+        shown = {
+            "output": dict(event.output),
+            "confidence": event.confidence,
+            "reasoning": list(event.reasoning),
+        }
+        return escalate(
+            state,
+            waiting,
+            step,
+            attempt=event.attempt,
+            kind=kind,
+            reason=reason,
+            shown=shown,
+            now=env.now,
         )
     done = task.evolve(
         status=TaskStatus.COMPLETED,

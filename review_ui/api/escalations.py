@@ -8,14 +8,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from orchestrator.reviews import ACTIONS, DecisionRequest
+from orchestrator.review import ACTIONS, DecisionRequest
 from orchestrator.store import escalations as escalation_rows
 from orchestrator.store.escalations import InboxFilter, InboxRow
+from review_ui import review
 from review_ui.auth.principal import Principal, api_roles
 from review_ui.auth.roles import ASSIGN, DECIDE, READ
 from review_ui.deps import ConnectionDep, StateDep
 from review_ui.problems import Problem
-from review_ui.reviewing import assign_to_user, reviewer_of, run_review
 from waypost.events import utcnow
 
 router = APIRouter(tags=["escalations"])
@@ -238,7 +238,10 @@ def get_escalation(escalation_id: str, connection: ConnectionDep, _: Reader) -> 
     responses={
         404: {"description": "No such escalation."},
         409: {"description": "Decided already, changed since you saw it, or claimed by another."},
-        422: {"description": "A reject without a reason, or an edit breaking the output schema."},
+        422: {
+            "description": "A reject without a reason, an edit breaking the output schema, "
+            "an action this kind of escalation does not allow, or a retry with no attempt left."
+        },
     },
 )
 def decide(
@@ -248,13 +251,7 @@ def decide(
     request = DecisionRequest(
         escalation_id, body.action, body.version, body.digest, body.output, body.reason
     )
-    accepted = run_review(
-        state,
-        lambda conn, now: state.reviews.decide(
-            conn, request=request, reviewer=reviewer_of(principal), now=now
-        ),
-        publish=lambda found: found.outbox,
-    )
+    accepted = review.decide(state, principal, request)
     return DecisionAccepted(
         decision_id=accepted.decision_id,
         escalation_id=escalation_id,
@@ -262,22 +259,21 @@ def decide(
     )
 
 
-@router.post("/escalations/{escalation_id}/comments", status_code=201)
+@router.post(
+    "/escalations/{escalation_id}/comments",
+    status_code=201,
+    responses={
+        404: {"description": "No such escalation."},
+        409: {"description": "The escalation changed since the version you sent: read it again."},
+        422: {"description": "An empty comment."},
+    },
+)
 def comment(
     escalation_id: str, body: CommentCreate, state: StateDep, principal: Decider
 ) -> dict[str, str]:
-    """Comment on an escalation."""
-    run_review(
-        state,
-        lambda conn, now: state.reviews.comment(
-            conn,
-            escalation_id=escalation_id,
-            text=body.text,
-            version=body.version,
-            reviewer=reviewer_of(principal),
-            now=now,
-        ),
-        publish=lambda rows: rows,
+    """Comment on the version of an escalation you read."""
+    review.comment(
+        state, principal, escalation_id=escalation_id, text=body.text, version=body.version
     )
     return {"status": "recorded"}
 
@@ -287,12 +283,7 @@ def claim(
     escalation_id: str, state: StateDep, connection: ConnectionDep, principal: Decider
 ) -> EscalationPublic:
     """Claim an escalation for yourself."""
-    run_review(
-        state,
-        lambda conn, now: state.reviews.claim(
-            conn, escalation_id=escalation_id, reviewer=reviewer_of(principal), now=now
-        ),
-    )
+    review.claim(state, principal, escalation_id)
     return get_escalation(escalation_id, connection, principal)
 
 
@@ -301,12 +292,7 @@ def unclaim(
     escalation_id: str, state: StateDep, connection: ConnectionDep, principal: Decider
 ) -> EscalationPublic:
     """Give an escalation back to its group."""
-    run_review(
-        state,
-        lambda conn, now: state.reviews.unclaim(
-            conn, escalation_id=escalation_id, reviewer=reviewer_of(principal), now=now
-        ),
-    )
+    review.unclaim(state, principal, escalation_id)
     return get_escalation(escalation_id, connection, principal)
 
 
@@ -319,17 +305,7 @@ def assign(
     principal: Assigner,
 ) -> EscalationPublic:
     """Hand an escalation to a reviewer (admins)."""
-    run_review(
-        state,
-        lambda conn, now: assign_to_user(
-            state,
-            conn,
-            escalation_id=escalation_id,
-            assignee=body.assignee,
-            principal=principal,
-            now=now,
-        ),
-    )
+    review.assign(state, principal, escalation_id, body.assignee)
     return get_escalation(escalation_id, connection, principal)
 
 

@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from orchestrator.reviews import DecisionRequest
+from orchestrator.review import DecisionRequest
 from orchestrator.store import escalations as escalation_rows
+from review_ui import review
 from review_ui.auth.principal import Principal
 from review_ui.console.common import NUL_MESSAGE, Decider, has_nul, see_other
 from review_ui.console.inbox import BulkResult, Outcome, inbox_context
@@ -17,7 +18,6 @@ from review_ui.console.query import InboxQuery
 from review_ui.console.render import is_htmx, pages
 from review_ui.deps import AppState, StateDep
 from review_ui.problems import Problem
-from review_ui.reviewing import reviewer_of, run_review
 from waypost.events import utcnow
 
 router = APIRouter(include_in_schema=False)
@@ -100,13 +100,7 @@ def _decide_all(
 def _decide_one(state: AppState, principal: Principal, request: DecisionRequest) -> Problem | None:
     """One decision in its own transaction, so one conflict does not undo the others."""
     try:
-        run_review(
-            state,
-            lambda conn, now: state.reviews.decide(
-                conn, request=request, reviewer=reviewer_of(principal), now=now
-            ),
-            publish=lambda accepted: accepted.outbox,
-        )
+        review.decide(state, principal, request)
     except Problem as problem:
         return problem
     return None
@@ -116,14 +110,8 @@ def _claim(
     state: AppState, principal: Principal, escalation_id: str, *, claim: bool
 ) -> tuple[BulkResult, int]:
     action = "claim" if claim else "unclaim"
-    operation = state.reviews.claim if claim else state.reviews.unclaim
     try:
-        run_review(
-            state,
-            lambda conn, now: operation(
-                conn, escalation_id=escalation_id, reviewer=reviewer_of(principal), now=now
-            ),
-        )
+        (review.claim if claim else review.unclaim)(state, principal, escalation_id)
     except Problem as problem:
         outcome = Outcome(escalation_id, "", False, f"{problem.status}: {problem.detail}")
         return BulkResult(f"Could not {action}", (outcome,)), problem.status

@@ -1,32 +1,30 @@
 """The escalation page's forms: decide, comment, claim, unclaim, assign.
 
-Each runs through ``run_review`` (one transaction, events published after commit). A
-plain form POST that succeeds answers 303 back to the page; htmx gets the re-rendered
-block. A refused request re-renders the page with the reason where the reviewer looks
-(409: what changed and a link to reload; 422: next to the field, their text kept).
+Each runs the reviewer operation the JSON API runs too (``review_ui/review.py``). A plain
+form POST that succeeds answers 303 back to the page; htmx gets the re-rendered block. A
+refused request re-renders the page with the reason where the reviewer looks (409: the
+escalation as it is now, what changed, and the ``a`` key off until they look again; 422:
+next to the field, their text kept).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
-from sqlalchemy import Connection
 
-from orchestrator.publishing.outbox import OutboxRows
-from orchestrator.reviews import ACTIONS, DecisionRequest
+from orchestrator.review import ACTIONS, DecisionRequest
+from review_ui import review
 from review_ui.auth.principal import Principal
 from review_ui.console.common import Assigner, Decider, see_other
 from review_ui.console.escalation import Attempted, render_detail
 from review_ui.console.render import is_htmx
 from review_ui.deps import AppState, StateDep
 from review_ui.problems import Problem
-from review_ui.reviewing import assign_to_user, reviewer_of, run_review
 
 router = APIRouter(include_in_schema=False)
 Version = Annotated[int, Form(ge=1)]
@@ -87,10 +85,7 @@ def decide(
         escalation_id,
         notice=action,
         kept=kept,
-        operation=lambda conn, now: state.reviews.decide(
-            conn, request=decision, reviewer=reviewer_of(principal), now=now
-        ),
-        publish=lambda accepted: accepted.outbox,
+        operation=lambda: review.decide(state, principal, decision),
     )
 
 
@@ -111,15 +106,9 @@ def comment(
         escalation_id,
         notice="comment",
         kept=Attempted(action="comment", comment=text),
-        operation=lambda conn, now: state.reviews.comment(
-            conn,
-            escalation_id=escalation_id,
-            text=text,
-            version=version,
-            reviewer=reviewer_of(principal),
-            now=now,
+        operation=lambda: review.comment(
+            state, principal, escalation_id=escalation_id, text=text, version=version
         ),
-        publish=lambda rows: rows,
         oob=("history",),
     )
 
@@ -134,9 +123,7 @@ def claim(escalation_id: str, request: Request, state: StateDep, principal: Deci
         escalation_id,
         notice="claim",
         kept=Attempted(action="claim"),
-        operation=lambda conn, now: state.reviews.claim(
-            conn, escalation_id=escalation_id, reviewer=reviewer_of(principal), now=now
-        ),
+        operation=lambda: review.claim(state, principal, escalation_id),
     )
 
 
@@ -150,9 +137,7 @@ def unclaim(escalation_id: str, request: Request, state: StateDep, principal: De
         escalation_id,
         notice="unclaim",
         kept=Attempted(action="unclaim"),
-        operation=lambda conn, now: state.reviews.unclaim(
-            conn, escalation_id=escalation_id, reviewer=reviewer_of(principal), now=now
-        ),
+        operation=lambda: review.unclaim(state, principal, escalation_id),
     )
 
 
@@ -175,14 +160,7 @@ def assign(
         escalation_id,
         notice="assign",
         kept=Attempted(action="assign"),
-        operation=lambda conn, now: assign_to_user(
-            state,
-            conn,
-            escalation_id=escalation_id,
-            assignee=assignee.strip(),
-            principal=principal,
-            now=now,
-        ),
+        operation=lambda: review.assign(state, principal, escalation_id, assignee.strip()),
     )
 
 
@@ -194,12 +172,11 @@ def _run(
     *,
     notice: str,
     kept: Attempted,
-    operation: Callable[[Connection, datetime], Any],
-    publish: Callable[[Any], OutboxRows] | None = None,
+    operation: Callable[[], object],
     oob: tuple[str, ...] = (),
 ) -> Response:
     try:
-        run_review(state, operation, publish)
+        operation()
     except Problem as problem:
         if problem.status not in (409, 422):
             raise

@@ -1,6 +1,7 @@
 """The escalation page: the workflow around it (timeline and step graph), what the agent
-proposed (as untrusted text), why it escalated, its SLA, similar past decisions, the
-comments and the audit history, and the forms to decide it."""
+proposed (as untrusted text; when every attempt failed, the last error and the attempts
+instead), why it escalated, its SLA, similar past decisions, the comments and the audit
+history, and the forms to decide it (offering only what the reviewer rules allow)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ from orchestrator.store import audit
 from orchestrator.store import escalations as escalation_rows
 from orchestrator.store.audit import AuditEntry
 from orchestrator.store.escalations import SimilarDecision
+from orchestrator.workflow.review import refuse_retry
 from orchestrator.workflow.state import (
     Attempt,
     EscalationState,
     EscalationStatus,
     TaskError,
+    TaskState,
     WorkflowState,
 )
 from review_ui.auth import store as auth_store
@@ -90,6 +93,17 @@ class DetailView:
     def content(self) -> Mapping[str, Any]:
         """What the reviewer is shown (what the digest covers)."""
         return self.escalation.content
+
+    @property
+    def task(self) -> TaskState:
+        """The escalated step's task as it is now."""
+        return self.workflow.tasks[self.escalation.step]
+
+    @property
+    def retry_refused(self) -> str | None:
+        """Why the step cannot be retried (no attempt left), None when it can."""
+        refusal = refuse_retry(self.escalation, self.task)
+        return refusal.message if refusal is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +193,8 @@ def render_detail(
         now=now,
         attempted=attempted or Attempted(),
         notice=NOTICES.get(notice or ""),
-        output_text=pretty_json(view.content.get("output")),
+        # Nothing to show when every attempt failed: the reviewer writes the output.
+        output_text=pretty_json(output) if (output := view.content.get("output")) else "{}",
         schema_text=pretty_json(view.output_schema) if view.output_schema else None,
     )
     return pages().render(request, "escalation.html", context, status=status, oob=oob)

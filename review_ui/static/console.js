@@ -83,8 +83,23 @@
     }
   };
 
+  // After a refused decision (409) the page shows the escalation as it is now; the a key
+  // must not approve what the reviewer has not read yet. It shows them why instead; the
+  // buttons (a deliberate click) and a reloaded page work as usual.
+  function approve() {
+    if (document.querySelector("[data-escalation][data-conflict]")) {
+      var notice = document.getElementById("conflict");
+      if (notice) {
+        notice.focus();
+        notice.scrollIntoView({ block: "center" });
+      }
+      return true;
+    }
+    return submitForm("approve-form");
+  }
+
   var escalationKeys = {
-    a: function () { return submitForm("approve-form"); },
+    a: approve,
     r: function () { return focusField("reject-reason"); },
     e: function () { return focusField("edit-output"); },
     c: function () { return clickElement("#claim-button"); }

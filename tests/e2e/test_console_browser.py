@@ -2,8 +2,9 @@
 `waypost serve` processes on the real broker and PostgreSQL, Chromium driven by
 Playwright. A reviewer logs in through the form, finds what a running workflow escalated,
 and approves, edits, rejects or bulk-approves it; the workflow then completes (or fails)
-with what the reviewer decided. Screenshots of the inbox and of an escalation go to
-test-artifacts/."""
+with what the reviewer decided. After a decision refused because the escalation changed,
+the `a` key does not approve what the reviewer has not read. Screenshots of the inbox and
+of an escalation go to test-artifacts/."""
 
 from __future__ import annotations
 
@@ -18,7 +19,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from orchestrator.workflow.state import EscalationStatus, TaskStatus, WorkflowStatus
+from orchestrator.workflow.state import (
+    EscalationState,
+    EscalationStatus,
+    TaskStatus,
+    WorkflowStatus,
+)
 from tests.e2e.browser import (
     ARTIFACTS,
     GOAL_TYPE,
@@ -34,6 +40,7 @@ from tests.e2e.browser import (
     start_console,
 )
 from tests.e2e.conftest import Platform
+from tests.waiting import wait_for
 
 skip_without_chromium()
 pytestmark = pytest.mark.e2e
@@ -220,6 +227,74 @@ def test_a_rejection_fails_the_workflow_naming_the_reviewer_and_the_reason(
     assert state.tasks["published"].status is not TaskStatus.COMPLETED
     assert state.tasks["published"].attempt == 0  # never dispatched
     session.watch.assert_quiet()
+
+
+def test_after_a_conflict_the_a_key_does_not_approve_the_version_the_reviewer_has_not_read(
+    console: Console, session: Session
+) -> None:
+    # A test.review goal in "sla" mode waits in its `timed` step, whose 1-second SLA moves
+    # the escalation to another group, one version up, every second or so.
+    workflow_id = console.platform.submit(
+        "test.review", {"text": f"Moving {uuid.uuid4().hex[:8]}", "mode": "sla"}
+    )
+    escalation = _pending(console, workflow_id)
+    path = f"/escalations/{escalation.id}"
+    page = session.page
+    session.watch.known_paths.add(path)
+    session.watch.allow_post(f"{path}/decision")
+    session.watch.allow_status(409)  # the refused decisions below
+    page.goto(path)
+    version_field = page.locator("#approve-form input[name=version]")
+    seen = int(version_field.get_attribute("value") or "0")
+    wait_for(
+        lambda: _pending(console, workflow_id).version > seen,
+        timeout=30,
+        interval=0.1,
+        what="the escalation to move on",
+    )
+
+    page.keyboard.press("a")  # on the page as it was: refused, and the page shows it anew
+
+    conflict = page.locator("#conflict")
+    expect(conflict).to_contain_text(f"you saw version {seen}")
+    expect(conflict).to_contain_text("read it again before you decide")
+    expect(page.locator("article[data-escalation]")).to_have_attribute("data-conflict", "")
+    assert int(version_field.get_attribute("value") or "0") > seen
+    page.keyboard.press("a")  # on the new version, unread: it only points at the notice
+    expect(conflict).to_be_focused()
+    decisions = [
+        url for method, url in session.watch.requests if method == "POST" and "/decision" in url
+    ]
+    assert len(decisions) == 1
+    assert _pending(console, workflow_id).decision is None
+
+    # A deliberate click on Approve decides the version the page shows (the SLA may have
+    # moved it on meanwhile: then the page shows the newer one, and the reviewer clicks
+    # again).
+    def approved_by_click() -> bool:
+        with page.expect_response(lambda r: r.url.endswith(f"{path}/decision")) as answer:
+            page.click("#approve-form button[type=submit]")
+        return answer.value.status == 200
+
+    wait_for(approved_by_click, timeout=30, interval=0, what="an approval by click")
+    expect(page.locator(".notice")).to_contain_text("Approved")
+    assert finished(console.platform, workflow_id).status is WorkflowStatus.COMPLETED
+    session.watch.assert_quiet()
+
+
+def _pending(console: Console, workflow_id: str) -> EscalationState:
+    """The workflow's pending escalation, once there is one."""
+
+    def probe() -> EscalationState | None:
+        state = console.platform.workflow(workflow_id)
+        pending = [
+            e
+            for e in (state.escalations.values() if state is not None else ())
+            if e.status is EscalationStatus.PENDING
+        ]
+        return pending[0] if pending else None
+
+    return wait_for(probe, timeout=60, interval=0.1, what=f"an escalation of {workflow_id}")
 
 
 def test_five_escalations_selected_in_the_inbox_are_approved_in_bulk(

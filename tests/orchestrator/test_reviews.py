@@ -1,6 +1,8 @@
 """Reviewer operations on the real PostgreSQL: decisions bound to version and digest,
-exactly one decision per escalation (under 50 concurrent reviewers too), claims, comments,
-the audit trail, and the decision event written with the decision.
+exactly one decision per escalation (under 50 concurrent reviewers too), claims, comments
+bound to the version the commenter saw, the audit trail, the decision event written with
+the decision, and what a decision is observed by (its span, the decision-time metric)
+recorded only once it committed.
 
 Escalations are made the way production makes them: a goal and an agent's result go
 through the intake (and so the applier); decisions come back through the intake as the
@@ -17,13 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import format_span_id
 from sqlalchemy import Engine, func, select
 
 from orchestrator.playbooks.registry import PlaybookRegistry
 from orchestrator.playbooks.versions import PlaybookVersions
 from orchestrator.publishing.outbox import OutboxPublisher
 from orchestrator.publishing.records import Outgoing
-from orchestrator.reviews import (
+from orchestrator.review import (
     Accepted,
     DecisionRequest,
     EscalationNotFound,
@@ -33,7 +39,7 @@ from orchestrator.reviews import (
     Reviews,
 )
 from orchestrator.service.applier import Applier
-from orchestrator.service.intake import Intake
+from orchestrator.service.intake import Intake, to_input
 from orchestrator.service.reconciler import Reconciler
 from orchestrator.store import audit, outbox
 from orchestrator.store import escalations as escalation_rows
@@ -66,6 +72,8 @@ from waypost.events import (
     default_codec,
 )
 from waypost.stack.postgres import EmbeddedPostgres
+from waypost.telemetry import NO_TRACING, Tracing
+from waypost.telemetry.tracing import DerivedIds
 from waypost.topics import Topics
 
 pytestmark = pytest.mark.integration
@@ -117,6 +125,7 @@ class ReviewHarness:
         namespace: str,
         playbook_dir: Path,
         capabilities: tuple[str, ...] = ("echo", "triage", "knowledge", "reply"),
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self.engine = engine
         self.topics = Topics(namespace)
@@ -130,7 +139,7 @@ class ReviewHarness:
         self.playbooks = PlaybookRegistry.load([playbook_dir])
         applier = Applier(
             playbooks=self.playbooks,
-            outgoing=Outgoing(self.topics, self.codec),
+            outgoing=Outgoing(self.topics, self.codec, tracing=tracing),
             random=random.Random(7).random,
         )
         publisher = OutboxPublisher(engine, self.bus.publisher("orchestrator"))
@@ -143,9 +152,11 @@ class ReviewHarness:
             publisher=publisher,
             clock=self.clock,
         )
+        self.decided: list[tuple[str, float]] = []  # what the decision-time metric was told
         self.reviews = Reviews(
             PlaybookVersions(self.playbooks),
-            Outgoing(self.topics, self.codec, source="waypost/http"),
+            Outgoing(self.topics, self.codec, source="waypost/http", tracing=tracing),
+            on_decided=lambda action, waited: self.decided.append((action, waited)),
         )
 
     def clock(self) -> datetime:
@@ -210,11 +221,40 @@ class ReviewHarness:
     def decide(
         self, request: DecisionRequest, reviewer: str = "ada", *, override: bool = False
     ) -> Accepted:
-        """One decision in its own transaction."""
+        """One decision in its own transaction, observed once it committed."""
         with self.engine.begin() as conn:
-            return self.reviews.decide(
+            accepted = self.reviews.decide(
                 conn, request=request, reviewer=Reviewer(reviewer, override), now=self.now
             )
+        self.reviews.committed(accepted)
+        return accepted
+
+    def comment(self, escalation: EscalationState, text: str, version: int | None = None) -> None:
+        """A comment by ada on the version she saw (the escalation's, unless told)."""
+        with self.engine.begin() as conn:
+            self.reviews.comment(
+                conn,
+                escalation_id=escalation.id,
+                text=text,
+                version=escalation.version if version is None else version,
+                reviewer=Reviewer("ada"),
+                now=self.now,
+            )
+
+    def report(self, workflow_id: str, output: dict[str, Any], step: str = "draft") -> None:
+        """The agent's result of the step's current attempt."""
+        task = self.state(workflow_id).tasks[step]
+        result = TaskCompleted(
+            workflow_id=workflow_id,
+            task_id=task.id,
+            step=step,
+            capability=task.capability,
+            attempt=task.attempt,
+            output=output,
+            confidence=0.9,
+            agent=AgentInfo(capability=task.capability, version="1", instance="test:1"),
+        )
+        self.deliver(Event(result, source="tests/agent"), self.topics.results)
 
     def state(self, workflow_id: str) -> WorkflowState:
         with self.engine.connect() as conn:
@@ -261,6 +301,29 @@ class ReviewHarness:
 @pytest.fixture
 def harness(engine: Engine, namespace: str, tmp_path: Path) -> ReviewHarness:
     return ReviewHarness(engine, namespace, write_playbooks(tmp_path / "playbooks"))
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    """Where the traced harness's spans go (ids derived as in production)."""
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def traced(
+    engine: Engine, namespace: str, tmp_path: Path, spans: InMemorySpanExporter
+) -> ReviewHarness:
+    """A harness whose orchestrator and reviewers record spans into ``spans``."""
+    provider = TracerProvider(id_generator=DerivedIds())
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    return ReviewHarness(
+        engine, namespace, write_playbooks(tmp_path / "playbooks"), tracing=Tracing(provider)
+    )
+
+
+def named(spans: InMemorySpanExporter, prefix: str) -> list[ReadableSpan]:
+    """The finished spans whose name starts with ``prefix``."""
+    return [s for s in spans.get_finished_spans() if s.name.startswith(prefix)]
 
 
 # --- decisions and what they resume ---------------------------------------------------------
@@ -391,6 +454,40 @@ def test_a_retry_dispatches_the_next_attempt(harness: ReviewHarness) -> None:
         if isinstance(p, TaskDispatched)
     ]
     assert dispatched == [1, 2]
+
+
+def test_a_retry_spends_an_attempt_and_is_refused_when_none_is_left(
+    harness: ReviewHarness,
+) -> None:
+    escalation = harness.escalate("g-last")  # attempt 1 of the draft's 3
+    for attempt in (2, 3):
+        harness.decide(harness.request(escalation, "retry"))
+        harness.deliver_decisions()
+        harness.report("g-last", {"text": f"attempt {attempt}"})
+        (escalation,) = [
+            e
+            for e in harness.state("g-last").escalations.values()
+            if e.status is EscalationStatus.PENDING
+        ]
+    draft = harness.state("g-last").tasks["draft"]
+    assert (draft.attempt, draft.max_attempts, escalation.attempt) == (3, 3, 3)
+
+    with pytest.raises(InvalidDecision) as refused:
+        harness.decide(harness.request(escalation, "retry"))
+
+    assert refused.value.status == 422
+    assert str(refused.value) == (
+        "step 'draft' has used all 3 of its attempts, so it cannot be retried; approve, "
+        "edit or reject the result"
+    )
+    assert refused.value.detail == {"attempt": 3, "max_attempts": 3}
+    assert harness.escalation(escalation.id).status is EscalationStatus.PENDING
+    assert harness.queued_decisions() == []
+    harness.decide(harness.request(escalation, "approve"))  # what is left to do
+    harness.deliver_decisions()
+    state = harness.state("g-last")
+    assert state.status is WorkflowStatus.COMPLETED
+    assert (state.tasks["draft"].attempt, state.tasks["draft"].max_attempts) == (3, 3)
 
 
 # --- conflicts ------------------------------------------------------------------------------
@@ -536,6 +633,31 @@ def test_a_comment_needs_text_and_changes_no_workflow(harness: ReviewHarness) ->
     assert harness.state("g-comment") == before
 
 
+def test_a_comment_is_bound_to_the_version_the_commenter_saw(harness: ReviewHarness) -> None:
+    escalation = harness.escalate("g-comment-version")
+    harness.decide(harness.request(escalation, "approve"))  # version 2 from now on
+
+    with pytest.raises(ReviewConflict) as stale:
+        harness.comment(escalation, "approve it, please", version=1)
+    harness.comment(escalation, "approved: the customer was called", version=2)
+
+    assert stale.value.status == 409
+    assert str(stale.value) == (
+        "the escalation changed since you saw it (you saw version 1, it is at version 2); "
+        "reload it and look again"
+    )
+    assert stale.value.detail == {"version": 2}
+    trail = harness.audit(escalation.id)
+    assert [(e.action, e.version) for e in trail] == [("opened", 1), ("decide", 1), ("comment", 2)]
+    assert trail[-1].detail == {"text": "approved: the customer was called"}
+    comments = [
+        e.payload.comment
+        for _, e in harness.queued_decisions()
+        if isinstance(e.payload, DecisionRecorded) and e.payload.action == "comment"
+    ]
+    assert comments == ["approved: the customer was called"]
+
+
 def test_the_decision_and_its_event_commit_or_roll_back_together(harness: ReviewHarness) -> None:
     escalation = harness.escalate("g-rollback")
 
@@ -555,6 +677,74 @@ def test_the_decision_and_its_event_commit_or_roll_back_together(harness: Review
     assert harness.queued_decisions() == []
     assert harness.escalation(escalation.id) == escalation
     assert [e.action for e in harness.audit(escalation.id)] == ["opened"]
+
+
+# --- what a decision is observed by ---------------------------------------------------------
+
+
+def test_a_decision_is_traced_and_counted_only_once_it_committed(
+    traced: ReviewHarness, spans: InMemorySpanExporter
+) -> None:
+    escalation = traced.escalate("g-observed")
+    traced.now += timedelta(seconds=30)
+    with traced.engine.connect() as conn:
+        transaction = conn.begin()
+        traced.reviews.decide(
+            conn,
+            request=traced.request(escalation, "approve"),
+            reviewer=Reviewer("ada"),
+            now=traced.now,
+        )
+        transaction.rollback()
+
+    assert named(spans, "review ") == []
+    assert traced.decided == []
+
+    traced.decide(traced.request(escalation, "approve"))
+
+    (review,) = named(spans, "review draft")
+    (escalate,) = named(spans, "escalate draft")
+    assert traced.decided == [("approve", 30.0)]
+    assert review.parent is not None
+    assert review.parent.span_id == escalate.context.span_id
+    assert review.start_time == escalate.start_time
+    assert review.end_time is not None
+    assert review.start_time is not None
+    assert review.end_time - review.start_time == 30 * 10**9
+    assert review.attributes is not None
+    assert review.attributes["waypost.review.reviewer"] == "ada"
+    # The decision's event continues from the span that was recorded.
+    ((_, event),) = traced.queued_decisions()
+    assert event.traceparent is not None
+    assert event.traceparent.split("-")[2] == format_span_id(review.context.span_id)
+
+
+def test_a_dispatch_built_again_after_its_transaction_rolled_back_has_one_create_span(
+    traced: ReviewHarness, spans: InMemorySpanExporter
+) -> None:
+    escalation = traced.escalate("g-retried")
+    traced.decide(traced.request(escalation, "retry"))
+    ((_, event),) = traced.queued_decisions()
+    found = to_input(event)
+    assert found is not None
+    # The decision's first application rolls back (the database went away before the
+    # commit); the intake applies the redelivered event again.
+    with traced.engine.connect() as conn:
+        transaction = conn.begin()
+        states = workflow_rows.lock(conn, ids=["g-retried"])
+        applier = traced.intake.applier
+        assert applier.apply(conn, states=states, inputs=[found], now=traced.now).applied
+        transaction.rollback()
+
+    traced.deliver_decisions()
+
+    assert traced.state("g-retried").tasks["draft"].attempt == 2
+    creates = [
+        s
+        for s in named(spans, f"create {traced.topics.tasks('echo')}")
+        if s.attributes is not None and s.attributes["waypost.task.attempt"] == 2
+    ]
+    assert len(creates) == 1
 
 
 # --- lost events and deadlines: the reconciler ---------------------------------------------

@@ -356,6 +356,45 @@ def test_comments_are_recorded_and_empty_ones_refused(api: Api) -> None:
     assert (comment.actor, comment.detail) == ("reviewer", {"text": "Needs a second look"})
 
 
+def test_a_comment_is_bound_to_the_version_read_and_a_stale_one_is_409(api: Api) -> None:
+    escalation = api.harness.escalate("g-comment-stale")
+    path = f"{BASE}/{escalation.id}/comments"
+    assert api.decide(escalation, "approve").status_code == 202  # now at version 2
+
+    stale = api.post(path, {"text": "Approve it?", "version": 1})
+    current = api.post(path, {"text": "Approved after a call", "version": 2})
+
+    body = assert_problem(stale, 409)
+    assert body["title"] == "Conflict"
+    assert body["version"] == 2
+    assert body["detail"] == (
+        "the escalation changed since you saw it (you saw version 1, it is at version 2); "
+        "reload it and look again"
+    )
+    assert current.status_code == 201, current.text
+    comments = [e for e in api.harness.audit(escalation.id) if e.action == "comment"]
+    assert [(c.version, c.detail) for c in comments] == [(2, {"text": "Approved after a call"})]
+
+
+def test_a_retry_with_no_attempt_left_is_422(api: Api) -> None:
+    escalation = api.harness.escalate("g-no-attempt")
+    for _ in range(2):  # attempts 2 and 3 of the draft's 3
+        assert api.decide(escalation, "retry").status_code == 202
+        api.harness.deliver_decisions()
+        api.harness.report("g-no-attempt", {"text": "again"})
+        (escalation,) = [
+            e
+            for e in api.harness.state("g-no-attempt").escalations.values()
+            if e.status is EscalationStatus.PENDING
+        ]
+
+    body = assert_problem(api.decide(escalation, "retry"), 422)
+
+    assert body["detail"].startswith("step 'draft' has used all 3 of its attempts")
+    assert (body["attempt"], body["max_attempts"]) == (3, 3)
+    assert api.harness.state("g-no-attempt").tasks["draft"].attempt == 3
+
+
 # --- text the database cannot store ---------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from orchestrator.publishing.outbox import OutboxPublisher
 from orchestrator.publishing.records import Outgoing
-from orchestrator.reviews import InvalidDecision
+from orchestrator.review import InvalidDecision
 from orchestrator.service.applier import Applier
 from orchestrator.service.intake import Intake
 from orchestrator.store import audit

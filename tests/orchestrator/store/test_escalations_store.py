@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from orchestrator.reviews import Reviewer
+from orchestrator.review import Reviewer
 from orchestrator.store import escalations as escalation_rows
 from orchestrator.store.escalations import InboxFilter, InboxPage
 from orchestrator.workflow.state import EscalationState, EscalationStatus

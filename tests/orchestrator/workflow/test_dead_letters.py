@@ -14,6 +14,7 @@ from orchestrator.workflow.messages import (
     DeadLetterTask,
     DispatchTask,
     LeaseExpired,
+    RecordReviewEvent,
     RetryDue,
 )
 from orchestrator.workflow.state import (
@@ -34,7 +35,8 @@ from tests.orchestrator.workflow.harness import (
     statuses,
     ticket_run,
 )
-from tests.orchestrator.workflow.test_review import REVIEWED
+from tests.orchestrator.workflow.test_policy_approvals import GOVERNED, asking
+from tests.orchestrator.workflow.test_review import REVIEWED, decide, open_escalation_of
 
 BAD = TaskError("RuntimeError", "bad input", False)
 
@@ -194,6 +196,37 @@ def test_a_replayed_result_still_waits_for_a_reviewer_when_the_step_says_so() ->
     assert run.task("draft").finished_at is None
     assert any(isinstance(c, AnnounceTaskEscalated) for c in decision.commands)
     assert run.task("publish").status is TaskStatus.PENDING
+
+
+def test_a_replay_stopping_at_an_action_needing_approval_waits_for_a_reviewer() -> None:
+    # The refund failed in a way retrying cannot fix and was dead-lettered. An analyst
+    # replayed it; this time the agent reaches the refund, which a policy holds for a
+    # reviewer's approval: that is an escalation, like any result, not a failure.
+    run = Run(load_playbook(GOVERNED), {"amount": 120})
+    run.start()
+    run.fail("refund", retryable=False, message="amount missing")
+    assert run.state.status is WorkflowStatus.FAILED
+    run.advance(60)
+
+    decision = asking(run)  # the result of the dead-lettered attempt 1
+
+    escalation = open_escalation_of(run, "refund")
+    assert (escalation.kind, escalation.attempt) == ("policy_approval", 1)
+    assert decision.commands == (
+        AnnounceTaskEscalated(escalation),
+        RecordReviewEvent(escalation, "opened", "waypost", {"reason": escalation.reason}),
+    )
+    assert (run.state.status, run.state.dead_letter, run.state.reason) == (
+        WorkflowStatus.RUNNING,
+        None,
+        None,
+    )
+    refund = run.task("refund")
+    assert refund.status is TaskStatus.AWAITING_REVIEW
+    assert [a.outcome for a in refund.attempts] == ["approval_required"]
+    # Approved, the step runs again with the approval.
+    decide(run, escalation, "approve")
+    assert (run.task("refund").status, run.task("refund").attempt) == (TaskStatus.DISPATCHED, 2)
 
 
 def test_a_replay_that_fails_again_is_dead_lettered_again_and_the_workflow_stays_failed() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from orchestrator.workflow.escalation import canonical_digest
 from orchestrator.workflow.messages import (
     AnnounceTaskEscalated,
     DispatchTask,
@@ -13,7 +14,7 @@ from orchestrator.workflow.messages import (
     RetryDue,
     ReviewDue,
 )
-from orchestrator.workflow.review import FALLBACK, canonical_digest
+from orchestrator.workflow.review import FALLBACK
 from orchestrator.workflow.state import (
     EscalationState,
     EscalationStatus,
@@ -168,7 +169,7 @@ def test_an_edit_that_breaks_the_output_schema_is_not_applied() -> None:
 
     assert not decision.applied
     assert decision.note is not None
-    assert "edited output is invalid" in decision.note
+    assert "the edited output breaks the step's output schema: output: " in decision.note
 
 
 def test_a_retry_runs_the_step_again_from_its_own_capability_with_a_whole_budget() -> None:

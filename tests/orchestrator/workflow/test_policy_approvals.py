@@ -5,6 +5,7 @@ follows on_reject. Pure: no fixtures, a clock only the test moves."""
 from __future__ import annotations
 
 from orchestrator.workflow.approvals import Granted, granted
+from orchestrator.workflow.escalation import canonical_digest
 from orchestrator.workflow.machine import RATE_LIMITED
 from orchestrator.workflow.messages import (
     ActionApproval,
@@ -14,7 +15,7 @@ from orchestrator.workflow.messages import (
     RecordReviewEvent,
     TaskAttemptFailed,
 )
-from orchestrator.workflow.review import POLICY_APPROVAL, canonical_digest
+from orchestrator.workflow.review import POLICY_APPROVAL
 from orchestrator.workflow.state import (
     EscalationState,
     EscalationStatus,

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from orchestrator.playbooks.model import ReviewPolicy, Step
+from orchestrator.workflow.escalation import canonical_digest, escalation_id
 from orchestrator.workflow.messages import (
     AnnounceTaskEscalated,
     Decision,
@@ -19,7 +20,7 @@ from orchestrator.workflow.messages import (
     RecordReviewEvent,
     TaskSucceeded,
 )
-from orchestrator.workflow.review import canonical_digest, escalation_id, review_needed
+from orchestrator.workflow.review import review_needed
 from orchestrator.workflow.state import (
     Attempt,
     EscalationState,

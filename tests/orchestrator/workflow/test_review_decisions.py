@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator.workflow.escalation import canonical_digest, escalation_id
 from orchestrator.workflow.messages import (
     AnnounceWorkflowCompleted,
     AnnounceWorkflowFailed,
@@ -16,7 +17,6 @@ from orchestrator.workflow.messages import (
     RecordReviewEvent,
     RetryDue,
 )
-from orchestrator.workflow.review import canonical_digest, escalation_id
 from orchestrator.workflow.state import (
     EscalationState,
     EscalationStatus,
@@ -95,10 +95,10 @@ def test_an_edit_completes_the_task_with_the_edited_output() -> None:
 @pytest.mark.parametrize(
     ("output", "problem"),
     [
-        ({"text": ""}, "text: "),
+        ({"text": ""}, "the edited output breaks the step's output schema: text: "),
         ({"body": "no text"}, '"text" is a required property'),
         ({"text": "ok", "extra": 1}, "Additional properties are not allowed"),
-        (None, "output: must be a JSON object"),
+        (None, "an edit needs the edited output"),
     ],
 )
 def test_an_edit_breaking_the_output_schema_is_not_applied(
@@ -107,13 +107,13 @@ def test_an_edit_breaking_the_output_schema_is_not_applied(
     run, escalation = escalated_draft()
     waiting = run.state
 
-    decision = decide(run, escalation, "edit", output=output)
+    decision = decide(run, escalation, "edit", output=output, decision_id="d-edit")
 
     assert not decision.applied
     assert decision.commands == ()
     assert run.state is waiting
     assert decision.note is not None
-    assert decision.note.startswith("edited output is invalid: ")
+    assert decision.note.startswith("decision d-edit: ")
     assert problem in decision.note
     assert run.task("draft").status is TaskStatus.AWAITING_REVIEW
 
@@ -169,12 +169,15 @@ def test_a_rejection_with_on_reject_fail_fails_the_workflow_with_the_reviewers_r
     )
 
 
-def test_a_rejection_without_a_reason_still_says_who_rejected() -> None:
+def test_a_rejection_without_a_reason_is_not_applied() -> None:
     run, escalation = rejecting_run("fail")
+    waiting = run.state
 
-    decide(run, escalation, "reject")
+    decision = decide(run, escalation, "reject", decision_id="d-why")
 
-    assert run.state.reason == "reviewer ada rejected step 'draft': -"
+    assert not decision.applied
+    assert decision.note == "decision d-why: a rejection needs a reason"
+    assert run.state is waiting
 
 
 def test_a_rejection_with_on_reject_skip_skips_the_step_and_carries_on() -> None:
@@ -326,6 +329,24 @@ def test_after_a_retry_a_redelivered_result_of_the_reviewed_attempt_is_not_appli
     assert [e.id for e in run.state.escalations.values()] == [escalation.id]
 
 
+def test_a_retry_of_the_steps_last_attempt_is_not_applied() -> None:
+    run, first = escalated_draft()  # the draft has 2 attempts
+    decide(run, first, "retry")
+    report(run, "draft", {"text": "second try"}, confidence=0.6)
+    last = open_escalation_of(run, "draft")
+    waiting = run.state
+
+    decision = decide(run, last, "retry", decision_id="d-third")
+
+    assert not decision.applied
+    assert decision.note == (
+        "decision d-third: step 'draft' has used all 2 of its attempts, so it cannot be "
+        "retried; approve, edit or reject the result"
+    )
+    assert run.state is waiting
+    assert (run.task("draft").attempt, run.task("draft").max_attempts) == (2, 2)
+
+
 # --- decisions that cannot be applied ------------------------------------------------------
 
 
@@ -337,7 +358,8 @@ def test_a_decision_on_an_older_version_is_not_applied() -> None:
 
     assert not decision.applied
     assert decision.note == (
-        "decision d-old: the decision was made on version 2; the escalation is at version 1"
+        "decision d-old: the escalation changed since you saw it (you saw version 2, it is at "
+        "version 1); reload it and look again"
     )
     assert run.state is waiting
 
@@ -384,7 +406,7 @@ def test_a_decided_escalation_applies_no_other_decision() -> None:
 
     assert not other.applied
     assert other.note == (
-        "decision d-other: another decision on this escalation was accepted first"
+        "decision d-other: already decided: approve by ada at 2024-03-01T12:00:02+00:00"
     )
     assert run.state is decided
 

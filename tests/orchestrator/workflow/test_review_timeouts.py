@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from orchestrator.workflow.escalation import canonical_digest
 from orchestrator.workflow.machine import due_timers
 from orchestrator.workflow.messages import (
     AnnounceWorkflowFailed,
@@ -18,7 +19,7 @@ from orchestrator.workflow.messages import (
     RecordReviewEvent,
     ReviewDue,
 )
-from orchestrator.workflow.review import SLA_ACTOR, canonical_digest
+from orchestrator.workflow.resolution import SLA_ACTOR
 from orchestrator.workflow.state import (
     EscalationState,
     EscalationStatus,

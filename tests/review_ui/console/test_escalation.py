@@ -5,16 +5,23 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import Engine
 
+from orchestrator.playbooks.registry import PlaybookRegistry
 from orchestrator.store import audit
 from orchestrator.store import escalations as escalation_rows
-from orchestrator.workflow.state import EscalationState
+from orchestrator.store import workflows as workflow_rows
+from orchestrator.store.workflows import NewWorkflow
+from orchestrator.workflow.messages import Input, RetryDue, TaskAttemptFailed
+from orchestrator.workflow.state import EscalationState, TaskError
 from tests.review_ui.console.conftest import (
+    PLAYBOOKS,
     Escalations,
     assert_safe_page,
     csrf_token,
@@ -22,10 +29,74 @@ from tests.review_ui.console.conftest import (
     htmx,
     section,
 )
+from waypost.events import new_id, utcnow
 
 pytestmark = pytest.mark.integration
 
 ATTACK = '<script>alert(1)</script><div hx-get="/logout" hx-trigger="load">x</div>'
+# A step with one attempt whose result waits for approval, and one whose failure asks a
+# person for the output (the human fallback).
+ONE_ATTEMPT = """\
+type: test.once
+steps:
+  - name: triage
+    capability: drafter
+    retries: 0
+    requires_approval: true
+    input: {subject: $goal.subject}
+"""
+HUMAN_FALLBACK = """\
+type: test.rescue
+steps:
+  - name: triage
+    capability: drafter
+    retries: 1
+    on_failure: escalate
+    input: {subject: $goal.subject}
+    output_schema: {type: object, required: [text]}
+"""
+
+
+@pytest.fixture
+def playbooks(tmp_path: Path) -> PlaybookRegistry:
+    """The console tests' playbooks and the two above."""
+    directory = tmp_path / "playbooks"
+    directory.mkdir()
+    (directory / "once.yaml").write_text(ONE_ATTEMPT)
+    (directory / "rescue.yaml").write_text(HUMAN_FALLBACK)
+    return PlaybookRegistry.load([PLAYBOOKS, directory])
+
+
+def failed_everywhere(escalations: Escalations, subject: str) -> str:
+    """A `test.rescue` workflow whose triage failed both attempts, waiting for a person
+    since a minute ago; its escalation's id."""
+    at = utcnow() - timedelta(minutes=1)
+    workflow_id = new_id()
+    goal = NewWorkflow(workflow_id, "test.rescue", {"subject": subject}, at)
+    with escalations.engine.begin() as conn:
+        escalations.applier.plan_new(conn, goals=[goal], now=at)
+
+    def apply(event: Input, now: datetime) -> None:
+        with escalations.engine.begin() as conn:
+            states = workflow_rows.lock(conn, ids=[workflow_id])
+            applied = escalations.applier.apply(
+                conn, states=states, inputs=[(workflow_id, event)], now=now
+            )
+            assert applied.applied == 1, applied.notes
+
+    with escalations.engine.connect() as conn:
+        state = workflow_rows.get(conn, workflow_id=workflow_id)
+    assert state is not None
+    task_id = state.tasks["triage"].id
+    apply(TaskAttemptFailed(task_id, 1, TaskError("Upstream", "timeout talking to the CRM")), at)
+    apply(RetryDue(task_id), at + timedelta(seconds=5))
+    failed = TaskAttemptFailed(task_id, 2, TaskError("Upstream", "the CRM refused: 503"))
+    apply(failed, at + timedelta(seconds=6))
+    with escalations.engine.connect() as conn:
+        state = workflow_rows.get(conn, workflow_id=workflow_id)
+    assert state is not None
+    (escalation_id,) = state.escalations
+    return escalation_id
 
 
 def current(engine: Engine, escalation_id: str) -> EscalationState:
@@ -276,9 +347,10 @@ def test_a_stale_decision_is_a_conflict_with_a_reload_link(
 
     assert response.status_code == 409
     html = assert_safe_page(response)
-    conflict = section(html, '<div class="conflict"')
+    conflict = section(html, '<div id="conflict"')
     assert "already decided: approve by rita" in conflict
     assert elements(conflict, "a", href=f"/escalations/{escalation_id}")
+    assert not elements(html, "form", id="approve-form")  # decided: nothing left to do
 
 
 def test_a_changed_version_is_a_conflict(
@@ -298,7 +370,18 @@ def test_a_changed_version_is_a_conflict(
     )
 
     assert response.status_code == 409
-    assert "changed since you saw it" in response.text
+    html = assert_safe_page(response)
+    conflict = section(html, '<div id="conflict"')
+    assert "changed since you saw it (you saw version 7, it is at version 1)" in conflict
+    # The page shows the escalation as it is now, marked so that the a key does not
+    # approve it before the reviewer has read it (console.js); the buttons still do.
+    assert "This page now shows version 1: read it again before you decide." in conflict
+    (article,) = elements(html, "article", id="escalation")
+    assert "data-conflict" in article
+    assert elements(section(html, '<form id="approve-form"'), "input", name="version", value="1")
+    # A page loaded afresh has no such mark.
+    (fresh,) = elements(reviewer.get(f"/escalations/{escalation_id}").text, "article")
+    assert "data-conflict" not in fresh
 
 
 def test_someone_elses_claim_is_a_conflict(
@@ -451,3 +534,76 @@ def test_deciding_an_unknown_escalation_is_a_404(reviewer: TestClient, path: str
 
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("text/html")
+
+
+def test_a_comment_on_a_version_the_escalation_has_left_is_refused_keeping_the_text(
+    reviewer: TestClient, escalations: Escalations, engine: Engine
+) -> None:
+    escalation_id = escalations.open("Commented late")
+    decide(reviewer, engine, escalation_id, "approve")  # version 2 from now on
+    url = f"/escalations/{escalation_id}/comments"
+    data = {"csrf_token": csrf_token(reviewer), "version": "1", "text": "Looks right to me"}
+
+    refused = reviewer.post(url, data=data, headers=htmx("comments"))
+    accepted = reviewer.post(url, data={**data, "version": "2"}, headers=htmx("comments"))
+
+    assert refused.status_code == 409
+    assert refused.text.lstrip().startswith('<section id="comments"')
+    conflict = section(refused.text, '<div class="conflict"')
+    assert "you saw version 1, it is at version 2" in conflict
+    assert "Looks right to me" in section(refused.text, '<textarea id="comment-text"')
+    assert accepted.status_code == 200
+    with engine.connect() as conn:
+        trail = audit.for_escalation(conn, escalation_id=escalation_id)
+    assert [(e.action, e.version) for e in trail] == [("opened", 1), ("decide", 1), ("comment", 2)]
+
+
+def test_a_step_with_no_attempt_left_is_not_offered_for_retry(
+    reviewer: TestClient, escalations: Escalations, engine: Engine
+) -> None:
+    last = escalations.open("Only once", goal_type="test.once")
+    more = escalations.open("Three times")
+
+    page = assert_safe_page(reviewer.get(f"/escalations/{last}"))
+    response = decide(reviewer, engine, last, "retry")
+
+    assert not elements(page, "form", id="retry-form")
+    assert (
+        "step &#39;triage&#39; has used its only attempt, so it cannot be retried; approve, "
+        "edit or reject the result." in section(page, '<p id="retry-refused"')
+    )
+    assert elements(page, "form", id="approve-form")
+    assert response.status_code == 422
+    assert "has used its only attempt" in response.text
+    assert current(engine, last).status.value == "pending"
+    other = reviewer.get(f"/escalations/{more}").text
+    assert "attempt 2 of 3" in section(other, '<form id="retry-form"')
+    assert not elements(other, "p", id="retry-refused")
+
+
+def test_when_every_attempt_failed_the_page_shows_the_failures_not_an_output(
+    reviewer: TestClient, escalations: Escalations, engine: Engine
+) -> None:
+    escalation_id = failed_everywhere(escalations, "Sync the CRM")
+
+    html = assert_safe_page(reviewer.get(f"/escalations/{escalation_id}"))
+
+    shown = section(html, '<section class="untrusted" hx-disable')
+    assert "No output: every attempt failed" in shown
+    assert "null" not in shown
+    assert "Last error: <code>Upstream</code>: the CRM refused: 503" in shown
+    attempts = re.findall(r"<li>(.*?)</li>", section(shown, '<ol class="attempts'))
+    assert attempts == [
+        "#1 on drafter → failed: Upstream: timeout talking to the CRM",
+        "#2 on drafter → failed: Upstream: the CRM refused: 503",
+    ]
+    assert not elements(html, "form", id="approve-form")
+    assert elements(html, "form", id="retry-form")  # a whole new run: always offered
+    textarea = section(html, '<textarea id="edit-output"')
+    assert textarea.rstrip().endswith("{}")
+    # The reviewer writes the output by hand.
+    response = decide(reviewer, engine, escalation_id, "edit", output='{"text": "synced by hand"}')
+    assert response.status_code == 303
+    decision = current(engine, escalation_id).decision
+    assert decision is not None
+    assert decision.output == {"text": "synced by hand"}
