@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import jsonschema_rs
 import orjson
@@ -16,26 +17,9 @@ import yaml
 
 from orchestrator.errors import PlaybookError, Problem
 from orchestrator.playbooks.mapping import referenced_step, references
-from orchestrator.playbooks.model import (
-    AllOf,
-    AnyOf,
-    Backoff,
-    Compare,
-    Condition,
-    Fallback,
-    Not,
-    OnReject,
-    Operator,
-    Playbook,
-    ReviewPolicy,
-    Step,
-)
+from orchestrator.playbooks.model import Playbook, Step, step_options
 from waypost.durations import parse_duration as parse_duration  # re-exported
 from waypost.yamlfile import field_path, line_of
-
-DEFAULT_TIMEOUT_S = 60.0
-DEFAULT_RETRIES = 2
-DEFAULT_SLA_S = 24 * 3600.0
 
 
 @cache
@@ -78,6 +62,8 @@ def load_document(
         for error in _validator().iter_errors(document)
     ]
     if schema_problems:
+        # In the order of the file, not of the schema's keywords.
+        schema_problems.sort(key=lambda problem: problem.line or 0)
         raise PlaybookError(source, schema_problems)
     playbook = _build(document, source)
     problems = _check_graph(playbook, node)
@@ -94,6 +80,13 @@ def _explain(error: Any) -> str:
             f"{json.dumps(error.instance)} is not a fallback; write it as a mapping: "
             "fallback: {capability: NAME} (optionally with retries: N)"
         )
+    if isinstance(error.kind, jsonschema_rs.ValidationErrorKind.UnevaluatedProperties):
+        # A step takes its options from step_options by $ref, so its unknown keys are
+        # "unevaluated"; to a playbook's author they are simply not allowed.
+        unexpected = list(error.kind.unexpected)
+        names = ", ".join(repr(name) for name in unexpected)
+        verb = "was" if len(unexpected) == 1 else "were"
+        return f"Additional properties are not allowed ({names} {verb} unexpected)"
     return str(error.message)
 
 
@@ -153,63 +146,25 @@ def _input_checker(schema: Mapping[str, Any] | None, root: str = "input") -> Any
 
 
 def _build_step(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Step:
-    # A step's backoff and review refine the playbook's defaults, field by field.
-    backoff = {**defaults.get("backoff", {}), **raw.get("backoff", {})}
-    review = {**defaults.get("review", {}), **raw.get("review", {})}
-    on_reject = raw.get("on_reject", defaults.get("on_reject", "fail"))
-    retries = raw.get("retries", defaults.get("retries", DEFAULT_RETRIES))
-    fallback = raw.get("fallback")
-    return Step(
-        name=raw["name"],
-        capability=raw["capability"],
-        depends_on=tuple(raw.get("depends_on", ())),
-        input=raw.get("input", {}),
-        when=_build_condition(raw["when"]) if "when" in raw else None,
-        timeout_s=parse_duration(raw.get("timeout", defaults.get("timeout", DEFAULT_TIMEOUT_S))),
-        retries=retries,
-        backoff=Backoff(
-            parse_duration(backoff["initial"]) if "initial" in backoff else None,
-            parse_duration(backoff["max"]) if "max" in backoff else None,
-        )
-        if backoff
-        else None,
-        description=raw.get("description", ""),
-        escalate_below=raw.get("escalate_below", defaults.get("escalate_below")),
-        requires_approval=raw.get("requires_approval", defaults.get("requires_approval", False)),
-        review=_build_review(review),
-        on_reject=OnReject("goto", on_reject["goto"])
-        if isinstance(on_reject, dict)
-        else OnReject(on_reject),
-        fallback=Fallback(fallback["capability"], fallback.get("retries", retries))
-        if fallback is not None
-        else None,
-        on_failure=raw.get("on_failure", defaults.get("on_failure", "fail")),
-        output_schema=raw.get("output_schema"),
-        output_checker=_input_checker(raw.get("output_schema"), root="output"),
-    )
-
-
-def _build_review(raw: Mapping[str, Any]) -> ReviewPolicy:
-    timeout = raw.get("on_timeout", {})
-    return ReviewPolicy(
-        group=raw.get("group", "reviewers"),
-        priority=raw.get("priority", 3),
-        sla_s=parse_duration(raw["sla"]) if "sla" in raw else DEFAULT_SLA_S,
-        warn_before_s=parse_duration(raw["warn_before"]) if "warn_before" in raw else None,
-        on_timeout=timeout.get("action", "wait"),
-        timeout_group=timeout.get("group"),
-    )
-
-
-def _build_condition(raw: Mapping[str, Any]) -> Condition:
-    if "all" in raw:
-        return AllOf(tuple(_build_condition(c) for c in raw["all"]))
-    if "any" in raw:
-        return AnyOf(tuple(_build_condition(c) for c in raw["any"]))
-    if "not" in raw:
-        return Not(_build_condition(raw["not"]))
-    (operator,) = [key for key in raw if key != "ref"]
-    return Compare(raw["ref"], cast(Operator, operator), raw[operator])
+    """A step from its document and the playbook's ``defaults:``, each field as ``Step``
+    declares it (``option()`` in model.py); a key in neither leaves the field's default."""
+    values: dict[str, Any] = {}
+    later: dict[str, tuple[Callable[[Any, Step], Any], Any]] = {}  # need the built step
+    for name, option in step_options():
+        if option.key in raw:
+            value = raw[option.key]
+            if option.merge and option.key in defaults:
+                value = {**defaults[option.key], **value}
+        elif option.key in defaults:
+            value = defaults[option.key]
+        else:
+            continue
+        if option.read_in_step is not None:
+            later[name] = (option.read_in_step, value)
+        else:
+            values[name] = option.read(value) if option.read is not None else value
+    step = Step(**values, output_checker=_input_checker(values.get("output_schema"), "output"))
+    return replace(step, **{name: read(value, step) for name, (read, value) in later.items()})
 
 
 def _check_graph(playbook: Playbook, node: yaml.Node | None) -> list[Problem]:

@@ -1,10 +1,19 @@
-"""Playbooks: the workflow template of one goal type, as loaded and checked."""
+"""Playbooks: the workflow template of one goal type, as loaded and checked.
+
+A step field that comes from the playbook document is declared once, here: its default
+and, in its ``option()`` metadata, the key it is read from and how its value is
+converted. The loader builds every ``Step`` from those declarations (``step_options``),
+so a new plain step option is one schema property, one field line in ``Step`` and its
+use.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal, cast
+
+from waypost.durations import parse_duration
 
 Operator = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists"]
 
@@ -42,6 +51,60 @@ class Not:
 Condition = Compare | AllOf | AnyOf | Not
 
 
+def read_condition(raw: Mapping[str, Any]) -> Condition:
+    """A condition from its (schema-checked) document: ``{all: [...]}``, ``{any: [...]}``,
+    ``{not: ...}`` or ``{ref: ..., OPERATOR: value}``."""
+    if "all" in raw:
+        return AllOf(tuple(read_condition(c) for c in raw["all"]))
+    if "any" in raw:
+        return AnyOf(tuple(read_condition(c) for c in raw["any"]))
+    if "not" in raw:
+        return Not(read_condition(raw["not"]))
+    (operator,) = [key for key in raw if key != "ref"]
+    return Compare(raw["ref"], cast(Operator, operator), raw[operator])
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """Where a step field comes from in the playbook document (``option()`` puts it in the
+    field's metadata).
+
+    ``key`` is the document key. ``read`` converts the document's value (taken as written
+    when None); ``read_in_step`` converts a value whose meaning depends on the step's
+    other fields, given the step those make. ``merge``: the step's object and the one in
+    ``defaults:`` are merged key by key (the step's keys win), instead of the step's
+    replacing the default's."""
+
+    key: str
+    read: Callable[[Any], Any] | None = None
+    read_in_step: Callable[[Any, Step], Any] | None = None
+    merge: bool = False
+
+
+_OPTION = "waypost.option"  # the field metadata key of an Option
+
+
+def option(
+    key: str = "",
+    *,
+    read: Callable[[Any], Any] | None = None,
+    read_in_step: Callable[[Any, Step], Any] | None = None,
+    merge: bool = False,
+) -> Mapping[str, Option]:
+    """The metadata of a ``Step`` field read from the document's ``key`` (default: the
+    field's name): ``field(default=..., metadata=option(...))``. The field's default is
+    the option's; a field without one is required, so the schema must require its key."""
+    return {_OPTION: Option(key, read, read_in_step, merge)}
+
+
+def step_options() -> Iterator[tuple[str, Option]]:
+    """(field name, Option) of every ``Step`` field read from the document, in order."""
+    for declared in fields(Step):
+        found = declared.metadata.get(_OPTION)
+        if found is not None:
+            yield declared.name, replace(found, key=found.key or declared.name)
+
+
 @dataclass(frozen=True, slots=True)
 class Backoff:
     """Retry delays: ``initial`` doubling per attempt up to ``max``, with jitter; a field
@@ -49,6 +112,16 @@ class Backoff:
 
     initial_s: float | None = None
     max_s: float | None = None
+
+    @classmethod
+    def read(cls, raw: Mapping[str, Any]) -> Backoff | None:
+        """``{initial: 1s, max: 30s}``; None when both are left out."""
+        if not raw:
+            return None
+        return cls(
+            parse_duration(raw["initial"]) if "initial" in raw else None,
+            parse_duration(raw["max"]) if "max" in raw else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +144,21 @@ class ReviewPolicy:
         """How long before the deadline an escalation shows a warning."""
         return self.warn_before_s if self.warn_before_s is not None else self.sla_s / 5
 
+    @classmethod
+    def read(cls, raw: Mapping[str, Any]) -> ReviewPolicy:
+        """``{group, priority, sla, warn_before, on_timeout: {action, group}}``; a key left
+        out keeps the default above."""
+        timeout = raw.get("on_timeout", {})
+        given = {
+            "group": raw.get("group"),
+            "priority": raw.get("priority"),
+            "sla_s": parse_duration(raw["sla"]) if "sla" in raw else None,
+            "warn_before_s": parse_duration(raw["warn_before"]) if "warn_before" in raw else None,
+            "on_timeout": timeout.get("action"),
+            "timeout_group": timeout.get("group"),
+        }
+        return cls(**{name: value for name, value in given.items() if value is not None})
+
 
 @dataclass(frozen=True, slots=True)
 class OnReject:
@@ -78,6 +166,13 @@ class OnReject:
 
     action: Literal["fail", "skip", "goto"] = "fail"
     goto: str | None = None
+
+    @classmethod
+    def read(cls, raw: str | Mapping[str, Any]) -> OnReject:
+        """``fail``, ``skip`` or ``{goto: STEP}``."""
+        if isinstance(raw, str):
+            return cls(cast(Literal["fail", "skip"], raw))
+        return cls("goto", raw["goto"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,29 +189,44 @@ class Fallback:
         """First attempt on the fallback plus its retries."""
         return self.retries + 1
 
+    @classmethod
+    def read(cls, raw: Mapping[str, Any], step: Step) -> Fallback:
+        """``{capability: NAME, retries: N}``; ``retries`` defaults to the step's."""
+        return cls(raw["capability"], raw.get("retries", step.retries))
+
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One step: a task for ``capability`` once ``depends_on`` finished and ``when`` holds."""
+    """One step: a task for ``capability`` once ``depends_on`` finished and ``when`` holds.
 
-    name: str
-    capability: str
-    depends_on: tuple[str, ...] = ()
-    input: Mapping[str, Any] = field(default_factory=dict)
-    when: Condition | None = None
-    timeout_s: float = 60.0
-    retries: int = 2
-    backoff: Backoff | None = None
-    description: str = ""
-    escalate_below: float | None = None
-    requires_approval: bool = False
-    review: ReviewPolicy = field(default_factory=ReviewPolicy)
-    on_reject: OnReject = field(default_factory=OnReject)
-    fallback: Fallback | None = None
+    Each field declared with ``option()`` is read from the step's document merged with
+    the playbook's ``defaults:`` (what the schema allows there), as docs/playbooks.md
+    describes. The state machine reads a step from the playbook version that planned
+    its workflow (``env.playbook``), not from copies in rows or events (the recipe "Add a
+    step field" in docs/architecture.md).
+    """
+
+    name: str = field(metadata=option())
+    capability: str = field(metadata=option())
+    depends_on: tuple[str, ...] = field(default=(), metadata=option(read=tuple))
+    input: Mapping[str, Any] = field(default_factory=dict, metadata=option())
+    when: Condition | None = field(default=None, metadata=option(read=read_condition))
+    timeout_s: float = field(default=60.0, metadata=option("timeout", read=parse_duration))
+    retries: int = field(default=2, metadata=option())
+    backoff: Backoff | None = field(default=None, metadata=option(read=Backoff.read, merge=True))
+    description: str = field(default="", metadata=option())
+    escalate_below: float | None = field(default=None, metadata=option())
+    requires_approval: bool = field(default=False, metadata=option())
+    review: ReviewPolicy = field(
+        default_factory=ReviewPolicy, metadata=option(read=ReviewPolicy.read, merge=True)
+    )
+    on_reject: OnReject = field(default_factory=OnReject, metadata=option(read=OnReject.read))
+    fallback: Fallback | None = field(default=None, metadata=option(read_in_step=Fallback.read))
     # When every attempt failed (the fallback's too): fail the workflow, dead-lettering
     # the last dispatch, or ask a person for the output (the human fallback).
-    on_failure: Literal["fail", "escalate"] = "fail"
-    output_schema: Mapping[str, Any] | None = None
+    on_failure: Literal["fail", "escalate"] = field(default="fail", metadata=option())
+    output_schema: Mapping[str, Any] | None = field(default=None, metadata=option())
+    # Built by the loader from output_schema (compiled once, not read from the document).
     output_checker: Callable[[Any], list[tuple[str, str]]] | None = field(
         default=None, compare=False, repr=False
     )

@@ -9,8 +9,6 @@ import pytest
 
 from orchestrator.errors import PlaybookError, Problem
 from orchestrator.playbooks.loader import (
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT_S,
     builtin_dir,
     load_dirs,
     load_file,
@@ -491,11 +489,8 @@ def test_defaults_apply_when_nothing_is_said() -> None:
     )
 
     step = playbook.step("a")
-    assert (step.timeout_s, step.retries, step.backoff) == (
-        DEFAULT_TIMEOUT_S,
-        DEFAULT_RETRIES,
-        None,
-    )
+    # The defaults docs/playbooks.md gives: 60 s, 2 retries, the orchestrator's backoff.
+    assert (step.timeout_s, step.retries, step.backoff) == (60.0, 2, None)
     assert (step.depends_on, step.input, step.when, step.description) == ((), {}, None, "")
     assert (playbook.version, playbook.description, playbook.output) == (1, "", None)
     assert playbook.input_schema is None
