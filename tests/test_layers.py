@@ -78,7 +78,7 @@ def test_the_packages_keep_every_contract_as_they_are(copy: Path) -> None:
         (
             "orchestrator/workflow",
             "import sqlalchemy",
-            "The workflow state machine is pure",
+            "The pure cores",
             "orchestrator.workflow -> sqlalchemy",
         ),
         # Kafka clients come from one package.
