@@ -31,70 +31,14 @@ from waypost.errors import ConfigError, StackError
 from waypost.lifecycle import stop_on_signals
 from waypost.settings import StackSettings
 from waypost.stack.broker import EmbeddedBroker, tansu_binary
-from waypost.stack.postgres import EmbeddedPostgres
 from waypost.stack.process import free_port, port_is_free
 from waypost.stack.recycler import BrokerRecycler, quiet_orchestrator
-from waypost.stack.supervisor import Supervisor, WaypostProcess, open_log, tail
+from waypost.stack.services import BrokerService, PostgresService, provision_after_restarts
+from waypost.stack.supervisor import Supervisor, WaypostProcess
 from waypost.topics import Topics
 
 # In the data directory: where each process serves /metrics (Prometheus file_sd format).
 SCRAPE_TARGETS = "prometheus-targets.json"
-
-
-@dataclass
-class BrokerService:
-    """The embedded broker as a supervised service."""
-
-    broker: EmbeddedBroker
-    log_path: Path
-    name: str = "broker"
-
-    def start(self) -> None:
-        """Start on the same port every time (clients keep their bootstrap address)."""
-        with open_log(self.log_path) as log:
-            self.broker = EmbeddedBroker(self.broker.binary, self.broker.port, log)
-            self.broker.start()
-
-    def stop(self) -> None:
-        """Stop by PID."""
-        self.broker.stop()
-
-    def alive(self) -> bool:
-        """True while it runs."""
-        return self.broker.alive()
-
-    def log_tail(self, lines: int) -> str:
-        """The last lines of its log."""
-        return tail(self.log_path, lines)
-
-
-@dataclass
-class PostgresService:
-    """The embedded PostgreSQL as a supervised service."""
-
-    data_dir: Path
-    log_path: Path
-    server: EmbeddedPostgres | None = None
-    name: str = "postgres"
-
-    def start(self) -> None:
-        """Start (initialising the data directory on first start)."""
-        with open_log(self.log_path) as log:
-            self.server = EmbeddedPostgres(self.data_dir, log)
-            self.server.start()
-
-    def stop(self) -> None:
-        """Fast shutdown by PID."""
-        if self.server is not None:
-            self.server.stop()
-
-    def alive(self) -> bool:
-        """True while it runs."""
-        return self.server is not None and self.server.alive()
-
-    def log_tail(self, lines: int) -> str:
-        """The last lines of its log."""
-        return tail(self.log_path, lines)
 
 
 @dataclass
@@ -161,7 +105,9 @@ def run(settings: StackSettings, options: UpOptions) -> int:
         with console.step("creating topics") as out:
             capabilities = _capabilities(settings, agent_modules)
             specs = Topics(settings.namespace).specs(capabilities, settings)
-            created = KafkaBus(kafka, settings).admin().ensure_topics(specs)
+            admin = KafkaBus(kafka, settings).admin()
+            created = admin.ensure_topics(specs)
+            provision_after_restarts(supervisor, admin, specs)
             out["detail"] = f"{len(specs)} topics ({len(created)} new)"
         http_url = f"http://{settings.http_host}:{settings.http_port}"
         env = _child_env(settings, kafka, database, data_dir)
@@ -250,9 +196,8 @@ def _broker_recycler(
     admin = KafkaBus(kafka, settings).admin()
 
     def restart(reason: str) -> None:
+        # The service creates the topics again as it starts.
         supervisor.restart("broker", f"{reason} (it keeps every record in memory)")
-        # Create the topics now rather than wait for the orchestrator's next check.
-        admin.ensure_topics(specs)
 
     def longest() -> int | None:
         try:

@@ -37,6 +37,15 @@ class KafkaSubscriber:
     from the beginning of the new log. The ids are also checked every
     ``identity_check_s`` and right after the broker was unreachable, so a position left
     beyond the end of a new log does not wait there for good.
+
+    A member can also be left without partitions for good: the embedded broker may keep
+    a member that rejoined while its topics were missing (a broker restarted empty)
+    without partitions after they are created again. So after such an upheaval (the
+    broker unreachable, a topic missing or created again), a member that owned nothing
+    for ``stranded_after_s`` while its topics held unread records and its group's
+    committed offsets did not move (no other member reads them) leaves and joins its
+    group again (``rejoins`` counts it). In steady state a member idle because others
+    own every partition is left alone.
     """
 
     def __init__(
@@ -45,6 +54,7 @@ class KafkaSubscriber:
         topics: list[str],
         describe: Callable[[list[str]], dict[str, str | None]],
         identity_check_s: float = 5.0,
+        stranded_after_s: float = 30.0,
     ) -> None:
         self._consumer = Consumer({**config, "error_cb": self._on_client_error})
         self._cooperative = "cooperative" in str(config.get("partition.assignment.strategy"))
@@ -53,15 +63,22 @@ class KafkaSubscriber:
         self.assignments = 0
         self.revocations = 0
         self.rewinds = 0
+        self.rejoins = 0
         self.identity = TopicIdentity(describe)
         self._identity_check_s = identity_check_s
         self._next_check = time.monotonic() + identity_check_s
-        self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self._topics = list(topics)
+        self._stranded = StrandedWatch(stranded_after_s)
+        self._subscribe()
         self.missing_topics: set[str] = set()
+
+    def _subscribe(self) -> None:
+        self._consumer.subscribe(self._topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
 
     def _on_client_error(self, error: KafkaError) -> None:
         if error.code() in SUSPECT:
             self._next_check = min(self._next_check, time.monotonic() + 1.0)
+            self._stranded.arm()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.assignments += 1
@@ -131,14 +148,61 @@ class KafkaSubscriber:
         """Check the assigned topics' ids when due; read recreated topics again."""
         if time.monotonic() >= self._next_check:
             self._next_check = time.monotonic() + self._identity_check_s
-            topics = {p.topic for p in self._assignment()}
             try:
-                self.identity.verify(topics)
+                current = self.identity.verify(self._topics)
             except BusError as exc:
                 log.debug("topic ids not checked: %s", exc)
+            else:
+                self._watch_stranded(current)
         recreated = self.identity.take_recreated()
         if recreated:
+            self._stranded.arm()
             self._rewind(recreated)
+
+    def _watch_stranded(self, topic_ids: dict[str, str | None]) -> None:
+        """Rejoin the group if this member has been left without partitions (see the
+        class docstring)."""
+        if not all(topic_ids.values()):
+            self._stranded.arm()  # missing now: judged once they are back
+            return
+        if self._assignment():
+            self._stranded.reset()
+            return
+        if not self._stranded.due(time.monotonic(), self._group_offsets):
+            return
+        log.warning(
+            "this member has owned no partition of %s for %.0f s while records wait unread "
+            "and no member commits: leaving and joining its group again",
+            ", ".join(self._topics),
+            self._stranded.after_s,
+        )
+        try:
+            self._consumer.unsubscribe()
+            self._subscribe()
+        except KafkaException as exc:
+            log.warning("could not rejoin the group (will try again): %s", exc)
+            return
+        self.rejoins += 1
+
+    def _group_offsets(self) -> tuple[tuple[int, int], ...] | None:
+        """(committed, log end) of every partition of the subscribed topics, or None
+        when the broker cannot tell."""
+        try:
+            partitions = [
+                TopicPartition(topic, number)
+                for topic in self._topics
+                for number in sorted(
+                    self._consumer.list_topics(topic, timeout=5).topics[topic].partitions
+                )
+            ]
+            committed = self._consumer.committed(partitions, timeout=5)
+            ends = [
+                self._consumer.get_watermark_offsets(p, timeout=5, cached=False)[1]
+                for p in partitions
+            ]
+        except (KafkaException, KeyError):
+            return None
+        return tuple((max(0, c.offset), int(end)) for c, end in zip(committed, ends, strict=True))
 
     def _assignment(self) -> list[TopicPartition]:
         try:
@@ -248,6 +312,48 @@ class KafkaSubscriber:
         """Leave the group."""
         self._closing = True
         self._consumer.close()
+
+
+class StrandedWatch:
+    """When a member without partitions should rejoin: once armed (by an upheaval), after
+    ``after_s`` of owning nothing during which its group's committed offsets stayed put
+    below the log ends."""
+
+    def __init__(self, after_s: float) -> None:
+        self.after_s = after_s
+        self._armed = False
+        self._since: float | None = None
+        self._offsets: tuple[tuple[int, int], ...] | None = None
+
+    def arm(self) -> None:
+        """The broker or a topic changed under the member: watch until it owns some."""
+        self._armed = True
+
+    def reset(self) -> None:
+        """The member owns partitions: nothing to watch."""
+        self._armed = False
+        self._since = None
+        self._offsets = None
+
+    def due(self, now: float, offsets: Callable[[], tuple[tuple[int, int], ...] | None]) -> bool:
+        """Whether to rejoin now (``offsets``: (committed, log end) per partition)."""
+        if not self._armed:
+            return False
+        if self._since is None:
+            self._since, self._offsets = now, offsets()
+            return False
+        if now - self._since < self.after_s:
+            return False
+        current = offsets()
+        waiting = current is not None and any(end > done for done, end in current)
+        committing = _committed(current) != _committed(self._offsets)
+        self._since, self._offsets = now, current
+        # Another member commits (it owns them), or nothing is unread: look again later.
+        return waiting and not committing
+
+
+def _committed(offsets: tuple[tuple[int, int], ...] | None) -> tuple[int, ...] | None:
+    return None if offsets is None else tuple(done for done, _end in offsets)
 
 
 def _record(message: Message, topic_ids: dict[str, str | None]) -> ReceivedRecord:
