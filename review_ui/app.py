@@ -16,7 +16,7 @@ from orchestrator.playbooks.versions import PlaybookVersions
 from orchestrator.publishing.outbox import OutboxPublisher
 from orchestrator.publishing.records import Outgoing
 from orchestrator.review import Reviews
-from review_ui import console, problems
+from review_ui import console, openapi, problems
 from review_ui.api import dead_letters, escalations, goals, health, workflows
 from review_ui.api.agents import router as agents_router
 from review_ui.api.breakers import router as breakers_router
@@ -63,7 +63,10 @@ def create_app(
         version="0.1.0",
         description="Submit goals, follow the workflows they become, and review "
         "escalations, search and replay dead letters. Authenticate with "
-        "`Authorization: Bearer <token>` (`waypost token create --role ROLE`).",
+        "`Authorization: Bearer <token>` (`waypost token create --role ROLE`) or the "
+        "console's session cookie. Every error is an `application/problem+json` document "
+        "(RFC 9457) with the status each operation lists; a method a path does not serve "
+        "is 405 with `Allow`.",
         openapi_url="/api/v1/openapi.json",
         docs_url=None,
         redoc_url=None,
@@ -97,6 +100,7 @@ def create_app(
     app.state.waypost = state
     app.state.metrics = metrics
     problems.install(app)
+    openapi.install(app)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics, metrics=metrics)
     for router in (goals.router, workflows.router, escalations.router, dead_letters.router):

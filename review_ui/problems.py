@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import psycopg
@@ -83,7 +84,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(exc.status_code, _title(exc.status_code), str(exc.detail), request)
+        headers = dict(exc.headers or {})  # Starlette's 405 names the methods in Allow
+        allowed = _allowed(request) if exc.status_code == 405 else None
+        if allowed:
+            headers["Allow"] = allowed
+        return problem_response(
+            exc.status_code, _title(exc.status_code), str(exc.detail), request, headers=headers
+        )
 
     async def on_dependency(request: Request, exc: Exception) -> JSONResponse:
         dependency = dependency_of(exc)
@@ -111,6 +118,26 @@ def install(app: FastAPI) -> None:
         return problem_response(
             500, "Internal error", "the server failed; see its log for details", request
         )
+
+
+def _allowed(request: Request) -> str | None:
+    """The methods the OpenAPI document lists for every path template the request's path
+    matches (None: no documented path). Starlette's ``Allow`` names the methods of the
+    first matching route only: for ``/dlq/replays`` that is GET, though POST is served."""
+    paths: dict[str, Any] = request.app.openapi().get("paths", {})
+    methods = {
+        method.upper()
+        for template, operations in paths.items()
+        if _pattern(template).fullmatch(request.url.path)
+        for method in operations
+    }
+    return ", ".join(sorted(methods)) or None
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    """A regular expression for an OpenAPI path template: ``{name}`` is one segment."""
+    parts = re.split(r"\{[^}/]+\}", template)
+    return re.compile("[^/]+".join(re.escape(part) for part in parts))
 
 
 def _title(status: int) -> str:

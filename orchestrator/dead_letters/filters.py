@@ -99,7 +99,10 @@ def parse_time(text: str, *, now: datetime, name: str = "since") -> datetime:
     time (UTC when it names no zone)."""
     match = _DURATION.match(text.strip())
     if match:
-        return now - timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+        try:
+            return now - timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+        except OverflowError:
+            raise FilterError(f"{name}={text!r} reaches back before year 1") from None
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

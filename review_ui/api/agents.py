@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from review_ui.auth.principal import Principal, api_roles
 from review_ui.auth.roles import READ
 from review_ui.deps import ConnectionDep
-from review_ui.problems import Problem
+from review_ui.openapi import NO_NUL, problems
 from waypost import agent_registry
 from waypost.agent_registry import AgentInstance, Status
 
@@ -77,16 +77,14 @@ class AgentInstancesPublic(BaseModel):
     items: list[AgentInstancePublic]
 
 
-@router.get("/agents", response_model=AgentInstancesPublic)
+@router.get("/agents", response_model=AgentInstancesPublic, responses=problems(401, 422, 429, 503))
 def list_agents(
     connection: ConnectionDep,
     _: Reader,
-    capability: Annotated[str | None, Query(max_length=100)] = None,
+    capability: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     include_stopped: Annotated[bool, Query()] = False,
 ) -> AgentInstancesPublic:
     """Agent workers that announced themselves, with their heartbeat and throughput."""
-    if capability is not None and "\x00" in capability:
-        raise Problem(422, "Invalid filter", "capability must not contain the NUL character")
     rows = agent_registry.list_instances(
         connection, capability=capability, include_stopped=include_stopped
     )

@@ -13,6 +13,7 @@ from orchestrator.workflow.breaker import Circuit
 from review_ui.auth.principal import Principal, api_roles
 from review_ui.auth.roles import READ
 from review_ui.deps import ConnectionDep, StateDep
+from review_ui.openapi import problems
 
 router = APIRouter(tags=["breakers"])
 Reader = Annotated[Principal, Depends(api_roles(READ))]
@@ -58,7 +59,7 @@ class BreakerListPublic(BaseModel):
     items: list[BreakerPublic]
 
 
-@router.get("/breakers", response_model=BreakerListPublic)
+@router.get("/breakers", response_model=BreakerListPublic, responses=problems(401, 429, 503))
 def list_breakers(connection: ConnectionDep, state: StateDep, _: Reader) -> BreakerListPublic:
     """The circuit breakers of every capability the playbooks use, and of any other
     capability that has one; a capability whose circuit never changed is closed."""

@@ -7,14 +7,17 @@ import base64
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.dead_letters.edits import Edit
 from orchestrator.dead_letters.orders import DryRun, Prepared
 from orchestrator.store.dead_letters import DeadLetter
 from orchestrator.store.replays import ReplayEntry, RequestState
+from review_ui.openapi import NO_NUL
 
-MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints
+# Ids are PostgreSQL bigints: below 2^63. An exclusive bound, because FastAPI writes the
+# document's numbers as floats: 2^63 survives that exactly, 2^63 - 1 would not.
+ID_BOUND = 2**63
 _TEXT = 200  # characters of an error message in a listing
 
 
@@ -122,12 +125,27 @@ class DeadLetterPublic(DeadLetterSummaryPublic):
 class SelectionCreate(BaseModel):
     """Which dead letters: ``ids``, or a ``filter`` expression (see docs/dead-letters.md)."""
 
-    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(None, max_length=10000)
+    # Exactly one of the two, as the validator below has it.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["ids"], "properties": {"ids": {"type": "array"}}},
+                {"required": ["filter"], "properties": {"filter": {"type": "string"}}},
+            ]
+        }
+    )
+
+    # At least one id: the store reads no ids as "any id", so [] would select them all.
+    ids: list[Annotated[int, Field(ge=1, lt=ID_BOUND)]] | None = Field(
+        None, min_length=1, max_length=10000
+    )
     filter: str | None = Field(
         None,
         min_length=1,
         max_length=2000,
-        description="e.g. 'topic=tasks.echo error=ValueError since=2h' (default status: pending)",
+        pattern=NO_NUL,
+        description="e.g. 'topic=tasks.echo error=ValueError since=2h' (default status: "
+        "pending); 422 when it cannot be read",
     )
 
     @model_validator(mode="after")
@@ -139,6 +157,16 @@ class SelectionCreate(BaseModel):
 
 class EditCreate(BaseModel):
     """A change to each payload before it is sent."""
+
+    # Exactly one of the two, as the validator below has it.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["replace"], "properties": {"replace": {"not": {"type": "null"}}}},
+                {"required": ["merge_patch"], "properties": {"merge_patch": {"type": "object"}}},
+            ]
+        }
+    )
 
     replace: Any = Field(None, description="the new payload (JSON)")
     merge_patch: dict[str, Any] | None = Field(None, description="an RFC 7386 merge patch")
@@ -245,7 +273,9 @@ class ReplayPublic(BaseModel):
 class CloseCreate(SelectionCreate):
     """Resolve or discard dead letters, with a reason."""
 
-    reason: str = Field(min_length=1, max_length=4000)
+    reason: str = Field(
+        min_length=1, max_length=4000, pattern=NO_NUL, description="not only white space"
+    )
 
 
 class ClosedPublic(BaseModel):

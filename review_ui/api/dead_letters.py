@@ -15,7 +15,7 @@ from orchestrator.store import dead_letters as index
 from orchestrator.store import replays as replay_rows
 from orchestrator.store.dead_letters import DeadLetterFilter
 from review_ui.api.dead_letter_models import (
-    MAX_ID,
+    ID_BOUND,
     CloseCreate,
     ClosedPublic,
     DeadLetterPagePublic,
@@ -29,14 +29,35 @@ from review_ui.api.dead_letter_models import (
 from review_ui.auth.principal import Principal, api_roles
 from review_ui.auth.roles import DEAD_LETTERS
 from review_ui.deps import ConnectionDep, StateDep
+from review_ui.openapi import NO_NUL, problems
 from review_ui.problems import Problem
+from waypost.events.storable import value_problem
 
 router = APIRouter(tags=["dead letters"])
 Analyst = Annotated[Principal, Depends(api_roles(DEAD_LETTERS))]
-DeadLetterId = Annotated[int, Path(ge=1, le=MAX_ID)]
+DeadLetterId = Annotated[int, Path(ge=1, lt=ID_BOUND)]
+FilterText = Annotated[str | None, Query(max_length=300, pattern=NO_NUL)]
+_SELECTED = (
+    "A selection that breaks the schema, a filter that cannot be read, or a reason that "
+    "is only white space."
+)
 
 
-@router.get("/dlq", response_model=DeadLetterPagePublic)
+@router.get(
+    "/dlq",
+    response_model=DeadLetterPagePublic,
+    responses=problems(
+        401,
+        403,
+        422,
+        429,
+        503,
+        why={
+            422: "A parameter that breaks the schema, or a `since` or `until` that is "
+            "neither a duration nor an ISO time."
+        },
+    ),
+)
 def list_dead_letters(
     connection: ConnectionDep,
     state: StateDep,
@@ -44,16 +65,29 @@ def list_dead_letters(
     status: Annotated[
         Literal["pending", "replayed", "resolved", "discarded", "any"], Query()
     ] = "pending",
-    topic: Annotated[str | None, Query(max_length=300)] = None,
-    error: Annotated[str | None, Query(max_length=300)] = None,
-    capability: Annotated[str | None, Query(max_length=100)] = None,
-    workflow: Annotated[str | None, Query(max_length=200)] = None,
-    key: Annotated[str | None, Query(max_length=1000)] = None,
-    type: Annotated[str | None, Query(max_length=200, description="event type")] = None,
-    reason: Annotated[str | None, Query(max_length=50)] = None,
-    since: Annotated[str | None, Query(max_length=50, description="30m, 2h, 7d or ISO")] = None,
-    until: Annotated[str | None, Query(max_length=50)] = None,
-    text: Annotated[str | None, Query(max_length=500, description="words to search")] = None,
+    topic: FilterText = None,
+    error: FilterText = None,
+    capability: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
+    workflow: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+    key: Annotated[str | None, Query(max_length=1000, pattern=NO_NUL)] = None,
+    type: Annotated[
+        str | None, Query(max_length=200, pattern=NO_NUL, description="event type")
+    ] = None,
+    reason: Annotated[str | None, Query(max_length=50, pattern=NO_NUL)] = None,
+    since: Annotated[
+        str | None,
+        Query(
+            max_length=50,
+            pattern=NO_NUL,
+            description="a duration back from now (90s, 30m, 2h, 7d, 1w) or an ISO time",
+        ),
+    ] = None,
+    until: Annotated[
+        str | None, Query(max_length=50, pattern=NO_NUL, description="as `since`")
+    ] = None,
+    text: Annotated[
+        str | None, Query(max_length=500, pattern=NO_NUL, description="words to search")
+    ] = None,
     facets: Annotated[bool, Query(description="also count values per facet")] = False,
     page: Annotated[int, Query(ge=1, le=100000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -86,7 +120,9 @@ def list_dead_letters(
     )
 
 
-@router.get("/dlq/stats", response_model=list[dict[str, Any]])
+@router.get(
+    "/dlq/stats", response_model=list[dict[str, Any]], responses=problems(401, 403, 429, 503)
+)
 def dead_letter_stats(connection: ConnectionDep, _: Analyst) -> list[dict[str, Any]]:
     """How many dead letters per source topic, error class and status."""
     return [
@@ -95,7 +131,9 @@ def dead_letter_stats(connection: ConnectionDep, _: Analyst) -> list[dict[str, A
     ]
 
 
-@router.get("/dlq/replays", response_model=list[ReplayPublic])
+@router.get(
+    "/dlq/replays", response_model=list[ReplayPublic], responses=problems(401, 403, 422, 429, 503)
+)
 def list_replays(
     state: StateDep,
     _: Analyst,
@@ -105,17 +143,40 @@ def list_replays(
     return [ReplayPublic.of(s) for s in state.replays.replayer.history(limit=limit)]
 
 
-@router.get("/dlq/replays/{request_id}", response_model=ReplayPublic)
-def get_replay(request_id: str, state: StateDep, _: Analyst) -> ReplayPublic:
+@router.get(
+    "/dlq/replays/{request_id}",
+    response_model=ReplayPublic,
+    responses=problems(401, 403, 404, 429, 503, why={404: "No such replay request."}),
+)
+def get_replay(
+    request_id: Annotated[str, Path(json_schema_extra={"pattern": NO_NUL})],
+    state: StateDep,
+    _: Analyst,
+) -> ReplayPublic:
     """A replay request and how far it got."""
-    found = state.replays.replayer.state(request_id)
+    # No stored id has a NUL (PostgreSQL text cannot hold it): such an id is not found.
+    found = None if "\x00" in request_id else state.replays.replayer.state(request_id)
     if found is None:
         raise Problem(404, "No such replay", f"there is no replay request {request_id!r}")
     return ReplayPublic.of(found)
 
 
-@router.get("/dlq/{dead_letter_id}", response_model=DeadLetterPublic)
-def get_dead_letter(dead_letter_id: int, connection: ConnectionDep, _: Analyst) -> DeadLetterPublic:
+@router.get(
+    "/dlq/{dead_letter_id}",
+    response_model=DeadLetterPublic,
+    responses=problems(
+        401,
+        403,
+        404,
+        422,
+        429,
+        503,
+        why={404: "No such dead letter.", 422: "An id that is not 1 to 2^63-1."},
+    ),
+)
+def get_dead_letter(
+    dead_letter_id: DeadLetterId, connection: ConnectionDep, _: Analyst
+) -> DeadLetterPublic:
     """One dead letter: its record byte for byte, why it failed, and its replays."""
     letter = index.get(connection, dead_letter_id=dead_letter_id)
     if letter is None:
@@ -128,18 +189,46 @@ def get_dead_letter(dead_letter_id: int, connection: ConnectionDep, _: Analyst) 
     "/dlq/replays",
     response_model=ReplayPublic | DryRunPublic,
     status_code=202,
-    responses={200: {"description": "a dry run, or the same request made before"}},
+    responses={
+        200: {
+            "description": "A dry run, or the same request made before.",
+            "model": ReplayPublic | DryRunPublic,
+        },
+        **problems(
+            400,
+            401,
+            403,
+            404,
+            409,
+            422,
+            429,
+            503,
+            why={
+                404: "An id in `ids` names no dead letter.",
+                409: "The request id was used before for another replay.",
+                422: _SELECTED + " Or an `edit` value with a NUL character or an integer "
+                "beyond 64 bits.",
+            },
+        ),
+    },
 )
 def replay(
     body: ReplayCreate,
     state: StateDep,
     principal: Analyst,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(max_length=100, description="The request id when the body names none."),
+    ] = None,
 ) -> ReplayPublic | DryRunPublic:
     """Replay dead letters to their source topic (or ``to``): 202 with the request,
     which runs in the background (poll ``/dlq/replays/{id}``); ``dry_run`` answers 200
     with what would be sent and changes nothing."""
+    if body.edit is not None:
+        problem = value_problem(body.edit.replace) or value_problem(body.edit.merge_patch)
+        if problem is not None:
+            raise Problem(422, "Invalid edit", f"the edit cannot be stored: {problem}")
     replayer = state.replays.replayer
     rate: float | None = state.settings.dlq_replay_rate if body.rate is None else None
     if isinstance(body.rate, float | int):
@@ -171,13 +260,25 @@ def replay(
     return ReplayPublic.of(request)
 
 
-@router.post("/dlq/resolve", response_model=ClosedPublic)
+_CLOSE_REFUSALS = problems(
+    400,
+    401,
+    403,
+    404,
+    422,
+    429,
+    503,
+    why={404: "An id in `ids` names no dead letter.", 422: _SELECTED},
+)
+
+
+@router.post("/dlq/resolve", response_model=ClosedPublic, responses=_CLOSE_REFUSALS)
 def resolve(body: CloseCreate, state: StateDep, principal: Analyst) -> ClosedPublic:
     """Mark pending dead letters resolved (fixed some other way), with a reason."""
     return _close(body, state, principal, "resolved")
 
 
-@router.post("/dlq/discard", response_model=ClosedPublic)
+@router.post("/dlq/discard", response_model=ClosedPublic, responses=_CLOSE_REFUSALS)
 def discard(body: CloseCreate, state: StateDep, principal: Analyst) -> ClosedPublic:
     """Mark pending dead letters discarded (never to be replayed), with a reason."""
     return _close(body, state, principal, "discarded")
@@ -223,8 +324,6 @@ def _parse(expression: str) -> DeadLetterFilter:
 
 
 def _filter(values: dict[str, str | None]) -> DeadLetterFilter:
-    if any(v is not None and "\x00" in v for v in values.values()):
-        raise Problem(422, "Invalid filter", "filters must not contain the NUL character")
     try:
         return build_filter(values)
     except FilterError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from orchestrator.review import ACTIONS, DecisionRequest
@@ -15,6 +15,7 @@ from review_ui import review
 from review_ui.auth.principal import Principal, api_roles
 from review_ui.auth.roles import ASSIGN, DECIDE, READ
 from review_ui.deps import ConnectionDep, StateDep
+from review_ui.openapi import NO_NUL, problems
 from review_ui.problems import Problem
 from waypost.events import utcnow
 
@@ -22,6 +23,16 @@ router = APIRouter(tags=["escalations"])
 Reader = Annotated[Principal, Depends(api_roles(READ))]
 Decider = Annotated[Principal, Depends(api_roles(DECIDE))]
 Assigner = Annotated[Principal, Depends(api_roles(ASSIGN))]
+# Why a reviewer's request on one escalation is refused.
+_WHY = {
+    404: "No such escalation.",
+    409: "Decided or closed already, changed since the version you sent (`version` is the "
+    "current one), or claimed by another reviewer (`assignee`).",
+    422: "A body that breaks the schema or a rule in the operation's description.",
+}
+# Claim and unclaim send no body; decide, comment and assign do (400 and 422 for it).
+_REFUSALS = problems(401, 403, 404, 409, 429, 503, why=_WHY)
+_BODY_REFUSALS = problems(400, 401, 403, 404, 409, 422, 429, 503, why=_WHY)
 
 
 class EscalationSummaryPublic(BaseModel):
@@ -122,7 +133,9 @@ class DecisionCreate(BaseModel):
     version: int = Field(ge=1, le=2**31 - 1)
     digest: str = Field(pattern=r"^[0-9a-f]{64}$")
     output: dict[str, Any] | None = Field(None, description="the edited output (edit)")
-    reason: str | None = Field(None, max_length=4000, description="why (required to reject)")
+    reason: str | None = Field(
+        None, max_length=4000, pattern=NO_NUL, description="why (required to reject)"
+    )
 
 
 class DecisionAccepted(BaseModel):
@@ -136,17 +149,35 @@ class DecisionAccepted(BaseModel):
 class CommentCreate(BaseModel):
     """A comment on an escalation."""
 
-    text: str = Field(min_length=1, max_length=4000)
+    text: str = Field(
+        min_length=1, max_length=4000, pattern=NO_NUL, description="not only white space"
+    )
     version: int = Field(ge=1, le=2**31 - 1)
 
 
 class AssignCreate(BaseModel):
     """Whom to hand an escalation to."""
 
-    assignee: str = Field(min_length=1, max_length=200)
+    assignee: str = Field(
+        min_length=1, max_length=200, pattern=NO_NUL, description="an enabled console user"
+    )
 
 
-@router.get("/escalations", response_model=EscalationPagePublic)
+def _escalation_id(
+    escalation_id: Annotated[str, Path(json_schema_extra={"pattern": NO_NUL})],
+) -> str:
+    """The path's escalation id; 404 for one with a NUL (no stored id has one)."""
+    if "\x00" in escalation_id:
+        raise Problem(404, "Escalation not found", f"no escalation {escalation_id!r}")
+    return escalation_id
+
+
+EscalationId = Annotated[str, Depends(_escalation_id)]
+
+
+@router.get(
+    "/escalations", response_model=EscalationPagePublic, responses=problems(401, 422, 429, 503)
+)
 def list_escalations(
     connection: ConnectionDep,
     _: Reader,
@@ -154,20 +185,19 @@ def list_escalations(
         Literal["pending", "decided", "resolved", "any"],
         Query(description="'any' lists escalations of every status"),
     ] = "pending",
-    goal_type: Annotated[str | None, Query(max_length=100)] = None,
-    capability: Annotated[str | None, Query(max_length=100)] = None,
+    goal_type: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
+    capability: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     priority: Annotated[int | None, Query(ge=1, le=5)] = None,
-    assignee: Annotated[str | None, Query(max_length=200, description="'' = unassigned")] = None,
-    group: Annotated[str | None, Query(max_length=100)] = None,
+    assignee: Annotated[
+        str | None, Query(max_length=200, pattern=NO_NUL, description="'' = unassigned")
+    ] = None,
+    group: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     sla: Annotated[Literal["ok", "warning", "overdue"] | None, Query()] = None,
     sort: Annotated[Literal["priority", "due", "newest", "oldest"], Query()] = "priority",
     page: Annotated[int, Query(ge=1, le=100000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> EscalationPagePublic:
     """Escalations matching the filters (default: pending, most urgent first)."""
-    for value in (goal_type, capability, assignee, group):
-        if value is not None and "\x00" in value:
-            raise Problem(422, "Invalid filter", "filters must not contain the NUL character")
     now = utcnow()
     found = escalation_rows.inbox(
         connection,
@@ -193,8 +223,14 @@ def list_escalations(
     )
 
 
-@router.get("/escalations/{escalation_id}", response_model=EscalationPublic)
-def get_escalation(escalation_id: str, connection: ConnectionDep, _: Reader) -> EscalationPublic:
+@router.get(
+    "/escalations/{escalation_id}",
+    response_model=EscalationPublic,
+    responses=problems(401, 404, 429, 503, why=_WHY),
+)
+def get_escalation(
+    escalation_id: EscalationId, connection: ConnectionDep, _: Reader
+) -> EscalationPublic:
     """One escalation with the exact content its digest covers."""
     found = escalation_rows.get(connection, escalation_id=escalation_id)
     if found is None:
@@ -235,19 +271,18 @@ def get_escalation(escalation_id: str, connection: ConnectionDep, _: Reader) -> 
     "/escalations/{escalation_id}/decision",
     response_model=DecisionAccepted,
     status_code=202,
-    responses={
-        404: {"description": "No such escalation."},
-        409: {"description": "Decided already, changed since you saw it, or claimed by another."},
-        422: {
-            "description": "A reject without a reason, an edit breaking the output schema, "
-            "an action this kind of escalation does not allow, or a retry with no attempt left."
-        },
-    },
+    responses=_BODY_REFUSALS,
 )
 def decide(
-    escalation_id: str, body: DecisionCreate, state: StateDep, principal: Decider
+    escalation_id: EscalationId, body: DecisionCreate, state: StateDep, principal: Decider
 ) -> DecisionAccepted:
-    """Decide an escalation; exactly one decision per escalation is accepted."""
+    """Decide an escalation; exactly one decision per escalation is accepted.
+
+    Rules the schema cannot state (each a 422): a reject needs a `reason` that is not
+    only white space; an edit needs the edited `output`, which must pass the step's
+    output schema; a fallback escalation (every attempt failed) cannot be approved, a
+    policy approval cannot be edited; a retry needs an attempt left; `output` must
+    contain no NUL character and no integer beyond 64 bits."""
     request = DecisionRequest(
         escalation_id, body.action, body.version, body.digest, body.output, body.reason
     )
@@ -262,49 +297,55 @@ def decide(
 @router.post(
     "/escalations/{escalation_id}/comments",
     status_code=201,
-    responses={
-        404: {"description": "No such escalation."},
-        409: {"description": "The escalation changed since the version you sent: read it again."},
-        422: {"description": "An empty comment."},
-    },
+    responses=_BODY_REFUSALS,
 )
 def comment(
-    escalation_id: str, body: CommentCreate, state: StateDep, principal: Decider
+    escalation_id: EscalationId, body: CommentCreate, state: StateDep, principal: Decider
 ) -> dict[str, str]:
-    """Comment on the version of an escalation you read."""
+    """Comment on the version of an escalation you read (any status will do); 409 when
+    the escalation is at another version."""
     review.comment(
         state, principal, escalation_id=escalation_id, text=body.text, version=body.version
     )
     return {"status": "recorded"}
 
 
-@router.post("/escalations/{escalation_id}/claim", response_model=EscalationPublic)
+@router.post(
+    "/escalations/{escalation_id}/claim", response_model=EscalationPublic, responses=_REFUSALS
+)
 def claim(
-    escalation_id: str, state: StateDep, connection: ConnectionDep, principal: Decider
+    escalation_id: EscalationId, state: StateDep, connection: ConnectionDep, principal: Decider
 ) -> EscalationPublic:
     """Claim an escalation for yourself."""
     review.claim(state, principal, escalation_id)
     return get_escalation(escalation_id, connection, principal)
 
 
-@router.post("/escalations/{escalation_id}/unclaim", response_model=EscalationPublic)
+@router.post(
+    "/escalations/{escalation_id}/unclaim", response_model=EscalationPublic, responses=_REFUSALS
+)
 def unclaim(
-    escalation_id: str, state: StateDep, connection: ConnectionDep, principal: Decider
+    escalation_id: EscalationId, state: StateDep, connection: ConnectionDep, principal: Decider
 ) -> EscalationPublic:
     """Give an escalation back to its group."""
     review.unclaim(state, principal, escalation_id)
     return get_escalation(escalation_id, connection, principal)
 
 
-@router.post("/escalations/{escalation_id}/assign", response_model=EscalationPublic)
+@router.post(
+    "/escalations/{escalation_id}/assign",
+    response_model=EscalationPublic,
+    responses=_BODY_REFUSALS,
+)
 def assign(
-    escalation_id: str,
+    escalation_id: EscalationId,
     body: AssignCreate,
     state: StateDep,
     connection: ConnectionDep,
     principal: Assigner,
 ) -> EscalationPublic:
-    """Hand an escalation to a reviewer (admins)."""
+    """Hand an escalation to a reviewer (admins); 422 unless the assignee is an enabled
+    console user."""
     review.assign(state, principal, escalation_id, body.assignee)
     return get_escalation(escalation_id, connection, principal)
 

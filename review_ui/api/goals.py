@@ -14,6 +14,7 @@ from review_ui.api.models import GoalAcceptedPublic, GoalCreate
 from review_ui.auth.principal import Principal, api_roles
 from review_ui.auth.roles import SUBMIT_GOALS
 from review_ui.deps import StateDep
+from review_ui.openapi import problems
 from review_ui.problems import Problem
 from waypost.events import new_id, new_traceparent, utcnow
 from waypost.events.storable import value_problem
@@ -29,8 +30,32 @@ _TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
     status_code=202,
     response_model=GoalAcceptedPublic,
     responses={
-        409: {"description": "The Idempotency-Key was used for a different goal."},
-        422: {"description": "Unknown goal type, or input that breaks its playbook's schema."},
+        202: {
+            "headers": {
+                "Location": {
+                    "description": "The workflow's status URL (as `status_url`).",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            }
+        },
+        **problems(
+            400,
+            401,
+            403,
+            409,
+            422,
+            429,
+            503,
+            why={
+                400: "An Idempotency-Key that breaks its pattern, or a body that cannot "
+                "be read as JSON.",
+                409: "The Idempotency-Key was used for a different goal.",
+                422: "A body that breaks the schema, an unknown goal type (`known` lists "
+                "the known ones), input that breaks its playbook's input schema "
+                "(`errors`), or input that cannot be stored.",
+            },
+        ),
     },
 )
 def submit_goal(
@@ -40,11 +65,25 @@ def submit_goal(
     _: Annotated[Principal, Depends(api_roles(SUBMIT_GOALS))],
     idempotency_key: Annotated[
         str | None,
-        Header(description="The goal id; repeating it returns the same workflow."),
+        # The pattern is checked below (a 400, not a schema 422), so only documented here.
+        Header(
+            description="The goal id; repeating it returns the same workflow.",
+            json_schema_extra={"pattern": _KEY.pattern},
+        ),
     ] = None,
-    traceparent: Annotated[str | None, Header()] = None,
+    traceparent: Annotated[
+        str | None,
+        Header(
+            description="W3C trace context of the caller; the goal's trace continues it. "
+            "Ignored (a new trace starts) unless it is `00-<32 hex>-<16 hex>-<2 hex>`."
+        ),
+    ] = None,
 ) -> GoalAcceptedPublic:
-    """Accept a goal; it is planned into a workflow asynchronously."""
+    """Accept a goal; it is planned into a workflow asynchronously.
+
+    Rules the schema cannot state (each a 422): `type` must be one of the playbooks'
+    goal types, and `input` must pass that playbook's input schema, contain no NUL
+    character and no integer beyond 64 bits."""
     if idempotency_key is not None and not _KEY.match(idempotency_key):
         raise Problem(
             400,

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from review_ui.deps import StateDep
+from review_ui.openapi import problems
 from review_ui.problems import problem_response
 from waypost.db import ping
 
@@ -18,7 +19,11 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=None)
+@router.get(
+    "/readyz",
+    response_model=None,
+    responses=problems(503, why={503: "The broker or the database does not answer (`checks`)."}),
+)
 def readyz(state: StateDep, request: Request) -> JSONResponse | dict[str, object]:
     """Readiness: the broker and the database both answer."""
     checks = {
@@ -31,4 +36,11 @@ def readyz(state: StateDep, request: Request) -> JSONResponse | dict[str, object
     if all(checks.values()):
         return {"status": "ready", "checks": checks}
     down = ", ".join(name for name, ok in checks.items() if not ok)
-    return problem_response(503, "Not ready", f"unreachable: {down}", request, checks=checks)
+    return problem_response(
+        503,
+        "Not ready",
+        f"unreachable: {down}",
+        request,
+        headers={"Retry-After": "5"},
+        checks=checks,
+    )

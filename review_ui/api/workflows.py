@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.workflow.state import WorkflowStatus
@@ -12,15 +12,23 @@ from review_ui.api.models import WorkflowPagePublic, WorkflowPublic
 from review_ui.auth.principal import Principal, api_roles
 from review_ui.auth.roles import READ
 from review_ui.deps import ConnectionDep, StateDep
+from review_ui.openapi import NO_NUL, problems
 from review_ui.problems import Problem
 
 router = APIRouter(tags=["workflows"])
 Reader = Annotated[Principal, Depends(api_roles(READ))]
 
 
-@router.get("/workflows/{workflow_id}", response_model=WorkflowPublic)
+@router.get(
+    "/workflows/{workflow_id}",
+    response_model=WorkflowPublic,
+    responses=problems(401, 404, 429, 503, why={404: "No such workflow."}),
+)
 def get_workflow(
-    workflow_id: str, connection: ConnectionDep, app_state: StateDep, _: Reader
+    workflow_id: Annotated[str, Path(json_schema_extra={"pattern": NO_NUL})],
+    connection: ConnectionDep,
+    app_state: StateDep,
+    _: Reader,
 ) -> WorkflowPublic:
     """One workflow with every task."""
     # PostgreSQL text cannot hold NUL, so no stored id contains one.
@@ -32,20 +40,26 @@ def get_workflow(
     return WorkflowPublic.of(state, app_state.settings.trace_url_template)
 
 
-@router.get("/workflows", response_model=WorkflowPagePublic)
+@router.get(
+    "/workflows",
+    response_model=WorkflowPagePublic,
+    responses=problems(
+        400, 401, 422, 429, 503, why={400: "A cursor that is not a `next_cursor` of a page."}
+    ),
+)
 def list_workflows(
     connection: ConnectionDep,
     _: Reader,
     status: Annotated[WorkflowStatus | None, Query()] = None,
-    type: Annotated[str | None, Query(max_length=100)] = None,
-    goal_id: Annotated[str | None, Query(max_length=200)] = None,
+    type: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
+    goal_id: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=500, description="The `next_cursor` of the previous page."),
+    ] = None,
 ) -> WorkflowPagePublic:
     """Workflows newest first, filtered by status, goal type or goal id."""
-    for name, value in (("type", type), ("goal_id", goal_id)):
-        if value is not None and "\x00" in value:
-            raise Problem(422, "Invalid filter", f"{name} must not contain the NUL character")
     if cursor is not None:
         try:
             workflow_rows.decode_cursor(cursor)
