@@ -35,10 +35,10 @@ format: install
 
 # Every test but the few slowest scenarios, which `make test-slow` runs (CI runs both).
 test: lint
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" --durations=20
 
 test-slow: install
-	$(BIN)/pytest -m slow
+	$(BIN)/pytest -m slow --durations=10
 
 bench: install
 	$(BIN)/python -m bench.e2e_throughput --tracing
