@@ -77,7 +77,8 @@ class CommonSettings(BaseSettings):
     kafka_client_config: dict[str, str] = Field(
         default_factory=dict,
         description="Extra librdkafka properties for every client, as JSON "
-        '(e.g. {"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"}).',
+        '(e.g. {"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"}); they also '
+        'override the producer\'s defaults (e.g. "message.timeout.ms", 10000).',
     )
     kafka_session_timeout_ms: int = Field(
         6000, ge=1000, description="Consumer group session timeout."

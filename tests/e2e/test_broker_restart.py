@@ -30,8 +30,10 @@ def test_workflows_in_flight_complete_after_the_broker_restarts_empty(
     )
     wait_for(lambda: _ready(api), timeout=30, what="the HTTP app")
 
-    # In flight, but each fits well inside the 3 s lease even queued behind the others.
-    slow = {"text": "in flight", "sleep_s": 0.05}
+    # In flight when the broker dies (a workflow takes ~60 ms, so 16 of them queued at
+    # 0.12 s each take ~2 s), yet each fits inside the 3 s lease even queued behind the
+    # others.
+    slow = {"text": "in flight", "sleep_s": 0.12}
     ids = [platform.submit("test.echo.short", slow) for _ in range(16)]
     wait_for(
         lambda: sum(platform.statuses(ids).values()) == len(ids),

@@ -81,6 +81,7 @@ def console(platform: Platform) -> Console:
     return Console(platform)
 
 
+@pytest.mark.slow  # 15-20 s: `make test-slow` (CI runs it)
 def test_a_poison_task_is_dead_lettered_after_its_attempts_and_blocks_nothing(
     platform: Platform, console: Console
 ) -> None:

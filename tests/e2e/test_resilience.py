@@ -66,6 +66,7 @@ def _circuit_events(platform: Platform) -> list[tuple[str, dict[str, Any]]]:
     return [(row.action, row.detail) for row in rows]
 
 
+@pytest.mark.slow  # 15-20 s: `make test-slow` (CI runs it)
 def test_the_circuit_opens_work_goes_to_the_fallback_and_a_probe_closes_it(
     platform: Platform,
 ) -> None:

@@ -85,6 +85,7 @@ def data_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.mark.slow  # 15-20 s: `make test-slow` (CI runs it)
 def test_up_demo_runs_the_samples_the_cli_works_and_ctrl_c_leaves_nothing(
     data_dir: Path,
 ) -> None:

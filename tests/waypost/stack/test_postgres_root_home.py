@@ -138,6 +138,7 @@ def test_postgres_runs_from_root_home_and_keeps_its_data_across_restarts(
 
 
 @pytest.mark.e2e
+@pytest.mark.slow  # 15-20 s: `make test-slow` (CI runs it)
 def test_waypost_up_starts_from_a_checkout_in_root_home(root_home: RootHome, roots: Roots) -> None:
     checkout = root_home.path / "wp"
     port = free_port()

@@ -42,13 +42,13 @@ class KafkaBus:
     def publisher(self, client_id: str) -> KafkaPublisher:
         """A new idempotent producer."""
         config = {
-            **self._base(client_id),
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": self._settings.kafka_linger_ms,
             # Undelivered records are retried by their owner (outbox relay, agent retry);
             # a shorter timeout hands them back sooner when a producer is stuck.
             "message.timeout.ms": 10000,
+            **self._base(client_id),  # WAYPOST_KAFKA_CLIENT_CONFIG may change the above
         }
         return KafkaPublisher(config)
 
