@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from waypost.governance.acting import TaskGovernance
     from waypost.governance.model import PolicyDecision
     from waypost.memory import AgentMemory
+    from waypost.tools.governed import TaskTools
 
 InT = TypeVar("InT", bound=BaseModel)
 OutT = TypeVar("OutT", bound=BaseModel)
@@ -135,6 +136,9 @@ class AgentContext:
     """This agent's memories (``waypost.memory``); None when it runs without a database."""
     governance: TaskGovernance | None = field(default=None, repr=False)
     """Set by the runtime when policies are configured; ``act`` decides through it."""
+    tools: TaskTools | None = field(default=None, repr=False)
+    """The MCP tool servers (``ctx.tools.list(server)``, ``ctx.tools.call(server, tool,
+    args)``; docs/mcp.md), each call governed through ``act``. Set by the runtime."""
 
     @property
     def approvals(self) -> tuple[Approval, ...]:

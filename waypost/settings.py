@@ -155,7 +155,12 @@ class CommonSettings(BaseSettings):
         return value
 
     @field_validator(
-        "playbook_dirs", "agent_modules", "policy_dirs", mode="before", check_fields=False
+        "playbook_dirs",
+        "agent_modules",
+        "policy_dirs",
+        "tool_dirs",
+        mode="before",
+        check_fields=False,
     )
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
@@ -199,6 +204,13 @@ class PolicySettings(CommonSettings):
         gt=0,
         description="How often an agent worker deletes the action counters older than the "
         "longest rate window of the policies (the audit trail is kept).",
+    )
+    tool_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Directories of MCP tool-server YAML files (comma-separated); see "
+        "docs/mcp.md. Handlers call their tools with ctx.tools, each call governed as the "
+        "action mcp.<server>.<tool>. Changed files apply without a restart (checked every "
+        "policy_check_interval_s); an invalid file stops an agent worker at start-up.",
     )
 
 

@@ -117,12 +117,22 @@ def main() -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Govern the agents with the policy files in DIR (repeatable; WAYPOST_POLICY_DIRS).",
 )
+@click.option(
+    "--tools",
+    "tool_dirs",
+    multiple=True,
+    metavar="DIR",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Let the agents call the MCP tool servers configured in DIR (repeatable; "
+    "WAYPOST_TOOL_DIRS; see docs/mcp.md).",
+)
 def up(
     demo: bool,
     port: int | None,
     agent_modules: tuple[str, ...],
     playbook_dirs: tuple[Path, ...],
     policy_dirs: tuple[Path, ...],
+    tool_dirs: tuple[Path, ...],
 ) -> None:
     """Start broker, PostgreSQL, orchestrator, agents, dead-letter indexer and HTTP app;
     Ctrl-C stops all.
@@ -145,6 +155,8 @@ def up(
         overrides["playbook_dirs"] = [*base.playbook_dirs, *playbook_dirs]
     if policy_dirs:
         overrides["policy_dirs"] = [*base.policy_dirs, *policy_dirs]
+    if tool_dirs:
+        overrides["tool_dirs"] = [*base.tool_dirs, *tool_dirs]
     settings = load(StackSettings, **overrides) if overrides else base
     sys.exit(run(settings, UpOptions(demo=demo)))
 
@@ -229,6 +241,7 @@ def _topic_specs(settings: PlaybookSettings, agent_modules: Sequence[str]) -> li
 
 from waypost.cli import agents, dlq, goals, services, workflows  # noqa: E402
 from waypost.cli.breakers import breakers  # noqa: E402
+from waypost.tools.cli import tools  # noqa: E402
 
 main.add_command(goals.goal)
 main.add_command(workflows.workflow)
@@ -236,3 +249,4 @@ main.add_command(services.agent)
 main.add_command(dlq.dlq)
 main.add_command(agents.agents)
 main.add_command(breakers)
+main.add_command(tools)

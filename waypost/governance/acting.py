@@ -35,7 +35,7 @@ from waypost.governance.model import BudgetNotice, PolicyDecision, Proposal, Spe
 from waypost.sdk import Approval
 from waypost.telemetry.logs import log_decision
 
-_ACTION = re.compile(r"^[a-z][a-z0-9_.-]{0,99}$")
+_ACTION = re.compile(r"^[a-z][a-z0-9_.:/-]{0,99}$")
 _NOTHING = Spend()
 
 
@@ -160,8 +160,8 @@ def propose(
     parameters of the same digest); ValueError or TypeError for a malformed one."""
     if not isinstance(action, str) or not _ACTION.match(action):
         raise ValueError(
-            f"action {action!r} must be lower-case letters, digits, '.', '_' or '-', "
-            "starting with a letter (as policies name it)"
+            f"action {action!r} must be lower-case letters, digits, '.', '_', '-', ':' or "
+            "'/', starting with a letter (as policies name it)"
         )
     try:
         digest, size = digest_params(dict(params) if params is not None else {})

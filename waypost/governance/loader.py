@@ -31,13 +31,17 @@ from waypost.yamlfile import field_path, line_of
 _PERIODS: tuple[tuple[str, Period], ...] = (("per_day", "day"), ("per_workflow", "workflow"))
 _RESOURCES: tuple[Resource, ...] = ("tokens", "cost_usd")
 _NAMING = "lower-case letters, digits, '.', '_' or '-', starting with a letter"
+_ACTION_NAMING = (
+    "lower-case letters, digits, '.', '_', '-', ':' or '/', starting with a letter "
+    "(a tool call is mcp:SERVER/TOOL)"
+)
 # Plainer words for the schema's "not valid under any of the schemas listed in 'oneOf'"
 # and "does not match '^...$'", by the $defs entry that failed.
 _EXPLAIN = {
-    "action_rule": f'is not an action rule: write an action name ({_NAMING}), "*", or '
+    "action_rule": f'is not an action rule: write an action name ({_ACTION_NAMING}), "*", or '
     "{action: NAME, reason: TEXT}",
-    "action_or_any": f'is not an action name: use {_NAMING}, or "*" for every action',
-    "action": f"is not an action name: use {_NAMING}",
+    "action_or_any": f'is not an action name: use {_ACTION_NAMING}, or "*" for every action',
+    "action": f"is not an action name: use {_ACTION_NAMING}",
     "name": f"is not an agent or capability name: use {_NAMING}",
     "duration": "is not a duration: write seconds above zero (30) or 500ms, 30s, 5m, 1h, 1d",
     "scope": 'is not a data scope: use lower-case dotted names such as crm.contacts, or "*"',

@@ -3,7 +3,9 @@
 Start more processes with the same modules to scale out: Kafka spreads each
 capability's partitions over the members of its group. Each process lists itself in the
 agent registry (`waypost agents ls`) while it runs. With ``WAYPOST_POLICY_DIRS`` every
-action a handler proposes (``ctx.act``) is decided by the policies in those directories.
+action a handler proposes (``ctx.act``) is decided by the policies in those directories;
+with ``WAYPOST_TOOL_DIRS`` handlers call the MCP tool servers configured there
+(``ctx.tools``, each call decided the same way; docs/mcp.md).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from waypost.sdk import Agent
 from waypost.settings import AgentSettings, load
 from waypost.telemetry import NO_TRACING, Tracing
 from waypost.telemetry.server import Health
+from waypost.tools.metrics import ToolMetrics
+from waypost.tools.setup import close_toolbox, open_toolbox
 from waypost.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -128,6 +132,7 @@ class Telemetry:
     tracing: Tracing = NO_TRACING
     metrics: AgentMetrics | None = None
     health: Health | None = None
+    tools: ToolMetrics | None = None
 
     @property
     def outages(self) -> Outages:
@@ -149,6 +154,12 @@ def assemble(
     None if ``stop`` was set meanwhile."""
     telemetry = telemetry or Telemetry()
     governor = load_governor(settings, environment)  # before anything else: fail fast
+    toolbox = open_toolbox(
+        settings.tool_dirs,
+        check_interval_s=settings.policy_check_interval_s,
+        environ=os.environ,
+        metrics=telemetry.tools,
+    )
     topics = Topics(settings.namespace)
     codec = default_codec()
     ledger = (
@@ -164,6 +175,7 @@ def assemble(
         lambda: prepare(agents, environment), outages=telemetry.outages, stop=stop
     )
     if not (provisioned and done) or resources is None:
+        close_toolbox(toolbox)
         return None
     running: list[Running] = []
     for agent in agents:
@@ -179,6 +191,7 @@ def assemble(
             else None,
             governor=governor,
             ledger=ledger,
+            toolbox=toolbox,
             max_local_attempts=settings.agent_max_local_attempts,
             stop=stop,
             shutdown_grace_s=settings.agent_shutdown_grace_s,
@@ -311,6 +324,7 @@ def serve(
             ledger.close()
         if beating is not None:
             beating.finish()
+        close_toolbox(running[0].worker.toolbox if running else None)
 
 
 def prune_every(
@@ -354,6 +368,7 @@ def main(modules: Sequence[str], settings: AgentSettings | None = None) -> int:
                     process.telemetry.tracing,
                     AgentMetrics(process.telemetry.registry),
                     process.telemetry.health,
+                    ToolMetrics(process.telemetry.registry),
                 ),
             )
         finally:

@@ -17,6 +17,8 @@ from waypost.governance.acting import TaskGovernance
 from waypost.memory import AgentMemory
 from waypost.runtime.results import Outcome
 from waypost.sdk import Agent, AgentContext, Approval, TaskInfo
+from waypost.telemetry import NO_TRACING, Tracing
+from waypost.tools.governed import Toolbox
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +31,12 @@ def task_context(
     resources: dict[type, Any],
     memory: AgentMemory | None,
     governor: Governor | None,
+    toolbox: Toolbox | None = None,
+    tracing: Tracing = NO_TRACING,
 ) -> AgentContext:
     """What the handler sees of its task (``ctx``): the task, its resources, the agent's
-    memory and, with policies, the governance its ``ctx.act`` asks."""
+    memory, with policies the governance its ``ctx.act`` asks, and its MCP tools
+    (``ctx.tools``, every call decided through ``ctx.act``)."""
     info = TaskInfo(
         workflow_id=task.workflow_id,
         task_id=task.task_id,
@@ -58,7 +63,9 @@ def task_context(
         if governor is not None
         else None
     )
-    return AgentContext(task=info, resources=resources, memory=memory, governance=governance)
+    context = AgentContext(task=info, resources=resources, memory=memory, governance=governance)
+    context.tools = (toolbox or Toolbox()).for_task(context.act, context.note, tracing)
+    return context
 
 
 def run_handler(

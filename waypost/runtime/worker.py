@@ -66,6 +66,7 @@ from waypost.runtime.results import account, result_payload
 from waypost.runtime.running import run_handler, task_context
 from waypost.sdk import Agent
 from waypost.telemetry import NO_TRACING, Tracing
+from waypost.tools.governed import Toolbox
 from waypost.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ class AgentWorker:
     memory: AgentMemory | None = None  # the agent's long-term memory (needs a database)
     governor: Governor | None = None  # decides ctx.act; None: no policies configured
     ledger: ResultLedger | None = None  # answers tasks delivered again; None: no database
+    toolbox: Toolbox | None = None  # the MCP tool servers of ctx.tools; None: none configured
     tracing: Tracing = field(default=NO_TRACING)
     metrics: AgentMetrics | None = None
     max_local_attempts: int = 1
@@ -301,6 +303,8 @@ class AgentWorker:
             resources=self.resources,
             memory=self.memory,
             governor=self.governor,
+            toolbox=self.toolbox,
+            tracing=self.tracing,
         )
         started = time.perf_counter()
         outcome = run_handler(self.agent, task, context, attempts=self.max_local_attempts)

@@ -84,6 +84,7 @@ def run(settings: StackSettings, options: UpOptions) -> int:
             "pass --port or set WAYPOST_HTTP_PORT to a free port"
         )
     _check_policies(settings)
+    _check_tools(settings)
     agent_modules = [*plugins.agent_modules(), *settings.agent_modules]
     logs = data_dir / "logs"
     stop_requested = threading.Event()
@@ -240,6 +241,19 @@ def _check_policies(settings: StackSettings) -> None:
         raise ConfigError(f"WAYPOST_POLICY_DIRS: invalid policies:\n{exc}") from None
 
 
+def _check_tools(settings: StackSettings) -> None:
+    """Refuse to start with invalid tool-server files (the agent workers would refuse)."""
+    if not settings.tool_dirs:
+        return
+    from waypost.tools.config import ToolSet
+    from waypost.tools.errors import InvalidToolServers
+
+    try:
+        ToolSet(settings.tool_dirs)
+    except InvalidToolServers as exc:
+        raise ConfigError(f"WAYPOST_TOOL_DIRS: invalid tool servers:\n{exc}") from None
+
+
 def _child_env(
     settings: StackSettings, kafka: str, database: str, data_dir: Path
 ) -> dict[str, str]:
@@ -253,6 +267,7 @@ def _child_env(
             "WAYPOST_HTTP_PORT": str(settings.http_port),
             "WAYPOST_PLAYBOOK_DIRS": ",".join(str(p.resolve()) for p in settings.playbook_dirs),
             "WAYPOST_POLICY_DIRS": ",".join(str(p.resolve()) for p in settings.policy_dirs),
+            "WAYPOST_TOOL_DIRS": ",".join(str(p.resolve()) for p in settings.tool_dirs),
             "PYTHONUNBUFFERED": "1",
         }
     )

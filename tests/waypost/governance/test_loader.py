@@ -123,8 +123,8 @@ surprise: true
     assert problems(text) == [
         "version (line 1): 0 is less than the minimum of 1",
         'actions.deny[0] (line 5): "Delete Customer" is not an action rule: write an action '
-        "name (lower-case letters, digits, '.', '_' or '-', starting with a letter), \"*\", or "
-        "{action: NAME, reason: TEXT}",
+        "name (lower-case letters, digits, '.', '_', '-', ':' or '/', starting with a letter "
+        '(a tool call is mcp:SERVER/TOOL)), "*", or {action: NAME, reason: TEXT}',
         "rate_limits[0].limit (line 7): -1 is less than the minimum of 0",
         "(top level) (line 8): Additional properties are not allowed ('surprise' was unexpected)",
     ]
@@ -165,7 +165,8 @@ def test_the_message_of_an_invalid_file_lists_every_problem_with_its_file() -> N
         (
             'applies_to: "*"\nscopes: {Send: [crm]}',
             'scopes (line 3): "Send" is not an action name: use lower-case letters, digits, '
-            "'.', '_' or '-', starting with a letter, or \"*\" for every action",
+            "'.', '_', '-', ':' or '/', starting with a letter (a tool call is mcp:SERVER/TOOL), "
+            'or "*" for every action',
         ),
         (
             'applies_to: "*"\nbudgets: {per_day: {dollars: 5}}',
