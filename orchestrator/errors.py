@@ -11,6 +11,9 @@ WaypostError (waypost.errors)
     │   ├── ReviewConflict      the escalation is not as the reviewer saw it, or
     │   │                       someone else holds it (409)
     │   └── InvalidDecision     the request itself is incomplete or wrong (422)
+    ├── CancelError        a workflow cancellation that cannot be carried out
+    │   ├── WorkflowNotFound    no such workflow (404)
+    │   └── WorkflowFinished    it completed, failed or was cancelled already (409)
     ├── FilterError        a dead-letter filter expression cannot be read
     └── ReplayError        a replay, resolve or discard cannot be made as asked
         └── ReplayConflict the replay request id was used before for another replay
@@ -88,6 +91,29 @@ class InvalidDecision(ReviewError):
     that breaks the step's output schema, a retry with no attempt left)."""
 
     status = 422
+
+
+class CancelError(OrchestratorError):
+    """A workflow cancellation that cannot be carried out; ``status`` is its HTTP status
+    and ``detail`` what the caller needs to act on it."""
+
+    status = 400
+
+    def __init__(self, message: str, **detail: Any) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+class WorkflowNotFound(CancelError):
+    """No workflow has this id."""
+
+    status = 404
+
+
+class WorkflowFinished(CancelError):
+    """The workflow completed, failed or was cancelled already (``detail["workflow_status"]``)."""
+
+    status = 409
 
 
 class FilterError(OrchestratorError):

@@ -1,4 +1,5 @@
-"""Reviewer operations on the store: decide, comment, claim, unclaim, assign.
+"""Reviewer operations on the store: decide, comment, claim, unclaim, assign; and
+cancelling a workflow, the other human action on workflows.
 
 A thin adapter around the reviewer rules (``orchestrator/workflow/review.py``): each
 operation locks the escalation's workflow row first (as the orchestrator does before it
@@ -12,6 +13,12 @@ escalation becomes ``decided`` (version + 1); the orchestrator applies it when i
 arrives (or, if it was lost, from the escalation row). What a decision is observed by,
 the ``review`` span and the decision-time metric, is recorded by ``committed``, which the
 caller calls once the transaction committed.
+
+Cancelling locks the workflow row, asks the pure rules (``workflow/cancellation.py``)
+and writes the cancelled workflow, its cancelled tasks and resolved escalations, and
+audit rows (the cancellation, and each escalation it closed) in the caller's
+transaction, with its ``workflow.cancelled`` event in the outbox. A workflow that is
+unknown or finished becomes a ``CancelError`` (404, 409).
 """
 
 from __future__ import annotations
@@ -23,7 +30,14 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from orchestrator.errors import EscalationNotFound, InvalidDecision, ReviewConflict, ReviewError
+from orchestrator.errors import (
+    EscalationNotFound,
+    InvalidDecision,
+    ReviewConflict,
+    ReviewError,
+    WorkflowFinished,
+    WorkflowNotFound,
+)
 from orchestrator.playbooks.model import Step
 from orchestrator.playbooks.versions import PlaybookVersions
 from orchestrator.publishing.outbox import OutboxRows
@@ -32,6 +46,8 @@ from orchestrator.store import audit, outbox
 from orchestrator.store import escalations as escalation_rows
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.audit import AuditEntry
+from orchestrator.workflow.cancellation import CancelRequest, cancel, refuse_cancel
+from orchestrator.workflow.messages import AnnounceWorkflowCancelled, RecordReviewEvent
 from orchestrator.workflow.review import (
     ACTIONS,
     Action,
@@ -47,15 +63,19 @@ from orchestrator.workflow.state import (
     EscalationState,
     EscalationStatus,
     ReviewDecision,
+    TaskState,
     WorkflowState,
 )
-from waypost.events import DecisionRecorded, Event, new_id
+from waypost.bus.records import OutgoingRecord
+from waypost.events import DecisionRecorded, Event, TaskAttemptRef, WorkflowCancelled, new_id
 from waypost.events.storable import value_problem
 
 __all__ = [
     "ACTIONS",
     "Accepted",
     "Action",
+    "CancelRequest",
+    "Cancelled",
     "DecisionRequest",
     "EscalationNotFound",
     "InvalidDecision",
@@ -78,6 +98,15 @@ class Accepted:
     escalation: EscalationState
     outbox: OutboxRows
     wait: ReviewWait
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """A workflow as its cancellation left it; ``outbox`` holds its ``workflow.cancelled``
+    event, to publish after commit."""
+
+    state: WorkflowState
+    outbox: OutboxRows
 
 
 @dataclass
@@ -193,6 +222,65 @@ class Reviews:
         _refuse(refuse_closed(escalation))
         return _set_assignee(conn, state, escalation, assignee, reviewer, "assign", now)
 
+    def cancel(
+        self, conn: Connection, *, workflow_id: str, request: CancelRequest, now: datetime
+    ) -> Cancelled:
+        """Cancel an accepted or running workflow; WorkflowNotFound (404) or
+        WorkflowFinished (409, naming its status) if not."""
+        locked = workflow_rows.lock(conn, ids=[workflow_id])
+        state = locked.get(workflow_id)
+        if state is None:
+            raise WorkflowNotFound(f"no workflow with id {workflow_id!r}")
+        refusal = refuse_cancel(state)
+        if refusal is not None:
+            raise WorkflowFinished(refusal.message, workflow_status=str(refusal.status))
+        decision = cancel(state, request, now)
+        workflow_rows.save(
+            conn, before={state.id: state}, after={state.id: decision.state}, now=now
+        )
+        entries = [
+            AuditEntry(
+                actor=request.actor,
+                action="cancel",
+                workflow_id=state.id,
+                detail={"reason": request.reason, "was": str(state.status)},
+                at=now,
+            )
+        ]
+        entries += [
+            _entry(c.actor, c.action, state, c.escalation, now, **c.detail)
+            for c in decision.commands
+            if isinstance(c, RecordReviewEvent)
+        ]
+        audit.record(conn, entries=entries)
+        records = [
+            self._announce(decision.state, c)
+            for c in decision.commands
+            if isinstance(c, AnnounceWorkflowCancelled)
+        ]
+        rows = list(zip(outbox.enqueue(conn, records=records), records, strict=True))
+        return Cancelled(decision.state, rows)
+
+    def _announce(self, state: WorkflowState, command: AnnounceWorkflowCancelled) -> OutgoingRecord:
+        """The ``workflow.cancelled`` record, after a span that ends the workflow's trace
+        (as ``workflow completed`` and ``workflow failed`` do)."""
+        running = [
+            TaskAttemptRef(workflow_id=state.id, task_id=t.id, **_where(t)) for t in command.running
+        ]
+        payload = WorkflowCancelled(
+            workflow_id=state.id,
+            type=state.type,
+            reason=command.reason,
+            cancelled_by=command.actor,
+            tasks=running,
+        )
+        tracing = self.outgoing.tracing
+        attributes = {"waypost.workflow.id": state.id, "waypost.workflow.status": "cancelled"}
+        with tracing.span("workflow cancelled", attributes=attributes):
+            parent, vendor = tracing.outgoing((state.traceparent, state.tracestate))
+            event = Event(payload, _SOURCE, subject=state.id, traceparent=parent, tracestate=vendor)
+            return self.outgoing.record(self.outgoing.topics.workflow_events, event)
+
     def _step(
         self, conn: Connection, state: WorkflowState, escalation: EscalationState
     ) -> Step | None:
@@ -305,3 +393,8 @@ def _entry(
         detail={k: v for k, v in detail.items() if v is not None},
         at=now,
     )
+
+
+def _where(task: TaskState) -> dict[str, Any]:
+    """Where a task's current attempt went: its step, capability and attempt number."""
+    return {"step": task.step, "capability": task.capability, "attempt": task.attempt}

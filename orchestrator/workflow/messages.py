@@ -166,6 +166,16 @@ class AnnounceWorkflowFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class AnnounceWorkflowCancelled:
+    """Publish workflow.cancelled; ``running``: the tasks that were dispatched (as they
+    were, at the attempt an agent may still be running)."""
+
+    reason: str
+    actor: str
+    running: tuple[TaskState, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class AnnounceTaskEscalated:
     """Publish task.escalated."""
 
@@ -188,6 +198,7 @@ Command = (
     | AnnounceWorkflowStarted
     | AnnounceWorkflowCompleted
     | AnnounceWorkflowFailed
+    | AnnounceWorkflowCancelled
     | AnnounceTaskEscalated
     | RecordReviewEvent
 )

@@ -16,11 +16,12 @@ class WorkflowStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # a person stopped it (``workflow/cancellation.py``)
 
     @property
     def finished(self) -> bool:
         """True once the workflow can no longer change."""
-        return self in (WorkflowStatus.COMPLETED, WorkflowStatus.FAILED)
+        return self in (WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED)
 
 
 class TaskStatus(StrEnum):
@@ -33,7 +34,7 @@ class TaskStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"  # attempts exhausted, or a failure retrying cannot fix
     SKIPPED = "skipped"  # its `when` condition was false
-    CANCELLED = "cancelled"  # the workflow failed before this task finished
+    CANCELLED = "cancelled"  # the workflow failed or was cancelled before it finished
 
     @property
     def finished(self) -> bool:

@@ -177,28 +177,8 @@ def fail_workflow(
     error: TaskError | None = None,
     dead_letter: DeadLetter | None = None,
 ) -> Decision:
-    tasks = {
-        name: task
-        if task.status.finished
-        else task.evolve(
-            status=TaskStatus.CANCELLED,
-            lease_expires_at=None,
-            next_attempt_at=None,
-            finished_at=env.now,
-            attempts=close_attempt(task.attempts, task.attempt, env.now, "cancelled", None),
-        )
-        for name, task in state.tasks.items()
-    }
-    escalations = {
-        key: escalation
-        if escalation.status is EscalationStatus.RESOLVED
-        else escalation.evolve(status=EscalationStatus.RESOLVED, resolved_at=env.now)
-        for key, escalation in state.escalations.items()
-    }
-    failed = state.evolve(
+    failed = close_open(state, env.now).evolve(
         status=WorkflowStatus.FAILED,
-        tasks=tasks,
-        escalations=escalations,
         reason=reason,
         failed_step=step,
         error=error,
@@ -206,6 +186,31 @@ def fail_workflow(
         dead_letter=dead_letter,
     )
     return Decision(failed, (AnnounceWorkflowFailed(reason, step, error, dead_letter),))
+
+
+def close_open(state: WorkflowState, now: datetime) -> WorkflowState:
+    """The workflow with every unfinished task cancelled (its open attempt closed, its
+    timers stopped) and every open escalation resolved without a decision: what ending
+    a workflow early does to what is still under way."""
+    tasks = {
+        name: task
+        if task.status.finished
+        else task.evolve(
+            status=TaskStatus.CANCELLED,
+            lease_expires_at=None,
+            next_attempt_at=None,
+            finished_at=now,
+            attempts=close_attempt(task.attempts, task.attempt, now, "cancelled", None),
+        )
+        for name, task in state.tasks.items()
+    }
+    escalations = {
+        key: escalation
+        if escalation.status is EscalationStatus.RESOLVED
+        else escalation.evolve(status=EscalationStatus.RESOLVED, resolved_at=now)
+        for key, escalation in state.escalations.items()
+    }
+    return state.evolve(tasks=tasks, escalations=escalations)
 
 
 def stale(task: TaskState, attempt: int, state: WorkflowState) -> Decision:

@@ -1,22 +1,37 @@
-"""GET /api/v1/workflows[/{id}]: workflow status, tasks, outputs and attempts."""
+"""GET /api/v1/workflows[/{id}]: workflow status, tasks, outputs and attempts;
+POST /api/v1/workflows/{id}/cancel: stop a workflow that has not finished."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.errors import CancelError
+from orchestrator.review import CancelRequest
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.workflow.state import WorkflowStatus
 from review_ui.api.models import WorkflowPagePublic, WorkflowPublic
 from review_ui.auth.principal import Principal, api_roles
-from review_ui.auth.roles import READ
+from review_ui.auth.roles import READ, SUBMIT_GOALS
 from review_ui.deps import ConnectionDep, StateDep
 from review_ui.openapi import NO_NUL, problems
 from review_ui.problems import Problem
+from waypost.events import utcnow
+from waypost.events.storable import value_problem
 
 router = APIRouter(tags=["workflows"])
 Reader = Annotated[Principal, Depends(api_roles(READ))]
+# Whoever may start a workflow may stop one.
+Canceller = Annotated[Principal, Depends(api_roles(SUBMIT_GOALS))]
+
+
+class WorkflowCancel(BaseModel):
+    """Why the workflow is cancelled (kept on the workflow and in the audit trail)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=500, pattern=NO_NUL)
 
 
 @router.get(
@@ -76,3 +91,57 @@ def list_workflows(
         cursor=cursor,
     )
     return WorkflowPagePublic.of(page)
+
+
+@router.post(
+    "/workflows/{workflow_id}/cancel",
+    status_code=202,
+    response_model=WorkflowPublic,
+    responses=problems(
+        400,
+        401,
+        403,
+        404,
+        409,
+        422,
+        429,
+        503,
+        why={
+            400: "A body that cannot be read as JSON.",
+            404: "No such workflow.",
+            409: "The workflow has finished already; `detail` says how: `completed`, "
+            "`failed` or `cancelled` (so cancelling twice answers 409 naming `cancelled`).",
+            422: "A body that breaks the schema, or a reason that cannot be stored (text "
+            "that is not valid Unicode).",
+        },
+    ),
+)
+def cancel_workflow(
+    workflow_id: Annotated[str, Path(json_schema_extra={"pattern": NO_NUL})],
+    body: WorkflowCancel,
+    app_state: StateDep,
+    principal: Canceller,
+) -> WorkflowPublic:
+    """Cancel an accepted or running workflow: its unfinished tasks are cancelled, its
+    open escalations closed, `workflow.cancelled` is published, and results that arrive
+    later are ignored. Answers with the
+    workflow as it is now (`cancelled`); audited with the caller's name and the reason."""
+    if "\x00" in workflow_id:
+        # PostgreSQL text cannot hold NUL, so no stored id contains one.
+        raise Problem(404, "Workflow not found", f"no workflow with id {workflow_id!r}")
+    problem = value_problem(body.reason)
+    if problem is not None:
+        raise Problem(422, "Invalid reason", f"the reason cannot be stored: {problem}")
+    request = CancelRequest(actor=principal.name, reason=body.reason)
+    try:
+        with app_state.engine.begin() as connection:
+            cancelled = app_state.reviews.cancel(
+                connection, workflow_id=workflow_id, request=request, now=utcnow()
+            )
+    except CancelError as exc:
+        title = "Workflow not found" if exc.status == 404 else "Workflow already finished"
+        raise Problem(exc.status, title, str(exc)) from None
+    if app_state.publisher is not None:
+        # Committed first: the relay publishes the event if the broker is down now.
+        app_state.publisher.publish(cancelled.outbox)
+    return WorkflowPublic.of(cancelled.state, app_state.settings.trace_url_template)

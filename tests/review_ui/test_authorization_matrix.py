@@ -92,6 +92,7 @@ EXPECTED: dict[tuple[str, str], tuple[Expect, Expect, Expect, Expect]] = {
     ("POST", "/api/v1/goals"): (401, 403, 403, OK),
     ("GET", "/api/v1/workflows"): (401, OK, OK, OK),
     ("GET", "/api/v1/workflows/{workflow_id}"): (401, OK, OK, OK),
+    ("POST", "/api/v1/workflows/{workflow_id}/cancel"): (401, 403, 403, OK),
     ("GET", "/api/v1/breakers"): (401, OK, OK, OK),
     ("GET", "/api/v1/agents"): (401, OK, OK, OK),
     ("GET", "/api/v1/escalations"): (401, OK, OK, OK),
@@ -352,6 +353,15 @@ def _login(world: World, caller: Caller) -> Call:
     return Call(data={"name": caller.user or ASSIGNEE, "password": PASSWORD})
 
 
+def _cancel(world: World, caller: Caller) -> Call:
+    """A running workflow of its own (that of a fresh escalation) to cancel."""
+    escalation_id = world.fresh()[0]
+    with world.engine.connect() as conn:
+        workflow_id = escalation_rows.workflow_of(conn, escalation_id=escalation_id)
+    assert workflow_id is not None
+    return Call({"workflow_id": workflow_id}, json={"reason": "From the matrix"})
+
+
 def _read(world: World, caller: Caller) -> Call:
     return Call(
         {
@@ -387,6 +397,7 @@ RECIPES: dict[tuple[str, str], Callable[[World, Caller], Call]] = {
     ("POST", "/api/v1/goals"): lambda world, caller: Call(
         json={"type": "test.review", "input": {"subject": "From the matrix"}}
     ),
+    ("POST", "/api/v1/workflows/{workflow_id}/cancel"): _cancel,
     ("POST", "/api/v1/escalations/{escalation_id}/decision"): _decision,
     ("POST", "/api/v1/escalations/{escalation_id}/comments"): _comment,
     ("POST", "/api/v1/escalations/{escalation_id}/claim"): _fresh,

@@ -108,6 +108,7 @@ OPERATIONS = {
     "POST /api/v1/goals",
     "GET /api/v1/workflows",
     "GET /api/v1/workflows/{workflow_id}",
+    "POST /api/v1/workflows/{workflow_id}/cancel",
     "GET /api/v1/breakers",
     "GET /api/v1/agents",
     "GET /api/v1/dlq",
@@ -137,9 +138,14 @@ DEAD_LETTER_OPERATIONS = {op for op in OPERATIONS if " /api/v1/dlq" in op}
 # Who may not call what (review_ui/auth/roles.py): these answer 403, as documented.
 REFUSED = {
     Role.REVIEWER: DEAD_LETTER_OPERATIONS
-    | {"POST /api/v1/goals", "POST /api/v1/escalations/{escalation_id}/assign"},
+    | {
+        "POST /api/v1/goals",
+        "POST /api/v1/escalations/{escalation_id}/assign",
+        "POST /api/v1/workflows/{workflow_id}/cancel",
+    },
     Role.ANALYST: {
         "POST /api/v1/goals",
+        "POST /api/v1/workflows/{workflow_id}/cancel",
         "POST /api/v1/escalations/{escalation_id}/assign",
         "POST /api/v1/escalations/{escalation_id}/claim",
         "POST /api/v1/escalations/{escalation_id}/comments",

@@ -21,6 +21,7 @@ EVENT_TYPES = [
     "workflow.started",
     "workflow.completed",
     "workflow.failed",
+    "workflow.cancelled",
     "policy.decided",
     "budget.threshold_reached",
     "budget.exhausted",

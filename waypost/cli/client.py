@@ -10,11 +10,17 @@ import httpx
 
 from waypost.errors import WaypostError
 
-FINISHED = ("completed", "failed")
+FINISHED = ("completed", "failed", "cancelled")
 
 
 class ApiError(WaypostError):
-    """The HTTP API refused a request or could not be reached."""
+    """The HTTP API refused a request (``status``, the problem's ``detail``) or could not
+    be reached (None)."""
+
+    def __init__(self, message: str, status: int | None = None, detail: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
 
 
 class Client:
@@ -52,6 +58,13 @@ class Client:
         params = {k: v for k, v in filters.items() if v is not None}
         page: dict[str, Any] = self._request("GET", "/api/v1/workflows", params=params)
         return page
+
+    def cancel(self, workflow_id: str, reason: str) -> dict[str, Any]:
+        """Cancel a workflow; returns it as it is now (``cancelled``)."""
+        found: dict[str, Any] = self._request(
+            "POST", f"/api/v1/workflows/{workflow_id}/cancel", json={"reason": reason}
+        )
+        return found
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """Any API request; returns the JSON answer or raises ApiError saying why not."""
@@ -104,7 +117,8 @@ class Client:
             raise ApiError(
                 f"{method} {path}: not authenticated. Set WAYPOST_API_TOKEN to a token from "
                 "`waypost token create --role admin` (a `waypost up` stack keeps one in its "
-                "data directory)."
+                "data directory).",
+                401,
             )
         if response.status_code >= 400:
             try:
@@ -112,5 +126,9 @@ class Client:
                 detail = problem.get("detail") or problem.get("title")
             except ValueError:
                 detail = response.text[:500]
-            raise ApiError(f"{method} {path} failed ({response.status_code}): {detail}")
+            raise ApiError(
+                f"{method} {path} failed ({response.status_code}): {detail}",
+                response.status_code,
+                str(detail),
+            )
         return response.json()

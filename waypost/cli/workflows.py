@@ -1,4 +1,4 @@
-"""`waypost workflow show|ls`."""
+"""`waypost workflow show|ls|cancel`."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import json
 
 import click
 
+from waypost.cli.client import ApiError
 from waypost.cli.connect import client_for
 
 
 @click.group()
 def workflow() -> None:
-    """Inspect workflows."""
+    """Inspect and cancel workflows."""
 
 
 @workflow.command()
@@ -31,7 +32,9 @@ def show(workflow_id: str, as_json: bool, url: str | None) -> None:
 
 
 @workflow.command(name="ls")
-@click.option("--status", type=click.Choice(["accepted", "running", "completed", "failed"]))
+@click.option(
+    "--status", type=click.Choice(["accepted", "running", "completed", "failed", "cancelled"])
+)
 @click.option("--type", "goal_type", metavar="TYPE", help="Only goals of this type.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 200))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -57,3 +60,44 @@ def list_(
         )
     if not page["items"]:
         click.echo("no workflows")
+
+
+# What each refusal of `workflow cancel` means for the person who typed it.
+_REFUSED = {
+    403: "cancelling a workflow needs a token of a role that may submit goals (admin); "
+    "create one with `waypost token create --role admin`",
+    404: "no workflow {id!r}; `waypost workflow ls` lists them",
+    409: "{detail}",
+    422: "the reason must be 1-500 characters of text",
+}
+
+
+@workflow.command()
+@click.argument("workflow_id", metavar="ID")
+@click.option(
+    "--reason",
+    required=True,
+    metavar="TEXT",
+    help="Why (1-500 characters); kept on the workflow and in the audit trail.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the cancelled workflow as JSON.")
+@click.option("--url", metavar="URL", help="HTTP app URL (default: the running stack).")
+def cancel(workflow_id: str, reason: str, as_json: bool, url: str | None) -> None:
+    """Cancel an accepted or running workflow: its unfinished tasks are cancelled, its
+    open escalations closed, and results that arrive later ignored.
+    Refused for a workflow that completed, failed or was cancelled already."""
+    from waypost.cli.render import workflow_text
+
+    if not 1 <= len(reason) <= 500:
+        raise click.BadParameter("give 1-500 characters", param_hint="--reason")
+    client = client_for(url)
+    try:
+        found = client.cancel(workflow_id, reason)
+    except ApiError as exc:
+        message = _REFUSED.get(exc.status or 0)
+        if message is None:
+            raise
+        raise ApiError(message.format(id=workflow_id, detail=exc.detail), exc.status) from None
+    finally:
+        client.close()
+    click.echo(json.dumps(found, indent=2) if as_json else workflow_text(found))

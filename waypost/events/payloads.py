@@ -215,6 +215,29 @@ class WorkflowFailed(Payload):
     dead_letter: DeadLetterRef | None = None
 
 
+class TaskAttemptRef(BaseModel):
+    """One attempt of a task: which workflow, step, capability and attempt."""
+
+    model_config = ConfigDict(frozen=True)
+    workflow_id: str
+    task_id: str
+    step: str
+    capability: str
+    attempt: int = Field(ge=1)
+
+
+class WorkflowCancelled(Payload):
+    """A person cancelled a workflow before it finished; ``tasks`` were dispatched and
+    may still be running."""
+
+    TYPE = "workflow.cancelled"
+    workflow_id: str
+    type: str
+    reason: str
+    cancelled_by: str
+    tasks: list[TaskAttemptRef] = Field(default_factory=list)
+
+
 class NoticeInfo(BaseModel):
     """A budget at or past a level, as carried by ``policy.decided``."""
 
@@ -292,6 +315,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         WorkflowStarted,
         WorkflowCompleted,
         WorkflowFailed,
+        WorkflowCancelled,
         PolicyDecided,
         BudgetThresholdReached,
         BudgetExhausted,

@@ -28,11 +28,13 @@ from waypost.events import (
     Payload,
     PolicyDecided,
     RuleInfo,
+    TaskAttemptRef,
     TaskCompleted,
     TaskDispatched,
     TaskEscalated,
     TaskFailed,
     Usage,
+    WorkflowCancelled,
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowStarted,
@@ -124,6 +126,21 @@ SAMPLES: dict[str, Payload] = {
         reason="step 'triage' failed",
         step="triage",
         error=ErrorInfo(type="RuntimeError", message="boom", retryable=False),
+    ),
+    "workflow.cancelled": WorkflowCancelled(
+        workflow_id="wf-1",
+        type="support.ticket",
+        reason="the customer withdrew the ticket",
+        cancelled_by="olga",
+        tasks=[
+            TaskAttemptRef(
+                workflow_id="wf-1",
+                task_id="task-1",
+                step="triage",
+                capability="triage",
+                attempt=2,
+            )
+        ],
     ),
     "policy.decided": PolicyDecided(
         agent="reply",
@@ -253,7 +270,8 @@ def test_task_events_name_their_workflow_task_and_attempt(event_type: str) -> No
 
 
 @pytest.mark.parametrize(
-    "event_type", ["workflow.started", "workflow.completed", "workflow.failed"]
+    "event_type",
+    ["workflow.started", "workflow.completed", "workflow.failed", "workflow.cancelled"],
 )
 def test_workflow_events_name_their_workflow(event_type: str) -> None:
     headers = _headers(CODEC.encode(_event(SAMPLES[event_type])))
@@ -280,6 +298,7 @@ def test_a_goal_is_its_own_workflow() -> None:
         ("workflow.started", b"wf-1"),
         ("workflow.completed", b"wf-1"),
         ("workflow.failed", b"wf-1"),
+        ("workflow.cancelled", b"wf-1"),
         ("policy.decided", b"reply"),
         ("budget.threshold_reached", b"reply"),
         ("budget.exhausted", b"reply"),
