@@ -1,10 +1,12 @@
-"""Saying where a YAML file (a playbook, a policy) is wrong: the field's path and its
-line, so every config error reads ``file: field (line N): message``."""
+"""Reading a YAML config file (a playbook, a policy, a tool-server file) and saying where
+it is wrong: the field's path and its line, so every config error reads
+``file: field (line N): message``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 
@@ -46,3 +48,22 @@ def line_of(node: yaml.Node | None, path: Iterable[str | int]) -> int | None:
         else:
             break
     return current.start_mark.line + 1 if current is not None else None
+
+
+def parse(text: str) -> tuple[yaml.Node | None, Any]:
+    """The YAML text's node tree (for lines) and its document; a ``Problem`` of the whole
+    file, with the line, raised as ``YamlSyntaxError`` when it is not valid YAML."""
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise YamlSyntaxError(Problem("(file)", f"not valid YAML: {exc}", line)) from None
+
+
+class YamlSyntaxError(ValueError):
+    """Text that is not valid YAML; ``problem`` says where."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem

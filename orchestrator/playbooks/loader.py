@@ -19,7 +19,7 @@ from orchestrator.errors import PlaybookError, Problem
 from orchestrator.playbooks.mapping import referenced_step, references
 from orchestrator.playbooks.model import Playbook, Step, step_options
 from waypost.durations import parse_duration as parse_duration  # re-exported
-from waypost.yamlfile import field_path, line_of
+from waypost.yamlfile import YamlSyntaxError, field_path, line_of, parse
 
 
 @cache
@@ -38,12 +38,9 @@ def load_file(path: Path) -> Playbook:
 def load_text(text: str, *, source: str = "<text>") -> Playbook:
     """Load and check a playbook from YAML text."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise PlaybookError(source, [Problem("(file)", f"not valid YAML: {exc}", line)]) from None
+        node, document = parse(text)
+    except YamlSyntaxError as exc:
+        raise PlaybookError(source, [exc.problem]) from None
     return load_document(document, source=source, node=node)
 
 

@@ -26,7 +26,7 @@ from waypost.governance.model import (
     RateLimit,
     Resource,
 )
-from waypost.yamlfile import field_path, line_of
+from waypost.yamlfile import YamlSyntaxError, field_path, line_of, parse
 
 _PERIODS: tuple[tuple[str, Period], ...] = (("per_day", "day"), ("per_workflow", "workflow"))
 _RESOURCES: tuple[Resource, ...] = ("tokens", "cost_usd")
@@ -78,12 +78,9 @@ def load_file(path: Path) -> Policy:
 def load_text(text: str, *, source: str = "<text>", default_name: str = "policy") -> Policy:
     """Load and check a policy from YAML text."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise PolicyError(source, [Problem("(file)", f"not valid YAML: {exc}", line)]) from None
+        node, document = parse(text)
+    except YamlSyntaxError as exc:
+        raise PolicyError(source, [exc.problem]) from None
     if not isinstance(document, dict):
         raise PolicyError(
             source, [Problem("(file)", "a policy is a mapping with version and applies_to")]

@@ -35,12 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from waypost.durations import parse_duration
 from waypost.tools.errors import InvalidToolServers, ToolConfigError
-from waypost.yamlfile import Problem, field_path, line_of
+from waypost.yamlfile import Problem, YamlSyntaxError, field_path, line_of, parse
 
 log = logging.getLogger("waypost.tools")
 
@@ -111,12 +110,9 @@ def load_text(text: str, *, source: str = "<text>") -> dict[str, ToolServer]:
     """The servers of one tool-server file, by name (``ToolConfigError`` listing every
     problem with its field and line)."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ToolConfigError(source, [Problem("(file)", f"not valid YAML: {exc}", line)]) from None
+        node, document = parse(text)
+    except YamlSyntaxError as exc:
+        raise ToolConfigError(source, [exc.problem]) from None
     servers = document.get("servers") if isinstance(document, dict) else None
     if not isinstance(servers, dict) or set(document) != {"servers"}:
         raise ToolConfigError(
