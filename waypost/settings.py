@@ -209,7 +209,7 @@ class PolicySettings(CommonSettings):
         default_factory=list,
         description="Directories of MCP tool-server YAML files (comma-separated); see "
         "docs/mcp.md. Handlers call their tools with ctx.tools, each call governed as the "
-        "action mcp.<server>.<tool>. Changed files apply without a restart (checked every "
+        "action mcp:<server>/<tool>. Changed files apply without a restart (checked every "
         "policy_check_interval_s); an invalid file stops an agent worker at start-up.",
     )
 

@@ -13,6 +13,7 @@ from orchestrator.service.metrics import OrchestratorMetrics, _families
 from orchestrator.store.gauges import Snapshot
 from review_ui.metrics import HttpMetrics
 from waypost.runtime.metrics import AgentMetrics
+from waypost.tools.metrics import ToolMetrics
 
 ROOT = Path(__file__).resolve().parents[3]
 DOC = (ROOT / "docs" / "observability.md").read_text()
@@ -24,6 +25,7 @@ def exported() -> dict[str, set[str]]:
     registry = CollectorRegistry()
     OrchestratorMetrics(registry)
     AgentMetrics(registry)
+    ToolMetrics(registry)
     HttpMetrics(registry)
     indexed_counter(registry)
     names: dict[str, set[str]] = {}
