@@ -131,6 +131,7 @@ def test_a_poison_task_is_dead_lettered_after_its_attempts_and_blocks_nothing(
     assert platform.outbox_backlog() == 0
 
 
+@pytest.mark.slow  # 10-12 s: `make test-slow` (CI runs it)
 def test_a_workflow_failed_by_a_bad_input_completes_after_an_edited_replay(
     platform: Platform, console: Console, tmp_path: Path
 ) -> None:

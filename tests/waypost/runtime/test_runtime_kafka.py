@@ -96,6 +96,7 @@ def test_concurrent_tasks_run_side_by_side_but_each_key_in_order(
     assert run.leftovers("parallel") == []  # the whole batch was committed
 
 
+@pytest.mark.slow  # 10-12 s: `make test-slow` (CI runs it)
 def test_a_handler_slower_than_max_poll_interval_runs_once_without_a_rebalance(
     run_agents: Callable[..., AgentRun],
 ) -> None:
@@ -112,7 +113,7 @@ def test_a_handler_slower_than_max_poll_interval_runs_once_without_a_rebalance(
     run.start()
 
     (result,) = run.results(1)
-    (member,) = run.served.subscribers
+    (member,) = run.served.groups[run.topics.agent_group("slow")]
     rebalances = (member.assignments, member.revocations)
     assert run.finish() == 0
 
@@ -122,6 +123,7 @@ def test_a_handler_slower_than_max_poll_interval_runs_once_without_a_rebalance(
     assert run.leftovers("slow") == []
 
 
+@pytest.mark.slow  # 10-12 s: `make test-slow` (CI runs it)
 def test_without_pausing_the_same_handler_loses_its_partition_and_runs_again(
     run_agents: Callable[..., AgentRun],
 ) -> None:

@@ -17,6 +17,7 @@ from waypost.stack.supervisor import Supervisor
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.slow  # 10-12 s: `make test-slow` (CI runs it)
 def test_a_restarted_broker_has_its_topics_again_as_soon_as_it_is_up(
     tmp_path: Path, namespace: str
 ) -> None:
