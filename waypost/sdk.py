@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import threading
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -139,6 +140,15 @@ class AgentContext:
     tools: TaskTools | None = field(default=None, repr=False)
     """The MCP tool servers (``ctx.tools.list(server)``, ``ctx.tools.call(server, tool,
     args)``; docs/mcp.md), each call governed through ``act``. Set by the runtime."""
+    cancellation: threading.Event = field(default_factory=threading.Event, repr=False)
+    """Set when a person cancels this task's workflow while it runs: wait on it
+    (``ctx.cancellation.wait(seconds)``) instead of sleeping, and return early when set."""
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether this task's workflow was cancelled; whatever the handler returns then
+        is ignored (docs/writing-an-agent.md, "Cancellation")."""
+        return self.cancellation.is_set()
 
     @property
     def approvals(self) -> tuple[Approval, ...]:

@@ -1,8 +1,10 @@
 """Cancelling a workflow while its agent is running the task, end to end: a real
 orchestrator, agent worker and HTTP app on the real broker and PostgreSQL, cancelled
 with `waypost workflow cancel`. The workflow ends cancelled at once, `workflow.cancelled`
-reaches the workflow events topic, and the result the handler publishes when it finishes
-anyway changes nothing."""
+reaches the workflow events topic and the agent worker (which sets the handler's
+`ctx.cancellation`), and the result this handler, which sleeps without looking at it,
+publishes when it finishes anyway changes nothing. A handler that waits on
+`ctx.cancellation` is in tests/waypost/runtime/test_cancellation_kafka.py."""
 
 from __future__ import annotations
 
@@ -64,6 +66,14 @@ def test_a_running_task_of_a_cancelled_workflow_has_its_late_result_ignored(
         assert isinstance(payload, WorkflowCancelled)
         assert (payload.workflow_id, payload.cancelled_by) == (workflow_id, "test-admin")
         assert [(t.step, t.attempt) for t in payload.tasks] == [("echo", 1)]
+        # The agent worker heard it too.
+        told = f"workflow {workflow_id} cancelled by test-admin: 1 attempt(s) told to stop"
+        agents_log = platform.logs / "agents.log"
+        wait_for(
+            lambda: told in agents_log.read_text(errors="replace"),
+            timeout=20,
+            what="the agent worker to hear of the cancellation",
+        )
         # The handler finishes anyway and publishes its result ...
         (result,) = platform.read_topic(platform.topics.results, expect=1, timeout_s=30)
         assert dict(result.headers)["ce_type"] == b"waypost.task.completed"

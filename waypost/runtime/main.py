@@ -5,7 +5,9 @@ capability's partitions over the members of its group. Each process lists itself
 agent registry (`waypost agents ls`) while it runs. With ``WAYPOST_POLICY_DIRS`` every
 action a handler proposes (``ctx.act``) is decided by the policies in those directories;
 with ``WAYPOST_TOOL_DIRS`` handlers call the MCP tool servers configured there
-(``ctx.tools``, each call decided the same way; docs/mcp.md).
+(``ctx.tools``, each call decided the same way; docs/mcp.md). Each process also reads
+the workflow events topic in a group of its own, to tell running handlers that their
+workflow was cancelled (``ctx.cancellation``; ``waypost.runtime.cancellations``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from waypost.governance import Gate, Governor, InvalidPolicies, MemoryGate, Poli
 from waypost.lifecycle import run_threads
 from waypost.memory import AgentMemory
 from waypost.outages import Outages, retry_in_place
+from waypost.runtime.cancellations import Cancellations, listen_for_cancellations
 from waypost.runtime.heartbeat import Heartbeat
 from waypost.runtime.ledger import ResultLedger
 from waypost.runtime.loading import load_agents
@@ -148,10 +151,12 @@ def assemble(
     environment: WorkerEnvironment,
     stop: threading.Event,
     telemetry: Telemetry | None = None,
+    cancellations: Cancellations | None = None,
 ) -> list[Running] | None:
     """Provision the topics, run the setup functions, and build one consumer loop per
-    capability (not started). A database or broker out of reach is waited for in place;
-    None if ``stop`` was set meanwhile."""
+    capability (not started); their workers skip and signal the attempts in
+    ``cancellations``. A database or broker out of reach is waited for in place; None if
+    ``stop`` was set meanwhile."""
     telemetry = telemetry or Telemetry()
     governor = load_governor(settings, environment)  # before anything else: fail fast
     toolbox = open_toolbox(
@@ -192,6 +197,7 @@ def assemble(
             governor=governor,
             ledger=ledger,
             toolbox=toolbox,
+            cancellations=cancellations,
             max_local_attempts=settings.agent_max_local_attempts,
             stop=stop,
             shutdown_grace_s=settings.agent_shutdown_grace_s,
@@ -265,14 +271,15 @@ def serve(
     stop: threading.Event,
     telemetry: Telemetry | None = None,
 ) -> int:
-    """Run the agents until ``stop`` is set: the consumer loops in threads and the
-    registry heartbeat; 1 if a loop crashed.
+    """Run the agents until ``stop`` is set: the consumer loops in threads, the
+    cancellation listener and the registry heartbeat; 1 if a loop crashed.
 
     On stop each loop finishes the tasks it is running (up to the shutdown grace),
     commits what finished and leaves its group; then the registry rows are marked
     stopped.
     """
     telemetry = telemetry or Telemetry()
+    cancellations = Cancellations()
     running = assemble(
         agents,
         bus=bus,
@@ -280,9 +287,18 @@ def serve(
         environment=environment,
         stop=stop,
         telemetry=telemetry,
+        cancellations=cancellations,
     )
     if running is None:
         return 0  # stopped while waiting for the database or the broker
+    listener = listen_for_cancellations(
+        bus,
+        topics=Topics(settings.namespace),
+        codec=default_codec(),
+        instance=environment.instance,
+        cancellations=cancellations,
+        stop=stop,
+    )
     beating = heartbeat(
         running, settings=settings, environment=environment, outages=telemetry.outages
     )
@@ -296,6 +312,8 @@ def serve(
     if telemetry.health is not None:
         telemetry.health.mark_ready()
     threads = {f"agent:{r.agent.capability}": r.loop.run for r in running}
+    if listener is not None:
+        threads["cancellations"] = listener.run
     gate = running[0].worker.governor if running else None
     if isinstance(gate, Gate):
         threads["governance-prune"] = lambda: prune_every(

@@ -72,7 +72,8 @@ def run_handler(
     agent: Agent[Any, Any], task: TaskDispatched, context: AgentContext, *, attempts: int
 ) -> Outcome:
     """The handler's result, the approval it waits for, or why it failed (after up to
-    ``attempts`` tries in this process for errors that may pass)."""
+    ``attempts`` tries in this process for errors that may pass; a cancelled task is
+    not tried again)."""
     try:
         task_input = agent.input_model.model_validate(task.input)
     except pydantic.ValidationError as exc:
@@ -94,6 +95,10 @@ def run_handler(
         except NonRetryableError as exc:
             return ErrorInfo(type=type(exc).__name__, message=str(exc), retryable=False)
         except Exception as exc:
+            if context.cancelled:
+                # Its workflow is gone: trying again would be work nobody waits for.
+                log.info("%s stopped cancelled task %s: %s", agent.capability, task.task_id, exc)
+                return ErrorInfo(type=type(exc).__name__, message=str(exc), retryable=False)
             log.warning(
                 "%s failed on task %s (local attempt %d/%d): %s\n%s",
                 agent.capability,

@@ -17,6 +17,11 @@ A task whose deadline passed gets no result (the orchestrator has dispatched it 
 unless it carries ``waypost-replay-of``: a dead letter an analyst replayed on purpose,
 whose workflow waits for exactly that attempt.
 
+With ``cancellations`` (``waypost.runtime.cancellations``), a task whose attempt is
+known cancelled is not run either (no result; its offset is committed), and a running
+handler's ``ctx.cancellation`` is set when its attempt is cancelled; what it returns
+then is published as usual and ignored by the orchestrator.
+
 With a ``governor`` (policies configured), ``ctx.act`` decides the handler's actions
 through it (``waypost.governance.acting``); after the handler the task's usage beyond
 what its actions reserved is recorded, and the governance events of the task go to the
@@ -34,6 +39,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -58,6 +64,7 @@ from waypost.events import (
 )
 from waypost.governance import Governor, Spend
 from waypost.memory import AgentMemory
+from waypost.runtime.cancellations import Cancellations
 from waypost.runtime.lanes import Lanes
 from waypost.runtime.ledger import ResultLedger
 from waypost.runtime.metrics import AgentMetrics
@@ -95,6 +102,7 @@ class AgentWorker:
     governor: Governor | None = None  # decides ctx.act; None: no policies configured
     ledger: ResultLedger | None = None  # answers tasks delivered again; None: no database
     toolbox: Toolbox | None = None  # the MCP tool servers of ctx.tools; None: none configured
+    cancellations: Cancellations | None = None  # attempts cancelled; None: not listening
     tracing: Tracing = field(default=NO_TRACING)
     metrics: AgentMetrics | None = None
     max_local_attempts: int = 1
@@ -107,6 +115,7 @@ class AgentWorker:
     completed: int = 0
     failed: int = 0
     answered_again: int = 0  # tasks delivered again and answered from the ledger
+    not_run_cancelled: int = 0  # tasks not run: their attempt was cancelled already
     _seconds_per_task: float | None = None
     _grace_ends: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -275,6 +284,8 @@ class AgentWorker:
             return self._run_task(delivery, task)
 
     def _run_task(self, delivery: Delivery, task: TaskDispatched) -> list[Reply]:
+        if self._cancelled_already(task):
+            return []
         deadline = datetime.fromisoformat(task.deadline)
         replay_of = delivery.record.header(REPLAY_OF_HEADER)
         if deadline < self.clock():
@@ -306,8 +317,14 @@ class AgentWorker:
             toolbox=self.toolbox,
             tracing=self.tracing,
         )
+        watching = (
+            self.cancellations.watching(task.task_id, task.attempt, context.cancellation)
+            if self.cancellations is not None
+            else nullcontext()
+        )
         started = time.perf_counter()
-        outcome = run_handler(self.agent, task, context, attempts=self.max_local_attempts)
+        with watching:
+            outcome = run_handler(self.agent, task, context, attempts=self.max_local_attempts)
         handler_s = time.perf_counter() - started
         self._observe(handler_s)
         governance = context.governance
@@ -339,6 +356,23 @@ class AgentWorker:
             answer = Answer(task.task_id, task.attempt, task.capability, tuple(results))
             self.ledger.record(answer, handler_s=handler_s)
         return results
+
+    def _cancelled_already(self, task: TaskDispatched) -> bool:
+        """Whether this attempt's workflow was cancelled before it started (then it is
+        not run: nobody waits for its result)."""
+        if self.cancellations is None or not self.cancellations.is_cancelled(
+            task.task_id, task.attempt
+        ):
+            return False
+        with self._lock:
+            self.not_run_cancelled += 1
+        log.info(
+            "not running %s attempt %d of workflow %s: the workflow was cancelled",
+            task.step,
+            task.attempt,
+            task.workflow_id,
+        )
+        return True
 
     def _governance(self, delivery: Delivery, payload: Payload) -> Reply:
         encoded = self._encode(delivery, payload)

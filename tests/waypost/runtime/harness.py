@@ -21,11 +21,13 @@ from waypost.topics import Topics
 
 
 class RecordingBus:
-    """A Kafka bus that keeps the subscribers it made, to look at their rebalances."""
+    """A Kafka bus that keeps the subscribers it made, by group, to look at their
+    rebalances (the cancellation listener has a group of its own)."""
 
     def __init__(self, inner: KafkaBus) -> None:
         self.inner = inner
         self.subscribers: list[KafkaSubscriber] = []
+        self.groups: dict[str, list[KafkaSubscriber]] = {}
 
     def publisher(self, client_id: str) -> KafkaPublisher:
         return self.inner.publisher(client_id)
@@ -33,6 +35,7 @@ class RecordingBus:
     def subscriber(self, group: str, topics: Sequence[str], client_id: str) -> KafkaSubscriber:
         made = self.inner.subscriber(group, topics, client_id)
         self.subscribers.append(made)
+        self.groups.setdefault(group, []).append(made)
         return made
 
     def admin(self) -> KafkaAdmin:
