@@ -21,7 +21,7 @@ def configure_logging(level: str, *, name: str, format: str = "text") -> None:
     handler.setFormatter(JsonFormatter(name) if format == "json" else TextFormatter(name))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # librdkafka and HTTP client chatter is rarely what an operator needs.
-    for noisy in ("httpx", "httpcore", "alembic.runtime.migration"):
+    for noisy in ("httpx", "httpcore", "httpx2", "httpcore2", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
