@@ -20,6 +20,7 @@ from orchestrator.workflow.messages import (
     ReviewDue,
 )
 from orchestrator.workflow.resolution import SLA_ACTOR
+from orchestrator.workflow.review import refuse_retry
 from orchestrator.workflow.state import (
     EscalationState,
     EscalationStatus,
@@ -392,6 +393,8 @@ def test_no_sequence_of_decisions_and_timeouts_completes_a_step_without_approval
             continue
         (escalation,) = pending
         proposal = run.task("draft").proposal
+        # A retry spends an attempt: refused once the step has used them all.
+        spent = refuse_retry(escalation, run.task("draft")) is not None
         action = {"bad_edit": "edit", "stale": "approve", "wrong_digest": "approve"}.get(
             event, event
         )
@@ -405,7 +408,8 @@ def test_no_sequence_of_decisions_and_timeouts_completes_a_step_without_approval
             version=escalation.version + 1 if event == "stale" else None,
             digest=canonical_digest({}) if event == "wrong_digest" else None,
         )
-        assert result.applied == (event not in ("bad_edit", "stale", "wrong_digest"))
+        refused = event in ("bad_edit", "stale", "wrong_digest") or (event == "retry" and spent)
+        assert result.applied == (not refused)
         if result.applied:
             resolved = run.state.escalations[escalation.id]
             assert resolved.status is EscalationStatus.RESOLVED
