@@ -247,7 +247,7 @@ def test_up_restarts_a_broker_that_outgrows_its_memory_limit_and_loses_nothing(
         "tests.support.agents",
         "--playbooks",
         "tests/support/playbooks",
-        # From 48 MB on, at the first moment with nothing in flight.
+        # From 48 MB on at the first moment with nothing in flight; from 57.6 MB at once.
         env={"WAYPOST_BROKER_MEMORY_LIMIT_MB": "64", "WAYPOST_TOPIC_CHECK_INTERVAL_S": "1"},
     )
     try:
@@ -277,7 +277,9 @@ def test_up_restarts_a_broker_that_outgrows_its_memory_limit_and_loses_nothing(
             return statuses.count("completed") == len(ids)
 
         wait_for(completed, timeout=120, interval=0.5, what="every workflow to complete")
-        assert "nothing is in flight" in up.output
+        # At a quiet moment past 75 % (48 MB), or past 90 % if the load left none: which
+        # one depends on timing (tests/waypost/stack/test_recycler.py covers each rule).
+        assert "nothing is in flight" in up.output or "close to its 64 MB limit" in up.output
         api.close()
     finally:
         up.process.send_signal(signal.SIGINT)
