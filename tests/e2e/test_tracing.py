@@ -51,6 +51,14 @@ def test_one_trace_covers_goal_fan_out_escalation_decision_and_completion(
 ) -> None:
     workflow_id = submit(traced, "employee.onboarding", SAMPLE_HIRES[0])
     escalation = escalation_of(traced, workflow_id)
+
+    def others_done() -> bool:
+        tasks = traced.get(f"/api/v1/workflows/{workflow_id}").json()["tasks"]
+        return all(t["status"] == "completed" for t in tasks if t["step"] in ("it", "facilities"))
+
+    # The decision is then what lets the welcome step run (asserted below): otherwise the
+    # last of the parallel results would dispatch it.
+    wait_for(others_done, timeout=30, interval=0.1, what="it and facilities to complete")
     decide(traced, escalation, "approve")
     assert finished(platform, workflow_id).status is WorkflowStatus.COMPLETED
 
