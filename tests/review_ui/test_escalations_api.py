@@ -4,25 +4,20 @@ and every error as application/problem+json."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
-from sqlalchemy import Engine
 
 from orchestrator.workflow.state import EscalationState, EscalationStatus, WorkflowStatus
-from review_ui.app import create_app
 from review_ui.auth import store as auth_store
 from review_ui.auth.principal import CSRF_HEADER, SESSION_COOKIE
 from review_ui.auth.roles import Role
-from tests.orchestrator.test_reviews import ReviewHarness, write_playbooks
-from waypost.bus.kafka import KafkaBus
+from tests.orchestrator.test_reviews import ReviewHarness
 from waypost.events import utcnow
-from waypost.settings import HttpSettings
-from waypost.stack.broker import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
 
@@ -61,23 +56,9 @@ class Api:
 
 
 @pytest.fixture
-def api(
-    make_settings: Callable[..., Any],
-    engine: Engine,
-    namespace: str,
-    broker: EmbeddedBroker,
-    tmp_path: Path,
-) -> Iterator[Api]:
-    harness = ReviewHarness(engine, namespace, write_playbooks(tmp_path / "playbooks"))
-    settings: HttpSettings = make_settings(HttpSettings)
-    app = create_app(
-        settings,
-        engine=engine,
-        admin=KafkaBus(broker.bootstrap, settings).admin(),
-        playbooks=harness.playbooks,
-    )
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield Api(client, harness)
+def api(review_app: FastAPI, review_harness: ReviewHarness) -> Iterator[Api]:
+    with TestClient(review_app, raise_server_exceptions=False) as client:
+        yield Api(client, review_harness)
 
 
 def assert_problem(response: Response, status: int) -> dict[str, Any]:

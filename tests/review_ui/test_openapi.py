@@ -5,10 +5,10 @@ error. (tests/review_ui/test_schemathesis.py checks every operation against it.)
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import Engine, create_engine
@@ -18,36 +18,19 @@ from review_ui.app import create_app
 from review_ui.auth import store as auth_store
 from review_ui.auth.roles import Role
 from review_ui.openapi import ProblemDocument, problems
-from tests.orchestrator.test_reviews import ReviewHarness, write_playbooks
 from tests.review_ui.test_schemathesis import index_dead_letter
-from waypost.bus.kafka import KafkaBus
 from waypost.bus.memory import MemoryBus
 from waypost.settings import HttpSettings
-from waypost.stack.broker import EmbeddedBroker
 
 PROBLEM = "application/problem+json"
 BIGINT_MAX = 2**63 - 1
 
 
 @pytest.fixture
-def client(
-    make_settings: Callable[..., Any],
-    engine: Engine,
-    namespace: str,
-    broker: EmbeddedBroker,
-    tmp_path: Path,
-) -> Iterator[TestClient]:
-    harness = ReviewHarness(engine, namespace, write_playbooks(tmp_path / "playbooks"))
-    settings: HttpSettings = make_settings(HttpSettings)
-    app = create_app(
-        settings,
-        engine=engine,
-        admin=KafkaBus(broker.bootstrap, settings).admin(),
-        playbooks=harness.playbooks,
-    )
+def client(review_app: FastAPI, engine: Engine) -> Iterator[TestClient]:
     with engine.begin() as conn:
         secret, _ = auth_store.create_token(conn, name="ann", role=Role.ANALYST)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with TestClient(review_app, raise_server_exceptions=False) as client:
         client.headers["Authorization"] = f"Bearer {secret}"
         yield client
 

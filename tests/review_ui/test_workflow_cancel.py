@@ -4,23 +4,19 @@ row."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
 from orchestrator.store import outbox
 from orchestrator.store.tables import audit_events
 from orchestrator.workflow.state import EscalationStatus, WorkflowStatus
-from review_ui.app import create_app
-from tests.orchestrator.test_reviews import LATER, ReviewHarness, write_playbooks
+from tests.orchestrator.test_reviews import LATER, ReviewHarness
 from tests.review_ui.test_escalations_api import Api, assert_problem
-from waypost.bus.kafka import KafkaBus
-from waypost.settings import HttpSettings
-from waypost.stack.broker import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
 
@@ -28,23 +24,9 @@ REASON = {"reason": "duplicate of another ticket"}
 
 
 @pytest.fixture
-def api(
-    make_settings: Callable[..., Any],
-    engine: Engine,
-    namespace: str,
-    broker: EmbeddedBroker,
-    tmp_path: Path,
-) -> Iterator[Api]:
-    harness = ReviewHarness(engine, namespace, write_playbooks(tmp_path / "playbooks"))
-    settings: HttpSettings = make_settings(HttpSettings)
-    app = create_app(
-        settings,
-        engine=engine,
-        admin=KafkaBus(broker.bootstrap, settings).admin(),
-        playbooks=harness.playbooks,
-    )
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield Api(client, harness)
+def api(review_app: FastAPI, review_harness: ReviewHarness) -> Iterator[Api]:
+    with TestClient(review_app, raise_server_exceptions=False) as client:
+        yield Api(client, review_harness)
 
 
 def url(workflow_id: str) -> str:
