@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -67,3 +68,28 @@ class YamlSyntaxError(ValueError):
     def __init__(self, problem: Problem) -> None:
         super().__init__(str(problem))
         self.problem = problem
+
+
+Stat = tuple[int, int, int]  # a config file's mtime_ns, size and inode
+_RACY_NS = 2_000_000_000  # file systems with coarse timestamps tick at most this slowly
+
+
+def stat_of(path: Path) -> Stat | None:
+    """The file's stat as config reloaders compare it (None: it is gone)."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    # Nanosecond mtime, size and inode: an editor's replace or a rewrite shows.
+    return (status.st_mtime_ns, status.st_size, status.st_ino)
+
+
+def unchanged_since_read(read: Stat, read_at_ns: int, now: Stat) -> bool:
+    """True if the stat ``now`` proves a file unchanged since it was read (its stat then
+    ``read``, at wall-clock ``read_at_ns``).
+
+    A write in the same timestamp tick as the read, keeping the size, leaves the stat as
+    it was; so a file modified shortly before it was read counts as changed (to be read
+    again) until its modification time is older than that.
+    """
+    return now == read and now[0] < read_at_ns - _RACY_NS

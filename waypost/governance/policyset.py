@@ -25,11 +25,11 @@ from waypost.governance.engine import Policies
 from waypost.governance.errors import InvalidPolicies, PolicyError, Problem
 from waypost.governance.loader import load_text
 from waypost.governance.model import Policy
+from waypost.yamlfile import Stat, stat_of, unchanged_since_read
 
 log = logging.getLogger("waypost.governance")
 
-_Stat = tuple[int, int, int]  # mtime_ns, size, inode
-_RACY_NS = 2_000_000_000  # file systems with coarse timestamps tick at most this slowly
+_Stat = Stat
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +56,9 @@ class _File:
     read_at_ns: int = 0  # wall clock when the bytes were read
 
     def unchanged(self, stat: _Stat) -> bool:
-        """True if ``stat`` proves the file unchanged since it was read.
-
-        A write in the same timestamp tick as the read, keeping the size, leaves the
-        stat as it was; so a file modified shortly before it was read is read again
-        (and compared by digest) until its modification time is older than that.
-        """
-        return stat == self.stat and stat[0] < self.read_at_ns - _RACY_NS
+        """True if ``stat`` proves the file unchanged since it was read (if not, it is
+        read again and compared by digest)."""
+        return unchanged_since_read(self.stat, self.read_at_ns, stat)
 
 
 @dataclass(slots=True)
@@ -139,11 +135,9 @@ class PolicySet:
                 log.info("policy directory %s is back", directory)
                 self._state.missing.discard(directory)
             for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
-                try:
-                    status = path.stat()
-                except OSError:
-                    continue  # deleted since the glob
-                seen[path] = (status.st_mtime_ns, status.st_size, status.st_ino)
+                stat = stat_of(path)
+                if stat is not None:  # else deleted since the glob
+                    seen[path] = stat
         added: list[str] = []
         changed: list[str] = []
         failed: list[PolicyError] = []

@@ -39,7 +39,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from waypost.durations import parse_duration
 from waypost.tools.errors import InvalidToolServers, ToolConfigError
-from waypost.yamlfile import Problem, YamlSyntaxError, field_path, line_of, parse
+from waypost.yamlfile import (
+    Problem,
+    Stat,
+    YamlSyntaxError,
+    field_path,
+    line_of,
+    parse,
+    stat_of,
+    unchanged_since_read,
+)
 
 log = logging.getLogger("waypost.tools")
 
@@ -168,9 +177,10 @@ def tool_files(directories: Sequence[Path]) -> list[Path]:
 
 @dataclass(frozen=True, slots=True)
 class _File:
-    stat: tuple[int, int, int]
+    stat: Stat
     servers: dict[str, ToolServer]  # the last good version ({} if never valid)
     error: ToolConfigError | None
+    read_at_ns: int  # wall clock when it was read
 
 
 class ToolSet:
@@ -225,18 +235,11 @@ class ToolSet:
                 self._checked_at = self._monotonic()
 
     def _reload(self) -> list[ToolConfigError]:
-        seen: dict[Path, tuple[int, int, int]] = {}
-        for path in tool_files(self.directories):
-            try:
-                status = path.stat()
-            except OSError:
-                continue
-            # Nanosecond mtime, size and inode: an editor's replace or a rewrite shows.
-            seen[path] = (status.st_mtime_ns, status.st_size, status.st_ino)
+        seen = {path: stat for path in tool_files(self.directories) if (stat := stat_of(path))}
         files = {p: f for p, f in self._files.items() if p in seen}
         for path, stat in seen.items():
             known = files.get(path)
-            if known is None or known.stat != stat:
+            if known is None or not unchanged_since_read(known.stat, known.read_at_ns, stat):
                 files[path] = self._read(path, stat, known)
         servers: dict[str, ToolServer] = {}
         errors = [f.error for f in files.values() if f.error is not None]
@@ -263,7 +266,8 @@ class ToolSet:
         return errors
 
     @staticmethod
-    def _read(path: Path, stat: tuple[int, int, int], known: _File | None) -> _File:
+    def _read(path: Path, stat: Stat, known: _File | None) -> _File:
+        read_at_ns = time.time_ns()
         try:
             servers = load_text(path.read_text(encoding="utf-8"), source=str(path))
         except (OSError, UnicodeDecodeError) as exc:
@@ -271,7 +275,7 @@ class ToolSet:
         except ToolConfigError as invalid:
             error = invalid
         else:
-            return _File(stat, servers, None)
+            return _File(stat, servers, None, read_at_ns)
         kept = known.servers if known is not None else {}
         log.error("%s\n%s", error, "keeping its last good version" if kept else "it does not apply")
-        return _File(stat, kept, error)
+        return _File(stat, kept, error, read_at_ns)

@@ -3,6 +3,7 @@ in a temporary directory, no server is contacted."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,17 @@ def test_invalid_files_at_start_up_are_all_reported(tmp_path: Path) -> None:
 def test_a_tool_call_is_an_action_policies_can_name() -> None:
     assert action_name("helpdesk", "search") == "mcp:helpdesk/search"
     assert action_name("crm", "getContact/v2") == "mcp:crm/getcontact_v2"
+
+
+def test_a_rewrite_in_the_same_timestamp_tick_is_still_picked_up(tmp_path: Path) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text("servers:\n  one: {command: x}\n")
+    toolset = ToolSet([tmp_path], check_interval_s=3600)
+    stat = path.stat()
+
+    # Same size, and the same modification time as the first read saw (a coarse clock).
+    path.write_text("servers:\n  two: {command: x}\n")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    assert toolset.reload() == []
+    assert sorted(toolset.current()) == ["two"]
