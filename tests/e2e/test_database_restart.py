@@ -60,6 +60,7 @@ def _outage_lines(logs: Path, name: str) -> tuple[int, int]:
     return text.count(OUTAGE_STARTED), text.count(OUTAGE_ENDED)
 
 
+@pytest.mark.slow  # 8-15 s: `make test-slow` (CI runs it)
 def test_every_service_rides_out_a_database_restart_in_place(
     platform: Platform, own_postgres: EmbeddedPostgres, own_engine: Engine
 ) -> None:

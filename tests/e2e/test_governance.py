@@ -219,6 +219,7 @@ def test_an_action_needing_approval_waits_for_a_reviewer_and_runs_once_approved(
     assert rows[1].detail["params_digest"] == digest
 
 
+@pytest.mark.slow  # 8-15 s: `make test-slow` (CI runs it)
 def test_a_rate_limit_holds_across_four_agent_processes(platform: Platform, tmp_path: Path) -> None:
     govern(
         platform,

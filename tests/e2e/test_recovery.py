@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from orchestrator.workflow.machine import task_id
 from orchestrator.workflow.state import TaskStatus, WorkflowState, WorkflowStatus
 from tests.e2e.conftest import Platform
@@ -34,6 +36,7 @@ def _headers(record: ReceivedRecord) -> dict[str, str]:
     return {name: (value or b"").decode(errors="replace") for name, value in record.headers}
 
 
+@pytest.mark.slow  # 8-15 s: `make test-slow` (CI runs it)
 def test_an_agent_killed_mid_task_is_replaced_and_the_step_takes_effect_once(
     platform: Platform, tmp_path: Path
 ) -> None:

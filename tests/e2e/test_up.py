@@ -188,6 +188,7 @@ def test_commands_without_a_running_stack_say_how_to_start_one(data_dir: Path) -
     assert "waypost up" in result.stderr
 
 
+@pytest.mark.slow  # 8-15 s: `make test-slow` (CI runs it)
 def test_up_uses_external_services_and_runs_user_agents_and_playbooks(
     data_dir: Path, broker: Any, postgres: Any, schema: str, namespace: str
 ) -> None:
