@@ -1,19 +1,39 @@
 """The ``knowledge`` capability: the help-centre articles closest to a ticket.
 
 Articles ship as ``agents/data/kb_articles.jsonl``; the first worker to start loads them
-into ``kb_articles`` (see ``agents.knowledge_base``), and every task is one nearest-
-neighbour query over their embeddings.
+into ``kb_articles`` (see ``agents.knowledge_base``). Every task is one call of the MCP
+tool ``helpcentre/search_articles`` (``agents/helpcentre_mcp.py``, configured by
+``agents/tools/helpcentre.yaml``, which `waypost up` adds to the tool directories):
+a nearest-neighbour query over the articles' embeddings, governed, audited and traced
+like any tool call (the action ``mcp:helpcentre/search_articles``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pydantic
 from pydantic import BaseModel, Field
 
 from agents.data import read_text
+from agents.helpcentre_mcp import SERVER_NAME, TOOL_NAME
 from agents.knowledge_base import Article, KnowledgeBase, SourceArticle
 from waypost import AgentContext, AgentEnvironment, AgentResult, agent
+from waypost.tools.errors import ToolUnavailable, UnknownToolServer
+from waypost.tools.model import ToolResult
 
-__all__ = ["Article", "KnowledgeBase", "Query", "Results", "knowledge", "read_articles"]
+__all__ = [
+    "TOOL_DIR",
+    "Article",
+    "KnowledgeBase",
+    "Query",
+    "Results",
+    "knowledge",
+    "read_articles",
+]
+
+TOOL_DIR = Path(__file__).resolve().parent / "tools"
+"""The tool-server files of the built-in agents (the ``helpcentre`` server)."""
 
 
 class Query(BaseModel):
@@ -38,9 +58,9 @@ def read_articles() -> list[SourceArticle]:
 
 @agent("knowledge", version="1", description="The help-centre articles closest to a ticket.")
 def knowledge(request: Query, ctx: AgentContext) -> AgentResult[Results]:
-    """Find the k articles nearest to the subject and query by cosine similarity."""
-    base = ctx.resource(KnowledgeBase)
-    articles = base.search(f"{request.subject} {request.query}", k=request.k)
+    """Find the k articles nearest to the subject and query by cosine similarity, with
+    the help centre's MCP tool."""
+    articles = search_helpcentre(ctx, f"{request.subject} {request.query}", k=request.k)
     if not articles:
         ctx.note("the query has no searchable words (only stop words or punctuation)")
         return AgentResult(Results(articles=[]), confidence=0.0)
@@ -49,6 +69,37 @@ def knowledge(request: Query, ctx: AgentContext) -> AgentResult[Results]:
     # The best match's similarity says how well the knowledge base covers this ticket.
     confidence = min(max(articles[0].score, 0.0), 1.0)
     return AgentResult(Results(articles=articles), confidence=confidence)
+
+
+def search_helpcentre(ctx: AgentContext, query: str, *, k: int) -> list[Article]:
+    """The articles ``helpcentre/search_articles`` finds for ``query`` (its result is
+    untrusted data: read as articles or refused)."""
+    missing = (
+        f"the knowledge agent searches the help centre with the MCP tool server "
+        f"{SERVER_NAME!r}, which is not configured here: add {TOOL_DIR} to "
+        "WAYPOST_TOOL_DIRS (`waypost up` does), see docs/mcp.md"
+    )
+    if ctx.tools is None:
+        raise UnknownToolServer(missing + " (this task has no ctx.tools at all)")
+    try:
+        found = ctx.tools.call(SERVER_NAME, TOOL_NAME, {"query": query, "k": k})
+    except UnknownToolServer as exc:
+        raise UnknownToolServer(f"{missing} ({exc})") from None
+    return _articles(found)
+
+
+def _articles(found: ToolResult) -> list[Article]:
+    if found.is_error:
+        raise ToolUnavailable(SERVER_NAME, TOOL_NAME, f"the tool failed: {found.text[:300]}")
+    try:
+        return Results.model_validate(found.structured).articles
+    except pydantic.ValidationError as exc:
+        raise ToolUnavailable(
+            SERVER_NAME,
+            TOOL_NAME,
+            f"answered with something other than a list of articles ({exc.error_count()} "
+            "problem(s))",
+        ) from None
 
 
 @knowledge.setup

@@ -16,11 +16,19 @@ adds the tokens it used (and their price, when configured) to the task's usage::
         reply = ctx.resource(LLMClient).chat([system(PROMPT), user(task.text)], ctx=ctx)
         return Gist(text=reply.text)
 
+``chat_with_tools`` also offers the model the MCP tools of ``ctx.tools`` and runs the
+tool loop, every call governed like ``ctx.tools.call`` (``waypost.llm_tools``)::
+
+    answer = llm.chat_with_tools([system(PROMPT), user(task.text)], ctx=ctx,
+                                 servers=["helpcentre"], max_tool_rounds=4)
+
 Errors (under ``waypost.errors.AgentError``)::
 
     LLMError
     ├── LLMRefused       the endpoint refused the request (4xx: bad key, unknown model,
-    │                    request too large) or answered without text; not retried
+    │   │                request too large) or answered without text; not retried
+    │   └── ToolRoundsExceeded  the model still asked for tools after max_tool_rounds
+    │                    rounds of them; not retried
     └── LLMUnavailable   no answer, a timeout, 408/409/429 or 5xx; the step is retried
                          per the playbook's retries and backoff
 """
@@ -29,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from pydantic import Field, SecretStr, ValidationError
@@ -38,7 +46,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from waypost.errors import AgentError, ConfigError, NonRetryableError
 from waypost.sdk import AgentContext
 
-Role = Literal["system", "user", "assistant"]
+if TYPE_CHECKING:
+    from waypost.llm_tools import ToolChatReply
+
+Role = Literal["system", "user", "assistant", "tool"]
 
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
 
@@ -53,6 +64,10 @@ class LLMRefused(LLMError, NonRetryableError):
 
 class LLMUnavailable(LLMError):
     """The endpoint did not answer usefully this time; a later attempt may succeed."""
+
+
+class ToolRoundsExceeded(LLMRefused):
+    """The model kept asking for tools past the loop's limit of rounds."""
 
 
 class LLMSettings(BaseSettings):
@@ -92,11 +107,39 @@ class LLMSettings(BaseSettings):
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One function call the model asked for; ``arguments`` is the model's JSON text."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
-    """One chat message."""
+    """One chat message; ``tool_calls`` on the assistant's turn that asked for tools,
+    ``tool_call_id`` on the ``tool`` message answering one of them."""
 
     role: Role
-    content: str
+    content: str | None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The message as ``/chat/completions`` takes it."""
+        body: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            body["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in self.tool_calls
+            ]
+        if self.tool_call_id is not None:
+            body["tool_call_id"] = self.tool_call_id
+        return body
 
 
 def system(content: str) -> Message:
@@ -112,6 +155,28 @@ def user(content: str) -> Message:
 def assistant(content: str) -> Message:
     """An assistant message: an earlier answer, or an example of one."""
     return Message("assistant", content)
+
+
+def tool_result(call_id: str, content: str) -> Message:
+    """A ``tool`` message: what the call ``call_id`` returned (data, not instructions)."""
+    return Message("tool", content, tool_call_id=call_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One completion: the text and/or the tool calls the model answered with."""
+
+    text: str | None
+    tool_calls: tuple[ToolCall, ...]
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    finish_reason: str | None
+
+    def as_message(self) -> Message:
+        """The assistant message that goes back into the conversation."""
+        return Message("assistant", self.text, tool_calls=self.tool_calls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,15 +198,15 @@ def completion_request(
     temperature: float | None = 0.0,
     max_tokens: int | None = None,
     json_output: bool = False,
+    tools: Sequence[Mapping[str, Any]] = (),
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON body of a ``/chat/completions`` request."""
+    """The JSON body of a ``/chat/completions`` request (``tools``: function specs)."""
     if not messages:
         raise ValueError("a chat needs at least one message")
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": [{"role": m.role, "content": m.content} for m in messages],
-    }
+    body: dict[str, Any] = {"model": model, "messages": [m.to_json() for m in messages]}
+    if tools:
+        body["tools"] = [dict(spec) for spec in tools]
     if temperature is not None:
         body["temperature"] = temperature
     if max_tokens is not None:
@@ -152,28 +217,51 @@ def completion_request(
     return body
 
 
-def parse_completion(payload: Any, settings: LLMSettings) -> ChatReply:
-    """The reply in a ``/chat/completions`` response body; usage missing counts as 0."""
+def parse_turn(payload: Any, settings: LLMSettings) -> Turn:
+    """The text and tool calls in a ``/chat/completions`` response body; usage missing
+    counts as 0."""
     try:
         choice = payload["choices"][0]
-        text = choice["message"]["content"]
-    except (KeyError, IndexError, TypeError):
+        message = choice["message"]
+        text = message.get("content")
+        raw_calls = message.get("tool_calls") or []
+        calls = tuple(
+            ToolCall(str(c["id"]), str(c["function"]["name"]), c["function"].get("arguments") or "")
+            for c in raw_calls
+        )
+    except (KeyError, IndexError, TypeError, AttributeError):
         raise LLMRefused(f"the response has no choices[0].message: {str(payload)[:300]}") from None
-    if not isinstance(text, str):
-        raise LLMRefused("the model answered without text (a tool call or a refusal)")
+    if not isinstance(text, str | None) or not all(isinstance(c.arguments, str) for c in calls):
+        raise LLMRefused(f"the response's message is malformed: {str(payload)[:300]}")
     usage = payload.get("usage") or {}
     input_tokens = _count(usage.get("prompt_tokens"))
     output_tokens = _count(usage.get("completion_tokens"))
     cost = (
         input_tokens * settings.input_usd_per_mtok + output_tokens * settings.output_usd_per_mtok
     ) / 1_000_000
-    return ChatReply(
+    return Turn(
         text=text,
+        tool_calls=calls,
         model=str(payload.get("model") or settings.model),
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         cost_usd=cost,
         finish_reason=choice.get("finish_reason"),
+    )
+
+
+def parse_completion(payload: Any, settings: LLMSettings) -> ChatReply:
+    """The reply in a ``/chat/completions`` response body; usage missing counts as 0."""
+    turn = parse_turn(payload, settings)
+    if turn.text is None:
+        raise LLMRefused("the model answered without text (a tool call or a refusal)")
+    return ChatReply(
+        text=turn.text,
+        model=turn.model,
+        input_tokens=turn.input_tokens,
+        output_tokens=turn.output_tokens,
+        cost_usd=turn.cost_usd,
+        finish_reason=turn.finish_reason,
     )
 
 
@@ -214,6 +302,53 @@ class LLMClient:
             json_output=json_output,
             extra=extra,
         )
+        reply = parse_completion(self.post(body), self.settings)
+        if ctx is not None:
+            _account(ctx, reply.model, reply.input_tokens, reply.output_tokens, reply.cost_usd)
+        return reply
+
+    def complete(self, body: Mapping[str, Any], *, ctx: AgentContext | None) -> Turn:
+        """Send one prepared request body (``completion_request``); the model's turn,
+        whose usage is added to ``ctx``. The tool loop's building block."""
+        turn = parse_turn(self.post(body), self.settings)
+        if ctx is not None:
+            _account(ctx, turn.model, turn.input_tokens, turn.output_tokens, turn.cost_usd)
+        return turn
+
+    def chat_with_tools(
+        self,
+        messages: Sequence[Message],
+        *,
+        ctx: AgentContext,
+        servers: Sequence[str],
+        only: Sequence[str] | None = None,
+        max_tool_rounds: int = 4,
+        temperature: float | None = 0.0,
+        max_tokens: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> ToolChatReply:
+        """Chat with the MCP tools of ``servers`` (``only``: just these ``server/tool``
+        names) offered to the model, running the tool loop: each call the model asks for
+        goes through ``ctx.tools.call``, so governance, audit, tracing and metrics apply;
+        what it returns goes back as a ``tool`` message (data). After
+        ``max_tool_rounds`` rounds of calls the model must answer in text, or
+        ``ToolRoundsExceeded`` is raised. See ``waypost.llm_tools``."""
+        from waypost.llm_tools import run_tool_loop
+
+        return run_tool_loop(
+            self,
+            messages,
+            ctx=ctx,
+            servers=servers,
+            only=only,
+            max_tool_rounds=max_tool_rounds,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            extra=extra,
+        )
+
+    def post(self, body: Mapping[str, Any]) -> Any:
+        """POST ``body`` to ``/chat/completions``; the decoded JSON answer."""
         try:
             response = self._http.post(self._url, json=body)
         except httpx.TransportError as exc:
@@ -228,25 +363,20 @@ class LLMClient:
                 f"{response.text[:300]}; check WAYPOST_LLM_MODEL and WAYPOST_LLM_API_KEY"
             )
         try:
-            payload = response.json()
+            return response.json()
         except ValueError:
             raise LLMUnavailable(f"{self._url} answered with something other than JSON") from None
-        reply = parse_completion(payload, self.settings)
-        if ctx is not None:
-            ctx.add_usage(
-                input_tokens=reply.input_tokens,
-                output_tokens=reply.output_tokens,
-                cost_usd=reply.cost_usd,
-            )
-            ctx.note(
-                f"{reply.model}: {reply.input_tokens} prompt + {reply.output_tokens} "
-                "completion tokens"
-            )
-        return reply
 
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
+
+
+def _account(
+    ctx: AgentContext, model: str, input_tokens: int, output_tokens: int, cost_usd: float
+) -> None:
+    ctx.add_usage(input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost_usd)
+    ctx.note(f"{model}: {input_tokens} prompt + {output_tokens} completion tokens")
 
 
 def _count(value: Any) -> int:

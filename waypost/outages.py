@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import psycopg
-from sqlalchemy.exc import DBAPIError, InterfaceError, InvalidatePoolError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    InterfaceError,
+    InvalidatePoolError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
 from waypost.errors import BusError
 
@@ -142,3 +148,18 @@ def retry_in_place(
 def _first_line(error: BaseException | str) -> str:
     text = str(error).strip()
     return (text.splitlines() or [type(error).__name__])[0][:300]
+
+
+def prune_every(
+    interval_s: float, stop: threading.Event, prune: Callable[[], int], what: str
+) -> None:
+    """Run ``prune`` (returning how many rows it deleted) every ``interval_s`` until
+    ``stop``; a database outage only delays it."""
+    while not stop.wait(interval_s):
+        try:
+            pruned = prune()
+        except SQLAlchemyError as exc:
+            log.warning("could not prune the %s (will try again): %s", what, exc)
+            continue
+        if pruned:
+            log.info("pruned %d %s", pruned, what)

@@ -128,6 +128,11 @@ def bootstrap(database: FreshDatabase) -> Prepared:
     return Prepared(login, api_token)
 
 
+def agent_module_names() -> frozenset[str]:
+    """The names of the registered agent modules, without importing them."""
+    return frozenset(point.module for point in _entry_points(AGENT_MODULES))
+
+
 def agent_modules() -> list[str]:
     """The agent modules ``waypost up`` runs without being told (imported here, so a
     broken installation fails before anything starts)."""

@@ -18,9 +18,11 @@ from agents.knowledge_base import (
 )
 from agents.reply import ReplyRequest, reply
 from agents.triage import Ticket, TriageIndex, build_index, triage
+from tests.agents.conftest import tool_context
 from tests.agents.environment import Environment, context
 from waypost.embeddings import HashingEmbedder
 from waypost.errors import ConfigError
+from waypost.tools.governed import Toolbox
 
 pytestmark = pytest.mark.integration
 
@@ -199,9 +201,9 @@ def test_embedder_of_another_dimension_is_refused(engine: Engine) -> None:
         KnowledgeBase(engine, HashingEmbedder(384))
 
 
-def test_setup_loads_and_handler_answers(engine: Engine) -> None:
+def test_setup_loads_and_handler_answers(engine: Engine, helpcentre: Toolbox) -> None:
     base = open_knowledge_base(Environment(engine=engine))
-    ctx = context("knowledge", {KnowledgeBase: base})
+    ctx = tool_context("knowledge", helpcentre, {KnowledgeBase: base})
 
     result = knowledge.run(
         Query(subject="Double charge", query="I was charged twice for my plan", k=2), ctx
@@ -211,11 +213,16 @@ def test_setup_loads_and_handler_answers(engine: Engine) -> None:
     assert result.output.articles[0].id == _id_of("Charged twice")
     assert len(result.output.articles) == 2
     assert result.confidence == pytest.approx(result.output.articles[0].score)
-    assert ctx.notes[0].startswith(f"{_id_of('Charged twice')} 'Charged twice")
+    # The search went through the help centre's MCP tool, which left its trace line.
+    assert ctx.notes[0].startswith("tool helpcentre/search_articles (arguments sha256 ")
+    assert ctx.notes[0].endswith(": ok")
+    assert ctx.notes[1].startswith(f"{_id_of('Charged twice')} 'Charged twice")
 
 
-def test_handler_with_nothing_searchable_has_no_confidence(loaded: KnowledgeBase) -> None:
-    ctx = context("knowledge", {KnowledgeBase: loaded})
+def test_handler_with_nothing_searchable_has_no_confidence(
+    loaded: KnowledgeBase, helpcentre: Toolbox
+) -> None:
+    ctx = tool_context("knowledge", helpcentre, {KnowledgeBase: loaded})
 
     result = knowledge.run(Query(query="?!", subject=""), ctx)
 
@@ -229,7 +236,7 @@ def test_k_is_between_one_and_ten(k: int) -> None:
         Query(query="q", k=k)
 
 
-def test_support_ticket_steps_end_to_end(engine: Engine) -> None:
+def test_support_ticket_steps_end_to_end(engine: Engine, helpcentre: Toolbox) -> None:
     environment = Environment(engine=engine)
     resources = {
         TriageIndex: build_index(environment),
@@ -243,7 +250,8 @@ def test_support_ticket_steps_end_to_end(engine: Engine) -> None:
 
     triaged = triage.run(Ticket.model_validate(goal), context("triage", resources)).output
     found = knowledge.run(
-        Query(query=goal["body"], subject=goal["subject"], k=3), context("knowledge", resources)
+        Query(query=goal["body"], subject=goal["subject"], k=3),
+        tool_context("knowledge", helpcentre, resources),
     ).output
     drafted = reply.run(
         ReplyRequest.model_validate(

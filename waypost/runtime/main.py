@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import OperationalError
 
 from waypost import service
 from waypost.agent_registry import Announcement
@@ -34,7 +34,7 @@ from waypost.events import Event, default_codec
 from waypost.governance import Gate, Governor, InvalidPolicies, MemoryGate, PolicySet
 from waypost.lifecycle import run_threads
 from waypost.memory import AgentMemory
-from waypost.outages import Outages, retry_in_place
+from waypost.outages import Outages, prune_every, retry_in_place
 from waypost.runtime.cancellations import Cancellations, listen_for_cancellations
 from waypost.runtime.heartbeat import Heartbeat
 from waypost.runtime.ledger import ResultLedger
@@ -43,6 +43,7 @@ from waypost.runtime.metrics import AgentMetrics
 from waypost.runtime.worker import AgentWorker
 from waypost.sdk import Agent
 from waypost.settings import AgentSettings, load
+from waypost.shipped_tools import tool_environ, with_packaged_tools
 from waypost.telemetry import NO_TRACING, Tracing
 from waypost.telemetry.server import Health
 from waypost.tools.metrics import ToolMetrics
@@ -162,7 +163,7 @@ def assemble(
     toolbox = open_toolbox(
         settings.tool_dirs,
         check_interval_s=settings.policy_check_interval_s,
-        environ=os.environ,
+        environ=tool_environ(settings, environment.database_url),
         metrics=telemetry.tools,
     )
     topics = Topics(settings.namespace)
@@ -345,21 +346,6 @@ def serve(
         close_toolbox(running[0].worker.toolbox if running else None)
 
 
-def prune_every(
-    interval_s: float, stop: threading.Event, prune: Callable[[], int], what: str
-) -> None:
-    """Run ``prune`` (returning how many rows it deleted) every ``interval_s`` until
-    ``stop``; a database outage only delays it."""
-    while not stop.wait(interval_s):
-        try:
-            pruned = prune()
-        except SQLAlchemyError as exc:
-            log.warning("could not prune the %s (will try again): %s", what, exc)
-            continue
-        if pruned:
-            log.info("pruned %d %s", pruned, what)
-
-
 def _batch_size(worker: AgentWorker, limit: int) -> Callable[[], int]:
     return lambda: worker.batch_size(limit)
 
@@ -368,13 +354,19 @@ def _batch_size(worker: AgentWorker, limit: int) -> Callable[[], int]:
 SERVICE = service.Service("agents", database=False)
 
 
-def main(modules: Sequence[str], settings: AgentSettings | None = None) -> int:
-    """Run the agents of ``modules`` until SIGTERM/SIGINT."""
-    settings = settings or load(AgentSettings)
-    agents = load_agents(modules)  # before anything connects: a wrong name fails at once
+def run_worker(
+    name: service.Service,
+    settings: AgentSettings,
+    build: Callable[[service.Started], Sequence[Agent[Any, Any]]],
+) -> int:
+    """Run the agents ``build`` makes (given the started process, for its telemetry) as
+    the service ``name`` until SIGTERM/SIGINT: the one way every agent worker runs
+    (``waypost agent run``, ``waypost a2a bridge``)."""
     instance = settings.agent_instance or f"{socket.gethostname()}:{os.getpid()}"
-    with service.started(SERVICE, settings) as process:
+    with service.started(name, settings) as process:
+        agents = build(process)
         environment = WorkerEnvironment(settings, process.endpoints.database_url or None, instance)
+        registry = process.telemetry.registry
         try:
             return serve(
                 agents,
@@ -384,10 +376,17 @@ def main(modules: Sequence[str], settings: AgentSettings | None = None) -> int:
                 stop=process.stop,
                 telemetry=Telemetry(
                     process.telemetry.tracing,
-                    AgentMetrics(process.telemetry.registry),
+                    AgentMetrics(registry),
                     process.telemetry.health,
-                    ToolMetrics(process.telemetry.registry),
+                    ToolMetrics(registry),
                 ),
             )
         finally:
             environment.close()
+
+
+def main(modules: Sequence[str], settings: AgentSettings | None = None) -> int:
+    """Run the agents of ``modules`` until SIGTERM/SIGINT."""
+    settings = with_packaged_tools(settings or load(AgentSettings), modules)
+    agents = load_agents(modules)  # before anything connects: a wrong name fails at once
+    return run_worker(SERVICE, settings, lambda process: agents)

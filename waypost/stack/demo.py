@@ -1,15 +1,20 @@
 """`waypost up --demo`: submit sample goals of the three built-in workflows and print
-what each step produced."""
+what each step produced, which steps called MCP tools, and how to call the A2A endpoint."""
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import click
 
 from waypost.cli.client import Client
 from waypost.cli.render import progress_line, workflow_text
+
+_TOOL_NOTE = re.compile(r"^tool (?P<tool>\S+/\S+) \(arguments sha256 \w+\): (?P<outcome>\w+)")
 
 SAMPLE_TICKETS = [
     {
@@ -104,14 +109,54 @@ def run_demo(
             )
             echo("")
             echo(workflow_text(workflow))
+            for line in tool_lines(workflow):
+                echo(click.style(line, fg="cyan"))
             echo("")
             waiting += sum(t["status"] == "awaiting_review" for t in workflow["tasks"])
         summary = "Demo complete."
         if waiting:
             summary += f" {waiting} result(s) wait for a reviewer: {http_url}/inbox"
         echo(click.style(summary, bold=True, fg="green") + " The stack keeps running.")
+        echo("")
+        echo(a2a_hint(http_url))
     finally:
         client.close()
+
+
+def tool_lines(workflow: dict[str, Any]) -> list[str]:
+    """One line per MCP tool call of the workflow's steps, read from their reasoning
+    traces (``tool <server>/<tool> (arguments sha256 ...): <outcome>``)."""
+    lines = []
+    for task in workflow["tasks"]:
+        for note in task.get("reasoning") or []:
+            found = _TOOL_NOTE.match(note)
+            if found:
+                lines.append(
+                    f"  {task['step']} called the MCP tool {found['tool']} "
+                    f"(governed as mcp:{found['tool']}): {found['outcome']}"
+                )
+    return lines
+
+
+def a2a_hint(http_url: str) -> str:
+    """How to reach the stack as an A2A agent: its Agent Card and a message/send."""
+    message = {
+        "messageId": "demo-1",
+        "role": "ROLE_USER",
+        "metadata": {"skill": "support.ticket"},
+        "parts": [{"data": {"subject": "Charged twice", "body": "Billed twice in May."}}],
+    }
+    body = json.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": message}}
+    )
+    return (
+        f"A2A: other agents read Waypost's skills (one per goal type) from its Agent Card, "
+        f"{http_url}/.well-known/agent-card.json, and send a goal with message/send "
+        "(JSON-RPC method SendMessage in A2A 1.0; the skill in the metadata, the goal input "
+        f"as the data part), with an API token (waypost token create) as bearer:\n"
+        f'  curl -s {http_url}/a2a -H "Authorization: Bearer $TOKEN" '
+        f"-H 'Content-Type: application/json' -H 'A2A-Version: 1.0' -d '{body}'"
+    )
 
 
 def settled(workflow: dict[str, object]) -> bool:

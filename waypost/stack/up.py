@@ -30,6 +30,7 @@ from waypost.db import make_engine
 from waypost.errors import ConfigError, StackError
 from waypost.lifecycle import stop_on_signals
 from waypost.settings import StackSettings
+from waypost.shipped_tools import shipped_tool_dirs, with_shipped
 from waypost.stack.broker import EmbeddedBroker, tansu_binary
 from waypost.stack.process import free_port, port_is_free
 from waypost.stack.recycler import BrokerRecycler, quiet_orchestrator
@@ -84,8 +85,13 @@ def run(settings: StackSettings, options: UpOptions) -> int:
             "pass --port or set WAYPOST_HTTP_PORT to a free port"
         )
     _check_policies(settings)
-    _check_tools(settings)
-    agent_modules = [*plugins.agent_modules(), *settings.agent_modules]
+    builtin_modules = plugins.agent_modules()
+    # The built-in agents' own tool servers (agents/tools: the help centre's search).
+    settings = settings.model_copy(
+        update={"tool_dirs": with_shipped(shipped_tool_dirs(builtin_modules), settings.tool_dirs)}
+    )
+    tool_servers = _check_tools(settings)
+    agent_modules = [*builtin_modules, *settings.agent_modules]
     logs = data_dir / "logs"
     stop_requested = threading.Event()
     stop_on_signals(stop_requested)
@@ -137,6 +143,12 @@ def run(settings: StackSettings, options: UpOptions) -> int:
             out["detail"] = http_url
         endpoints.write(data_dir, endpoints.Endpoints(kafka, database, http_url, os.getpid()))
         _summary(console, http_url, kafka_label, database_label, logs, prepared, targets_file)
+        if tool_servers:
+            console.echo(
+                f"  MCP tools    {', '.join(tool_servers)}  (WAYPOST_TOOL_DIRS: "
+                f"{', '.join(str(d) for d in settings.tool_dirs)})"
+            )
+            console.echo("")
         if options.demo:
             from waypost.stack.demo import run_demo
 
@@ -241,15 +253,16 @@ def _check_policies(settings: StackSettings) -> None:
         raise ConfigError(f"WAYPOST_POLICY_DIRS: invalid policies:\n{exc}") from None
 
 
-def _check_tools(settings: StackSettings) -> None:
-    """Refuse to start with invalid tool-server files (the agent workers would refuse)."""
+def _check_tools(settings: StackSettings) -> list[str]:
+    """The names of the configured tool servers; refuse to start with invalid tool-server
+    files (the agent workers would refuse)."""
     if not settings.tool_dirs:
-        return
+        return []
     from waypost.tools.config import ToolSet
     from waypost.tools.errors import InvalidToolServers
 
     try:
-        ToolSet(settings.tool_dirs)
+        return sorted(ToolSet(settings.tool_dirs).current())
     except InvalidToolServers as exc:
         raise ConfigError(f"WAYPOST_TOOL_DIRS: invalid tool servers:\n{exc}") from None
 

@@ -11,6 +11,15 @@ from typing import Any
 
 from waypost.tools.config import ToolServer, resolve
 
+PYTHON = "python"
+
+
+def interpreter(command: str) -> str:
+    """The program to start for a stdio server's ``command``: ``python`` means the
+    worker's own interpreter (the one Waypost and the agents' packages are installed in),
+    whatever ``python`` is first on PATH; any other command is run as written."""
+    return sys.executable if command == PYTHON else command
+
 
 @asynccontextmanager
 async def open_transport(server: ToolServer, environ: Mapping[str, str]) -> AsyncIterator[Any]:
@@ -20,7 +29,7 @@ async def open_transport(server: ToolServer, environ: Mapping[str, str]) -> Asyn
         from mcp.client.stdio import StdioServerParameters, stdio_client
 
         parameters = StdioServerParameters(
-            command=server.command,
+            command=interpreter(server.command),
             args=[resolve(arg, environ) for arg in server.args],
             # Only what the file names (plus the SDK's safe defaults such as PATH): the
             # worker's own secrets do not leak into a tool server's process.

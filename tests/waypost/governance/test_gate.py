@@ -26,7 +26,7 @@ from waypost.governance import (
     repository,
 )
 from waypost.governance.tables import agent_actions, agent_spend, policy_decisions
-from waypost.runtime.main import prune_every
+from waypost.outages import prune_every
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
