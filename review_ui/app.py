@@ -16,11 +16,12 @@ from orchestrator.playbooks.versions import PlaybookVersions
 from orchestrator.publishing.outbox import OutboxPublisher
 from orchestrator.publishing.records import Outgoing
 from orchestrator.review import Reviews
-from review_ui import console, openapi, problems
+from review_ui import a2a, console, openapi, problems
 from review_ui.api import dead_letters, escalations, goals, health, workflows
 from review_ui.api.agents import router as agents_router
 from review_ui.api.breakers import router as breakers_router
 from review_ui.deps import AppState
+from review_ui.mcp_server import http as mcp_server
 from review_ui.metrics import HttpMetrics, RequestMetrics
 from review_ui.metrics import router as metrics_router
 from review_ui.replays import ReplayRunner
@@ -54,7 +55,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.replays.resume_unfinished()
-        yield
+        async with mcp.running():
+            yield
         state.replays.close()
 
     app = FastAPI(
@@ -110,6 +112,8 @@ def create_app(
     app.include_router(health.router)
     app.include_router(metrics_router)
     console.install(app)
+    a2a.install(app)
+    mcp = mcp_server.install(app)
     if tracing.provider is not None:
         FastAPIInstrumentor.instrument_app(
             app, tracer_provider=tracing.provider, excluded_urls="healthz,readyz,metrics,static"

@@ -84,7 +84,7 @@ def _authenticate(request: Request, state: StateDep) -> Principal | None:
     authorization = request.headers.get("authorization", "")
     scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() == "bearer" and credentials:
-        return _bearer(state, credentials.strip(), client_address(request), now)
+        return bearer_principal(state, credentials.strip(), client_address(request), now)
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
@@ -101,7 +101,7 @@ def _authenticate(request: Request, state: StateDep) -> Principal | None:
     return Principal(session.user.name, session.user.role, "session", session)
 
 
-def _bearer(state: AppState, secret: str, client: str, now: datetime) -> Principal:
+def bearer_principal(state: AppState, secret: str, client: str, now: datetime) -> Principal:
     """The token's principal; 429 for a throttled client (before any lookup, so a
     guesser learns nothing more), 401 (counted against the client) for a bad token."""
     policies = throttle.policies(state.settings)
@@ -185,6 +185,37 @@ def api_roles(roles: Iterable[Role]) -> Callable[..., Principal]:
                 "authenticate with a bearer token (`waypost token create`) or a console session",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        if not principal.may(allowed):
+            raise Problem(403, "Forbidden", f"the {principal.role} role may not do this")
+        return principal
+
+    return require
+
+
+def token_caller(request: Request, state: AppState) -> Principal:
+    """The principal of the request's bearer token, for the protocol endpoints (MCP,
+    A2A), whose callers are programs: 401 without one (a console session is not
+    accepted: it is an ambient credential and these requests carry no CSRF token), and
+    the throttle and 401 of ``bearer_principal`` for a bad one."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        raise Problem(
+            401,
+            "Unauthorized",
+            "send `Authorization: Bearer <token>` with an API token (`waypost token "
+            "create --role ROLE`); console sessions are not accepted here",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return bearer_principal(state, credentials.strip(), client_address(request), utcnow())
+
+
+def bearer_roles(roles: Iterable[Role]) -> Callable[..., Principal]:
+    """A dependency of the protocol endpoints: ``token_caller``, then 403 without one
+    of ``roles``."""
+    allowed = frozenset(roles)
+
+    def require(request: Request, state: StateDep) -> Principal:
+        principal = token_caller(request, state)
         if not principal.may(allowed):
             raise Problem(403, "Forbidden", f"the {principal.role} role may not do this")
         return principal

@@ -126,6 +126,11 @@ EXPECTED: dict[tuple[str, str], tuple[Expect, Expect, Expect, Expect]] = {
     ("POST", "/api/v1/dlq/replays"): (401, 403, OK, OK),
     ("POST", "/api/v1/dlq/resolve"): (401, 403, OK, OK),
     ("POST", "/api/v1/dlq/discard"): (401, 403, OK, OK),
+    # the MCP and A2A endpoints: bearer tokens only (sessions are 401, see BEARER_ONLY); the
+    # role each tool or JSON-RPC method needs is checked by their own tests
+    ("POST", "/mcp"): (401, OK, OK, OK),
+    ("POST", "/a2a"): (401, OK, OK, OK),
+    ("GET", "/.well-known/agent-card.json"): (OK, OK, OK, OK),
     ("GET", "/dlq"): (LOGIN, 403, OK, OK),
     ("GET", "/dlq/replays"): (LOGIN, 403, OK, OK),
     ("GET", "/dlq/replays/{request_id}"): (LOGIN, 403, OK, OK),
@@ -137,6 +142,13 @@ EXPECTED: dict[tuple[str, str], tuple[Expect, Expect, Expect, Expect]] = {
 }
 
 ADD_IT = "add it to EXPECTED with the roles that may use it"
+# Protocol endpoints whose credential is a bearer token: a console session is refused
+# there (401), whichever column it is in.
+BEARER_ONLY = frozenset({"/mcp", "/a2a"})
+# Served only while the app's lifespan runs (the MCP session manager), which these
+# lifespan-less test clients do not start: tokens are checked there over real HTTP by
+# tests/review_ui/test_mcp_server.py; sessions and anonymous callers are refused first.
+LIFESPAN_ONLY = frozenset({"/mcp"})
 # Locks a name at its first failure (whatever the app's own thresholds).
 _LOCK_AT_ONCE = ThrottlePolicy(
     1, 1, timedelta(minutes=15), timedelta(minutes=15), timedelta(seconds=60)
@@ -306,6 +318,7 @@ class Call:
     params: dict[str, str] = field(default_factory=dict)
     json: Any = None
     data: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
     # logout's success is a 303 to /login that also deletes the session cookie
     logs_out: bool = False
 
@@ -393,7 +406,37 @@ def _dlq_form(one: bool, **form: str) -> Callable[[World, Caller], Call]:
 
 # How to call a route so that an allowed caller succeeds. A route without a recipe is
 # called with its path parameters filled in and no body.
+def _mcp_initialize(world: World, caller: Caller) -> Call:
+    return Call(
+        json={
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "matrix", "version": "1"},
+            },
+        },
+        headers={"accept": "application/json, text/event-stream"},
+    )
+
+
+def _a2a_get_task(world: World, caller: Caller) -> Call:
+    """A read (the task of a workflow that exists), which every role may make."""
+    return Call(
+        json={
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tasks/get",
+            "params": {"id": world.workflow_id},
+        }
+    )
+
+
 RECIPES: dict[tuple[str, str], Callable[[World, Caller], Call]] = {
+    ("POST", "/mcp"): _mcp_initialize,
+    ("POST", "/a2a"): _a2a_get_task,
     ("POST", "/api/v1/goals"): lambda world, caller: Call(
         json={"type": "test.review", "input": {"subject": "From the matrix"}}
     ),
@@ -549,11 +592,18 @@ def test_every_route_refuses_exactly_whom_the_table_says(
             problems.append(f"{method} {path} is not in the authorization table: {ADD_IT}")
             continue
         for caller in callers:
-            if caller.kind == "token" and not path.startswith("/api/"):
+            bearer_only = path in BEARER_ONLY
+            if caller.kind == "token" and not (path.startswith("/api/") or bearer_only):
                 continue  # bearer tokens are the API's credential; pages use sessions
+            if caller.kind == "token" and path in LIFESPAN_ONLY:
+                continue
             want = expected[IDENTITIES.index(caller.identity)]
+            if bearer_only and caller.kind == "session":
+                want = 401
             url, call = build_call(world, caller, method, path)
-            response = caller.request(method, url, json=call.json, data=call.data)
+            response = caller.request(
+                method, url, json=call.json, data=call.data, headers=call.headers
+            )
             calls += 1
             got = refusal(response, logs_out=call.logs_out)
             where = f"{method} {url} as {caller.label}"
@@ -573,4 +623,4 @@ def test_every_route_refuses_exactly_whom_the_table_says(
                 )
 
     assert not problems, f"{len(problems)} of {calls} calls were wrong:\n" + "\n".join(problems)
-    assert calls >= len(EXPECTED) * len(IDENTITIES)
+    assert calls >= (len(EXPECTED) - len(LIFESPAN_ONLY)) * len(IDENTITIES)
