@@ -4,11 +4,13 @@ it is wrong: the field's path and its line, so every config error reads
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import pydantic
 import yaml
 
 
@@ -93,3 +95,48 @@ def unchanged_since_read(read: Stat, read_at_ns: int, now: Stat) -> bool:
     again) until its modification time is older than that.
     """
     return now == read and now[0] < read_at_ns - _RACY_NS
+
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def named_entries(
+    text: str,
+    *,
+    key: str,
+    layout: str,
+    name: re.Pattern[str],
+    bad_name: str,
+    build: Callable[[str, dict[str, Any]], M],
+) -> tuple[dict[str, M], list[Problem]]:
+    """The entries of a file that is one mapping ``{key: {name: settings}}`` (tool
+    servers, A2A bridges), each made by ``build(name, settings)`` (a pydantic model
+    validation), and every problem found, with its field and line, in line order.
+
+    ``layout`` says what the whole file must be, ``bad_name`` what a name must look like
+    (after the offending name); YamlSyntaxError for text that is not YAML."""
+    node, document = parse(text)
+    entries = document.get(key) if isinstance(document, dict) else None
+    if not isinstance(entries, dict) or set(document) != {key}:
+        return {}, [Problem("(top level)", layout, line_of(node, []))]
+    found: dict[str, M] = {}
+    problems: list[Problem] = []
+    for entry, raw in entries.items():
+        where: list[str | int] = [key, str(entry)]
+        if not isinstance(entry, str) or not name.match(entry):
+            problems.append(
+                Problem(field_path(where), f"{entry!r} {bad_name}", line_of(node, where))
+            )
+            continue
+        if not isinstance(raw, dict):
+            problems.append(Problem(field_path(where), "must be a mapping", line_of(node, where)))
+            continue
+        try:
+            found[entry] = build(entry, raw)
+        except pydantic.ValidationError as exc:
+            for error in exc.errors():
+                path = [*where, *(p for p in error["loc"] if isinstance(p, str | int))]
+                message = str(error["msg"]).removeprefix("Value error, ")
+                problems.append(Problem(field_path(path), message, line_of(node, path)))
+    problems.sort(key=lambda problem: problem.line or 0)
+    return found, problems

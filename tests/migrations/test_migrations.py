@@ -17,6 +17,7 @@ import migrations
 from orchestrator.store.tables import metadata as orchestrator_metadata
 from review_ui.auth.tables import metadata as auth_metadata
 from waypost import migrate
+from waypost.a2a.store import metadata as bridge_metadata
 from waypost.agent_registry import metadata as registry_metadata
 from waypost.db import make_engine
 from waypost.governance.tables import metadata as governance_metadata
@@ -51,6 +52,8 @@ MEMORY_TABLES = {"agent_memories"}
 GOVERNANCE_TABLES = {"policy_decisions", "agent_actions", "agent_spend"}
 # The agents' result ledger (waypost/runtime/recorded.py).
 LEDGER_TABLES = {"agent_results"}
+# The A2A bridge remembers the remote task of each bridged task (waypost/a2a/store.py).
+BRIDGE_TABLES = {"a2a_bridge_tasks"}
 
 
 def _combined() -> MetaData:
@@ -63,6 +66,7 @@ def _combined() -> MetaData:
         memory_metadata,
         governance_metadata,
         recorded_metadata,
+        bridge_metadata,
     ):
         for table in source.tables.values():
             table.to_metadata(combined)
@@ -116,6 +120,7 @@ def test_a_fresh_schema_is_upgraded_to_head(fresh_schema: tuple[Engine, str]) ->
         | MEMORY_TABLES
         | GOVERNANCE_TABLES
         | LEDGER_TABLES
+        | BRIDGE_TABLES
         | {"alembic_version"}
     )
 

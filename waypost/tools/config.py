@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from waypost.durations import parse_duration
@@ -43,9 +42,7 @@ from waypost.yamlfile import (
     Problem,
     Stat,
     YamlSyntaxError,
-    field_path,
-    line_of,
-    parse,
+    named_entries,
     stat_of,
     unchanged_since_read,
 )
@@ -53,8 +50,8 @@ from waypost.yamlfile import (
 log = logging.getLogger("waypost.tools")
 
 SERVER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_SECRET_NAME = re.compile(r"token|key|secret|password|passwd|authorization|cookie", re.I)
+REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+SECRET_NAME = re.compile(r"token|key|secret|password|passwd|authorization|cookie", re.I)
 
 
 class ToolServer(BaseModel):
@@ -86,12 +83,12 @@ class ToolServer(BaseModel):
             raise ValueError("headers are for streamable-HTTP servers (url)")
         if self.url is not None and not self.url.startswith(("http://", "https://")):
             raise ValueError(f"url {self.url!r} must start with http:// or https://")
-        if self.url is not None and _REFERENCE.search(self.url):
+        if self.url is not None and REFERENCE.search(self.url):
             # A URL shows up in connection errors, which reach logs and task failures.
             raise ValueError("url cannot hold a ${NAME} reference: pass secrets in headers")
         for kind, values in (("env", self.env), ("headers", self.headers)):
             for key, value in values.items():
-                if _SECRET_NAME.search(key) and not _REFERENCE.search(value):
+                if SECRET_NAME.search(key) and not REFERENCE.search(value):
                     raise ValueError(
                         f"{kind}.{key} looks like a secret: write a reference to an "
                         f'environment variable ("${{NAME}}"), never the secret itself'
@@ -106,61 +103,34 @@ class ToolServer(BaseModel):
     def references(self) -> list[str]:
         """The environment variables this server's settings refer to."""
         texts = [*self.args, *self.env.values(), *self.headers.values()]
-        return sorted({name for text in texts for name in _REFERENCE.findall(text)})
+        return sorted({name for text in texts for name in REFERENCE.findall(text)})
 
 
 def resolve(text: str, environ: Mapping[str, str]) -> str:
     """``text`` with each ``${NAME}`` replaced from ``environ`` (KeyError naming a
     variable that is not set)."""
-    return _REFERENCE.sub(lambda match: environ[match.group(1)], text)
+    return REFERENCE.sub(lambda match: environ[match.group(1)], text)
 
 
 def load_text(text: str, *, source: str = "<text>") -> dict[str, ToolServer]:
     """The servers of one tool-server file, by name (``ToolConfigError`` listing every
     problem with its field and line)."""
     try:
-        node, document = parse(text)
+        found, problems = named_entries(
+            text,
+            key="servers",
+            layout="a tool-server file is a mapping with one key, servers: "
+            "a mapping of server names to their settings",
+            name=SERVER_NAME,
+            bad_name="is not a server name: use lower-case letters, digits, '_' or '-', "
+            "starting with a letter",
+            build=lambda name, raw: ToolServer.model_validate(
+                {**raw, "name": name, "source": source}
+            ),
+        )
     except YamlSyntaxError as exc:
         raise ToolConfigError(source, [exc.problem]) from None
-    servers = document.get("servers") if isinstance(document, dict) else None
-    if not isinstance(servers, dict) or set(document) != {"servers"}:
-        raise ToolConfigError(
-            source,
-            [
-                Problem(
-                    "(top level)",
-                    "a tool-server file is a mapping with one key, servers: "
-                    "a mapping of server names to their settings",
-                    line_of(node, []),
-                )
-            ],
-        )
-    found: dict[str, ToolServer] = {}
-    problems: list[Problem] = []
-    for name, raw in servers.items():
-        where: list[str | int] = ["servers", str(name)]
-        if not isinstance(name, str) or not SERVER_NAME.match(name):
-            problems.append(
-                Problem(
-                    field_path(where),
-                    f"{name!r} is not a server name: use lower-case "
-                    "letters, digits, '_' or '-', starting with a letter",
-                    line_of(node, where),
-                )
-            )
-            continue
-        if not isinstance(raw, dict):
-            problems.append(Problem(field_path(where), "must be a mapping", line_of(node, where)))
-            continue
-        try:
-            found[name] = ToolServer.model_validate({**raw, "name": name, "source": source})
-        except pydantic.ValidationError as exc:
-            for error in exc.errors():
-                path = [*where, *(p for p in error["loc"] if isinstance(p, str | int))]
-                message = str(error["msg"]).removeprefix("Value error, ")
-                problems.append(Problem(field_path(path), message, line_of(node, path)))
     if problems:
-        problems.sort(key=lambda problem: problem.line or 0)
         raise ToolConfigError(source, problems)
     return found
 

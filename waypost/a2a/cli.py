@@ -1,0 +1,58 @@
+"""`waypost a2a bridge`: delegate capabilities' tasks to remote A2A agents
+(docs/a2a.md, "Delegating a step to a remote agent")."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+_CONFIG_ENV = "WAYPOST_A2A_BRIDGES"
+
+
+@click.group()
+def a2a() -> None:
+    """Agent2Agent (A2A): delegate steps to remote A2A agents."""
+
+
+@a2a.command(name="bridge")
+@click.option(
+    "--config",
+    "paths",
+    multiple=True,
+    required=True,
+    envvar=_CONFIG_ENV,
+    metavar="FILE_OR_DIR",
+    type=click.Path(exists=True, path_type=Path),
+    help="A bridge file, or a directory of them (*.yaml, *.yml); repeatable (default "
+    f"{_CONFIG_ENV}, several separated by the path separator).",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Only validate the files: list each bridge (capability, remote agent, skill, "
+    "governance action, environment variables its headers need) and exit. An invalid "
+    "file stops it with exit status 2, naming each file, field and line.",
+)
+def bridge(paths: tuple[Path, ...], check: bool) -> None:
+    """Consume the task topic of each bridged capability and send every task to its
+    remote A2A agent; the remote task's states become the task's result, failure or
+    escalation.
+
+    The worker takes the settings of `waypost agent run` (broker, namespace, database,
+    WAYPOST_POLICY_DIRS, ...). Start more processes with the same files to scale out.
+    """
+    from waypost.a2a.main import bridges_of, main
+
+    if not check:
+        sys.exit(main(paths))
+    found = bridges_of(paths)
+    for name, item in sorted(found.items()):
+        where = f"card {item.card_url}" if item.card_url else f"endpoint {item.endpoint}"
+        needs = ", ".join(item.references()) or "none"
+        click.echo(
+            f"{name}: {where}, skill {item.skill or '(none)'}, action {item.action}, "
+            f"environment variables: {needs}"
+        )
+    click.echo(f"{len(found)} bridge(s) valid")
