@@ -88,6 +88,8 @@ def test_the_packages_keep_every_contract_as_they_are(copy: Path) -> None:
             "Only waypost.bus.kafka talks to confluent_kafka",
             "review_ui -> confluent_kafka",
         ),
+        # Protocol SDKs stay behind their adapters.
+        ("orchestrator", "import a2a", "Only the A2A bridge", "orchestrator -> a2a"),
         # Migrations import the kernel only.
         (
             "migrations",
