@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.dead_letters.edits import Edit
+from orchestrator.dead_letters.edits import Edit, HeaderEdit, edits_json
 from orchestrator.store.dead_letters import DeadLetter, DeadLetterFilter
 from orchestrator.store.replays import Outcome, RequestState
 from waypost.bus.records import OutgoingRecord
@@ -26,20 +26,21 @@ class ReplayOrder:
     actor: str
     filters: DeadLetterFilter
     target_topic: str | None = None
-    edit: Edit | None = None
+    edit: Edit | None = None  # of the payload
     rate: float | None = 200.0  # messages per second; None: as fast as possible
     force: bool = False
     # How the client named the dead letters (e.g. its filter expression), stored with
     # the request so that a retry with a relative time ("since=2h") is the same request.
     given: dict[str, Any] | None = None
+    header_edit: HeaderEdit | None = None
 
     def selection(self) -> dict[str, Any]:
         """The dead letters as the request stores them: as given, else the filter."""
         return self.given if self.given is not None else self.filters.as_json()
 
     def edit_json(self) -> dict[str, Any] | None:
-        """The edit as the request stores it."""
-        return self.edit.as_json() if self.edit else None
+        """The edits (payload and headers) as the request stores them."""
+        return edits_json(self.edit, self.header_edit)
 
     def matches(self, state: RequestState) -> bool:
         """Whether the stored request asked for the same as this order."""
@@ -61,6 +62,7 @@ class ReplayOrder:
             filters=DeadLetterFilter(status=None),
             target_topic=state.target_topic,
             edit=Edit.from_json(state.edit),
+            header_edit=HeaderEdit.from_json(state.edit),
             rate=state.rate,
             force=state.force,
         )

@@ -2,9 +2,10 @@
 (edited when the order says so), or why it sends nothing.
 
 In order: a dead letter that is no longer pending is a no-op (each is sent at most
-once); the loop guard may refuse it; an edit needs a JSON value; and the record must
-pass its event type's JSON Schema when it is a Waypost event, since it would otherwise
-be dead-lettered again at once.
+once); the loop guard may refuse it; a payload edit needs a JSON value; a header edit
+changes the headers sent; and the record must decode (either CloudEvents mode) and pass
+its event type's JSON Schema when it says it is a CloudEvent, since it would otherwise be
+dead-lettered again at once.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from orchestrator.store.dead_letters import DeadLetter
 from waypost.bus.records import OutgoingRecord
 from waypost.errors import EventError
 from waypost.events import Codec
+from waypost.events.modes import claims_cloudevent
 
 
 def prepare(letter: DeadLetter, order: ReplayOrder, *, codec: Codec, max_replays: int) -> Prepared:
@@ -35,12 +37,15 @@ def prepare(letter: DeadLetter, order: ReplayOrder, *, codec: Codec, max_replays
             return Prepared(letter, "invalid", "the value is not JSON: it cannot be edited", None)
         payload = order.edit.apply(letter.payload)
         value = orjson.dumps(payload)
+    headers = letter.headers
+    if order.header_edit is not None:
+        headers = order.header_edit.apply(headers)
     record = replay_record(
         dead_letter_id=letter.id,
         topic=order.target_topic or letter.source_topic,
         key=letter.key,
         value=value,
-        headers=letter.headers,
+        headers=headers,
         replay_count=letter.replay_count,
         request_id=order.request_id,
     )
@@ -52,8 +57,8 @@ def prepare(letter: DeadLetter, order: ReplayOrder, *, codec: Codec, max_replays
 
 def _problem(record: OutgoingRecord, codec: Codec) -> str | None:
     """Why the record would be dead-lettered again at once (None: it passes)."""
-    if not any(name == "ce_type" for name, _ in record.headers):
-        return None  # not a Waypost event: no schema to check it against
+    if not claims_cloudevent(record.headers):
+        return None  # not an event: no schema to check it against
     try:
         codec.decode(record.value, record.headers)
     except EventError as exc:

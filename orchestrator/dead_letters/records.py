@@ -22,6 +22,7 @@ import orjson
 
 from waypost.bus.dead_letters import HEADER_PREFIX, REPLAY_OF_HEADER
 from waypost.bus.records import Headers, OutgoingRecord, ReceivedRecord, headers_to_json
+from waypost.events.modes import claims_cloudevent
 from waypost.topics import DLQ_SUFFIX, Topics
 
 REPLAY_OF = REPLAY_OF_HEADER
@@ -46,6 +47,8 @@ def index_row(record: ReceivedRecord, topics: Topics) -> dict[str, Any]:
     source = dlq.get("source-topic") or record.topic.removesuffix(DLQ_SUFFIX)
     payload = _json(record.value)
     last_failure = _time(dlq.get("last-failure"))
+    # A structured-mode event carries its attributes in the value, not in ce_ headers.
+    event = payload if claims_cloudevent(record.headers) and isinstance(payload, dict) else {}
     return {
         "fingerprint": fingerprint(record),
         "topic": record.topic,
@@ -63,8 +66,8 @@ def index_row(record: ReceivedRecord, topics: Topics) -> dict[str, Any]:
         "first_failure_at": _time(dlq.get("first-failure")),
         "last_failure_at": last_failure,
         "dead_lettered_at": _timestamp(record.timestamp_ms) or last_failure or datetime.now(UTC),
-        "event_type": attrs.get("ce_type"),
-        "event_id": attrs.get("ce_id"),
+        "event_type": attrs.get("ce_type") or _field(event, "type"),
+        "event_id": attrs.get("ce_id") or _field(event, "id"),
         "workflow_id": attrs.get("waypost-workflow-id") or _field(payload, "workflow_id"),
         "task_id": attrs.get("waypost-task-id") or _field(payload, "task_id"),
         "capability": capability_of(source, topics) or _field(payload, "capability"),

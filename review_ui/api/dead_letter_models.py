@@ -7,9 +7,17 @@ import base64
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, model_validator
 
-from orchestrator.dead_letters.edits import Edit
+from orchestrator.dead_letters.edits import (
+    HEADER_NAME_PATTERN,
+    HEADER_VALUE_PATTERN,
+    MAX_HEADER_EDITS,
+    MAX_HEADER_NAME,
+    MAX_HEADER_VALUE,
+    Edit,
+    HeaderEdit,
+)
 from orchestrator.dead_letters.orders import DryRun, Prepared
 from orchestrator.store.dead_letters import DeadLetter
 from orchestrator.store.replays import ReplayEntry, RequestState
@@ -155,33 +163,67 @@ class SelectionCreate(BaseModel):
         return self
 
 
-class EditCreate(BaseModel):
-    """A change to each payload before it is sent."""
+HeaderName = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_HEADER_NAME, pattern=HEADER_NAME_PATTERN)
+]
+HeaderValue = Annotated[
+    str, StringConstraints(max_length=MAX_HEADER_VALUE, pattern=HEADER_VALUE_PATTERN)
+]
+_PAYLOAD_EDITS: dict[str, JsonValue] = {
+    "replace": {"not": {"type": "null"}},
+    "merge_patch": {"type": "object"},
+}
 
-    # Exactly one of the two, as the validator below has it.
+
+class EditCreate(BaseModel):
+    """A change to each record before it is sent: to its payload (``replace`` or
+    ``merge_patch``, not both), to its headers (``headers``), or to both."""
+
+    # At least one edit, and at most one of the payload's, as the validator below has it.
     model_config = ConfigDict(
         json_schema_extra={
-            "oneOf": [
-                {"required": ["replace"], "properties": {"replace": {"not": {"type": "null"}}}},
-                {"required": ["merge_patch"], "properties": {"merge_patch": {"type": "object"}}},
-            ]
+            "anyOf": [
+                {"required": ["replace"], "properties": {"replace": _PAYLOAD_EDITS["replace"]}},
+                {
+                    "required": ["merge_patch"],
+                    "properties": {"merge_patch": _PAYLOAD_EDITS["merge_patch"]},
+                },
+                {"required": ["headers"], "properties": {"headers": {"type": "object"}}},
+            ],
+            "not": {"required": ["replace", "merge_patch"], "properties": _PAYLOAD_EDITS},
         }
     )
 
     replace: Any = Field(None, description="the new payload (JSON)")
     merge_patch: dict[str, Any] | None = Field(None, description="an RFC 7386 merge patch")
+    headers: dict[HeaderName, HeaderValue | None] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_HEADER_EDITS,
+        description="headers to set (name: text value, replacing every header of that name) "
+        "or to remove (name: null). Names are visible ASCII; `waypost-dlq-*` and "
+        "`waypost-replay-*` are written by the replay and cannot be edited (422)",
+    )
 
     @model_validator(mode="after")
     def _one_of(self) -> EditCreate:
-        if (self.replace is None) == (self.merge_patch is None):
-            raise ValueError("give either replace or merge_patch")
+        if self.replace is not None and self.merge_patch is not None:
+            raise ValueError("give either replace or merge_patch, not both")
+        if self.replace is None and self.merge_patch is None and self.headers is None:
+            raise ValueError("give replace, merge_patch or headers")
         return self
 
-    def edit(self) -> Edit:
-        """The replay's edit."""
+    def edit(self) -> Edit | None:
+        """The replay's payload edit (None: the payload is sent as it is)."""
         if self.merge_patch is not None:
             return Edit("merge_patch", self.merge_patch)
-        return Edit("replace", self.replace)
+        if self.replace is not None:
+            return Edit("replace", self.replace)
+        return None
+
+    def header_edit(self) -> HeaderEdit | None:
+        """The replay's header edit (ReplayError: a header it may not change)."""
+        return HeaderEdit.parse(self.headers) if self.headers is not None else None
 
 
 class ReplayCreate(SelectionCreate):
@@ -259,7 +301,9 @@ class ReplayPublic(BaseModel):
     counts: dict[str, int] = Field(description="sent, noop, refused, invalid, pending")
     selection: dict[str, Any]
     target_topic: str | None
-    edit: dict[str, Any] | None
+    edit: dict[str, Any] | None = Field(
+        description="replace or merge_patch (the payload), and headers (set or null)"
+    )
     rate: float | None
     force: bool
     error: str | None

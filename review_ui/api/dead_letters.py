@@ -207,7 +207,8 @@ def get_dead_letter(
                 404: "An id in `ids` names no dead letter.",
                 409: "The request id was used before for another replay.",
                 422: _SELECTED + " Or an `edit` value with a NUL character or an integer "
-                "beyond 64 bits.",
+                "beyond 64 bits, or a header edit of a `waypost-dlq-*` or "
+                "`waypost-replay-*` header.",
             },
         ),
     },
@@ -229,6 +230,10 @@ def replay(
         problem = value_problem(body.edit.replace) or value_problem(body.edit.merge_patch)
         if problem is not None:
             raise Problem(422, "Invalid edit", f"the edit cannot be stored: {problem}")
+    try:
+        header_edit = body.edit.header_edit() if body.edit else None
+    except ReplayError as exc:
+        raise Problem(422, "Invalid edit", str(exc)) from None
     replayer = state.replays.replayer
     rate: float | None = state.settings.dlq_replay_rate if body.rate is None else None
     if isinstance(body.rate, float | int):
@@ -243,6 +248,7 @@ def replay(
         rate=rate,
         force=body.force,
         given=given,
+        header_edit=header_edit,
     )
     if body.dry_run:
         response.status_code = 200

@@ -32,6 +32,7 @@ from review_ui.console.dead_letter_forms import (
     Refused,
     fresh_form,
     parse_edit,
+    parse_header_edit,
     parse_rate,
 )
 from review_ui.console.dead_letter_views import (
@@ -233,6 +234,7 @@ def _order(
         rate=parse_rate(form.rate, state.settings.dlq_replay_rate),
         force=form.force,
         given=given,
+        header_edit=parse_header_edit(form.headers_edit),
     )
 
 

@@ -16,8 +16,9 @@ from urllib.parse import urlencode
 from fastapi import Form, Path
 from pydantic import BaseModel, Field
 
-from orchestrator.dead_letters.edits import Edit
+from orchestrator.dead_letters.edits import Edit, HeaderEdit
 from orchestrator.dead_letters.filters import build_filter
+from orchestrator.errors import ReplayError
 from orchestrator.store.dead_letters import DeadLetterFilter
 from review_ui.console.common import NUL_MESSAGE, has_nul, url_number, url_text
 
@@ -123,6 +124,7 @@ class DlqForm(BaseModel):
     target: str = Field("", max_length=300)
     edit_kind: str = Field("merge_patch", max_length=20)
     edit: str = Field("", max_length=1_000_000)
+    headers_edit: str = Field("", max_length=200_000)
     rate: str = Field("", max_length=50)
     force: bool = False
     scope: str = Field("selected", max_length=20)  # selected | filter (the list only)
@@ -172,6 +174,27 @@ def parse_edit(kind: str, text: str, *, unchanged: Any = None) -> Edit | None:
     if unchanged is not None and _canonical(document) == _canonical(unchanged):
         return None
     return Edit("replace", document)
+
+
+def parse_header_edit(text: str) -> HeaderEdit | None:
+    """The header edit a form asks for: a JSON object of header name to new text value,
+    or null to remove it; None when the field is blank or ``{}``."""
+    if not text.strip():
+        return None
+    document = parse_json(text)
+    if not isinstance(document, dict) or not all(
+        value is None or isinstance(value, str) for value in document.values()
+    ):
+        raise Refused(
+            'A header edit is a JSON object of text values: {"ce_type": "waypost.goal.submitted", '
+            '"unwanted-header": null}.'
+        )
+    if not document:
+        return None
+    try:
+        return HeaderEdit.parse(document)
+    except ReplayError as exc:
+        raise Refused(f"The header edit cannot be used: {exc}.") from None
 
 
 def parse_rate(text: str, default: float) -> float | None:

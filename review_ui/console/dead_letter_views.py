@@ -23,6 +23,7 @@ from review_ui.console.dead_letter_forms import (
 )
 from review_ui.console.render import pretty_json
 from waypost.bus.records import OutgoingRecord
+from waypost.events.modes import claims_cloudevent
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,7 @@ class Preview:
     payload: str | None
     diff: list[DiffLine]
     edited: bool
+    header_changes: tuple[tuple[str, str | None], ...] = ()
 
 
 def preview(prepared: Prepared, order: ReplayOrder) -> Preview:
@@ -100,7 +102,9 @@ def preview(prepared: Prepared, order: ReplayOrder) -> Preview:
             topic=order.target_topic or letter.source_topic,
             key=letter.key,
             value=orjson.dumps(edit.apply(letter.payload)) if edit and applies else letter.value,
-            headers=letter.headers,
+            headers=order.header_edit.apply(letter.headers)
+            if order.header_edit
+            else letter.headers,
             replay_count=letter.replay_count,
             request_id=order.request_id,
         )
@@ -114,14 +118,15 @@ def preview(prepared: Prepared, order: ReplayOrder) -> Preview:
         payload=after if record else None,
         diff=line_diff(before, after) if edit is not None else [],
         edited=edit is not None,
+        header_changes=order.header_edit.changes if order.header_edit else (),
     )
 
 
 def _verdict(prepared: Prepared, record: OutgoingRecord | None) -> str:
     if prepared.outcome == "sent":
-        if record is not None and any(name == "ce_type" for name, _ in record.headers):
+        if record is not None and claims_cloudevent(record.headers):
             return "Valid: the record passes its event type's schema."
-        return "Valid: not a Waypost event, so there is no schema to check it against."
+        return "Valid: not a CloudEvent, so there is no schema to check it against."
     words = {"invalid": "Invalid", "noop": "Nothing to send", "refused": "Refused"}
     return f"{words.get(prepared.outcome, prepared.outcome)}: {prepared.detail}"
 

@@ -115,6 +115,20 @@ def show(dead_letter_id: int, as_json: bool, url: str | None) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="JSON merge patch (RFC 7386) applied to each payload.",
 )
+@click.option(
+    "--header",
+    "set_headers",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Set a header (replacing every header of that name); repeatable.",
+)
+@click.option(
+    "--remove-header",
+    "removed_headers",
+    multiple=True,
+    metavar="NAME",
+    help="Remove every header of that name; repeatable.",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; send nothing.")
 @click.option("--rate", metavar="N/s", help="Messages per second, or 'unlimited' (default 200/s).")
 @click.option("--force", is_flag=True, help="Replay past the loop guard's limit.")
@@ -127,6 +141,8 @@ def replay(
     target: str | None,
     edit: Path | None,
     merge_patch: Path | None,
+    set_headers: tuple[str, ...],
+    removed_headers: tuple[str, ...],
     dry_run: bool,
     rate: str | None,
     force: bool,
@@ -136,9 +152,11 @@ def replay(
 ) -> None:
     """Replay dead letters (by ID, or all matching --filter) to their source topic.
 
-    Edited payloads are checked against the event's schema before anything is sent.
-    Each dead letter is sent at most once; running the same --request-id again sends
-    nothing twice. Exit code 1 when some were refused or invalid.
+    Edited payloads and headers are checked (the record must decode as an event and
+    pass its schema) before anything is sent; --header and --remove-header repair a
+    record's headers, e.g. --header ce_type=waypost.goal.submitted. Each dead letter
+    is sent at most once; running the same --request-id again sends nothing twice.
+    Exit code 1 when some were refused or invalid.
     """
     body: dict[str, Any] = {**_selection(ids, expression), "dry_run": dry_run, "force": force}
     body["request_id"] = request_id or str(uuid.uuid4())
@@ -146,10 +164,16 @@ def replay(
         body["to"] = target
     if edit and merge_patch:
         raise click.UsageError("give --edit or --merge-patch, not both")
+    edits: dict[str, Any] = {}
     if edit:
-        body["edit"] = {"replace": _read_json(edit)}
+        edits["replace"] = _read_json(edit)
     if merge_patch:
-        body["edit"] = {"merge_patch": _read_json(merge_patch)}
+        edits["merge_patch"] = _read_json(merge_patch)
+    headers = _header_edit(set_headers, removed_headers)
+    if headers:
+        edits["headers"] = headers
+    if edits:
+        body["edit"] = edits
     if rate:
         body["rate"] = _rate(rate)
     with _client(url) as client:
@@ -163,7 +187,7 @@ def replay(
                 f"with --request-id {body['request_id']}: it never sends twice."
             ) from None
         if dry_run:
-            _print_dry_run(answer, as_json)
+            _print_dry_run(answer, as_json, show_headers=bool(headers))
             return
         state = _follow(client, answer, quiet=as_json)
     if as_json:
@@ -265,6 +289,21 @@ def _rate(text: str) -> float | str:
     return value
 
 
+def _header_edit(set_headers: tuple[str, ...], removed: tuple[str, ...]) -> dict[str, str | None]:
+    """The API's header edit: NAME=VALUE sets a header, a removed NAME is null."""
+    changes: dict[str, str | None] = {}
+    for item in set_headers:
+        name, equals, value = item.partition("=")
+        if not equals or not name:
+            raise click.BadParameter(f"{item!r}: write NAME=VALUE", param_hint="--header")
+        changes[name] = value
+    for name in removed:
+        if name in changes:
+            raise click.UsageError(f"header {name!r} is both set and removed")
+        changes[name] = None
+    return changes
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
@@ -293,7 +332,7 @@ def _follow(client: Client, state: dict[str, Any], *, quiet: bool) -> dict[str, 
             state = client.call("GET", path)
 
 
-def _print_dry_run(answer: dict[str, Any], as_json: bool) -> None:
+def _print_dry_run(answer: dict[str, Any], as_json: bool, *, show_headers: bool = False) -> None:
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
@@ -305,6 +344,9 @@ def _print_dry_run(answer: dict[str, Any], as_json: bool) -> None:
             + (f" ({preview['detail']})" if preview["detail"] else "")
             + (f" -> {preview['topic']}" if preview["topic"] else "")
         )
+        if show_headers:  # the headers as they would be sent, after the edit
+            for header in preview["headers"]:
+                click.echo(f"    {header['name']}: {_header_value(header)}")
         for line in json.dumps(preview["payload"], indent=2).splitlines():
             click.echo("    " + line)
     if answer["total"] > len(answer["previews"]):

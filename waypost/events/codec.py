@@ -1,8 +1,10 @@
-"""CloudEvents 1.0 binary mode over Kafka: ``ce_*`` headers, JSON body, schema-checked.
+"""CloudEvents 1.0 over Kafka: written in binary mode (``ce_*`` headers, JSON body),
+read in binary or structured mode (``modes``), schema-checked.
 
 The same codec runs on both ends: ``encode`` refuses a body that breaks its schema (a bug
-in the producer), ``decode`` raises :class:`UndecodableEvent` or :class:`InvalidEvent` so
-the consumer can dead-letter the record and keep going.
+in the producer), ``decode`` raises :class:`UndecodableEvent` (its message ends with the
+modes Waypost accepts) or :class:`InvalidEvent` so the consumer can dead-letter the
+record and keep going.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ import pydantic
 import schemas
 from waypost.bus.records import Headers
 from waypost.errors import InvalidEvent, UndecodableEvent
+from waypost.events import modes
 from waypost.events.envelope import TYPE_PREFIX, Event, utcnow
 from waypost.events.payloads import PAYLOAD_TYPES, Payload
 from waypost.events.storable import json_problem
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
-_REQUIRED = ("ce_id", "ce_source", "ce_specversion", "ce_type")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,43 +91,45 @@ class Codec:
         return EncodedEvent(event.key.encode(), serialized, tuple(headers))
 
     def decode(self, value: bytes | None, headers: Headers) -> Event:
-        """Parse and validate a record's headers and body into a typed Event."""
-        attrs = _read_headers(headers)
-        missing = [name for name in _REQUIRED if name not in attrs]
-        if missing:
+        """Parse and validate a record (binary or structured mode) into a typed Event."""
+        try:
+            return self._decode(modes.read(value, headers))
+        except UndecodableEvent as exc:
+            # Whatever the fault, the dead letter says what a sender should write.
             raise UndecodableEvent(
-                f"not a CloudEvent in binary mode: missing header(s) {', '.join(missing)}"
-            )
-        if attrs["ce_specversion"] != SPEC_VERSION:
+                f"{exc}. {modes.ACCEPTED_MODES}", event_type=exc.event_type
+            ) from None
+
+    def _decode(self, envelope: modes.Envelope) -> Event:
+        attrs = envelope.attributes
+        if attrs["specversion"] != SPEC_VERSION:
             raise UndecodableEvent(
-                f"unsupported ce_specversion {attrs['ce_specversion']!r}; expected '1.0'"
+                f"unsupported {envelope.name('specversion')} {attrs['specversion']!r}; "
+                "expected '1.0'"
             )
-        content_type = attrs.get("content-type", CONTENT_TYPE)
+        content_type = attrs.get("datacontenttype", CONTENT_TYPE)
         if not content_type.startswith(CONTENT_TYPE):
             raise UndecodableEvent(
-                f"unsupported content-type {content_type!r}; send the body as application/json"
+                f"unsupported {envelope.name('datacontenttype')} {content_type!r}; "
+                "send the data as application/json"
             )
-        ce_type = attrs["ce_type"]
+        ce_type = attrs["type"]
         event_type = ce_type.removeprefix(TYPE_PREFIX)
         payload_type = PAYLOAD_TYPES.get(event_type)
         if not ce_type.startswith(TYPE_PREFIX) or payload_type is None:
             raise UndecodableEvent(
-                f"unknown ce_type {ce_type!r}; known: "
+                f"unknown {envelope.name('type')} {ce_type!r}; known: "
                 + ", ".join(sorted(TYPE_PREFIX + t for t in PAYLOAD_TYPES))
             )
-        if value is None:
-            raise UndecodableEvent("the record has no body", event_type=event_type)
-        try:
-            body = orjson.loads(value)
-        except orjson.JSONDecodeError as exc:
-            raise UndecodableEvent(f"body is not JSON: {exc}", event_type=event_type) from None
-        problem = json_problem(value)
+        body = envelope.json_data(event_type)
+        problem = json_problem(envelope.raw or b"")
         if problem is not None:
             raise InvalidEvent(f"{ce_type} body cannot be stored: {problem}", event_type=event_type)
-        schema_uri = attrs.get("ce_dataschema")
+        schema_uri = attrs.get("dataschema")
         if schema_uri is not None and self._type_of_uri.get(schema_uri, event_type) != event_type:
             raise InvalidEvent(
-                f"ce_dataschema {schema_uri} is not a schema of {ce_type}", event_type=event_type
+                f"{envelope.name('dataschema')} {schema_uri} is not a schema of {ce_type}",
+                event_type=event_type,
             )
         # A known version of this type's schema if named, else the newest one.
         validator = self._validators.get(schema_uri or event_type) or self._validators[event_type]
@@ -136,10 +140,10 @@ class Codec:
             raise InvalidEvent(str(exc), event_type=event_type) from None
         return Event(
             payload=payload,
-            id=attrs["ce_id"],
-            source=attrs["ce_source"],
-            time=_parse_time(attrs.get("ce_time")),
-            subject=attrs.get("ce_subject"),
+            id=attrs["id"],
+            source=attrs["source"],
+            time=_parse_time(attrs.get("time"), envelope.name("time")),
+            subject=attrs.get("subject"),
             traceparent=attrs.get("traceparent"),
             tracestate=attrs.get("tracestate"),
         )
@@ -162,40 +166,11 @@ def default_codec() -> Codec:
     return Codec()
 
 
-# Headers the codec reads; any others (a foreign client's, binary ones) are left alone.
-_READ = frozenset(
-    {
-        "ce_specversion",
-        "ce_id",
-        "ce_source",
-        "ce_type",
-        "ce_time",
-        "ce_subject",
-        "ce_dataschema",
-        "content-type",
-        "traceparent",
-        "tracestate",
-    }
-)
-
-
-def _read_headers(headers: Headers) -> dict[str, str]:
-    attrs: dict[str, str] = {}
-    for name, raw in headers:
-        if name in attrs or raw is None or name not in _READ:
-            continue
-        try:
-            attrs[name] = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise UndecodableEvent(f"header {name!r} is not UTF-8") from None
-    return attrs
-
-
 def _format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _parse_time(text: str | None) -> datetime:
+def _parse_time(text: str | None, name: str) -> datetime:
     if text is None:
         return utcnow()
     try:
@@ -204,6 +179,6 @@ def _parse_time(text: str | None) -> datetime:
         moment = None
     if moment is None or moment.tzinfo is None or "T" not in text.upper():
         raise UndecodableEvent(
-            f"ce_time {text!r} is not an RFC 3339 timestamp with a UTC offset"
+            f"{name} {text!r} is not an RFC 3339 timestamp with a UTC offset"
         ) from None
     return moment

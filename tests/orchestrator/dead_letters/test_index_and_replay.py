@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import Engine, func, select
 
-from orchestrator.dead_letters.edits import Edit
+from orchestrator.dead_letters.edits import Edit, HeaderEdit
 from orchestrator.dead_letters.filters import parse_filter
 from orchestrator.dead_letters.indexer import consumer
 from orchestrator.dead_letters.orders import ReplayOrder
@@ -38,6 +38,7 @@ from tests.waiting import wait_for
 from waypost.bus.dead_letters import Failure, dead_letter
 from waypost.bus.kafka import KafkaBus
 from waypost.bus.records import OutgoingRecord, ReceivedRecord
+from waypost.errors import UndecodableEvent
 from waypost.events import Event, GoalSubmitted, default_codec, utcnow
 from waypost.settings import IndexerSettings
 from waypost.telemetry import NO_TRACING, Tracing
@@ -284,6 +285,60 @@ def test_edits_are_checked_against_the_schema_before_anything_is_sent(world: Wor
     assert world.replayer.run(fixed.request_id).counts["sent"] == 1
     (sent,) = world.read(world.topics.goals, 1)
     assert orjson.loads(sent.value or b"")["input"] == {"text": "good"}
+
+
+def test_broken_headers_are_repaired_by_a_header_edit_checked_and_audited(
+    world: World,
+) -> None:
+    record = goal("misaddressed")
+    broken = (
+        *(
+            (name, b"waypost.goal.submited" if name == "ce_type" else value)
+            for name, value in record.headers
+            if name != "ce_specversion"
+        ),
+        ("x-debug", b"drop me"),
+    )
+    world.dead_letter(
+        OutgoingRecord(world.topics.goals, record.key, record.value, broken),
+        UndecodableEvent("missing header(s) ce_specversion"),
+    )
+    world.indexed(1)
+    (letter,) = letters(world)
+    ids = DeadLetterFilter(ids=(letter.id,))
+
+    as_it_is = world.replayer.dry_run(order(world, filters=ids))
+    assert as_it_is.counts == {"invalid": 1}
+    assert "ce_specversion" in (as_it_is.previews[0].detail or "")
+    half = order(world, filters=ids, header_edit=HeaderEdit.parse({"ce_specversion": "1.0"}))
+    assert "unknown ce_type 'waypost.goal.submited'" in (
+        world.replayer.dry_run(half).previews[0].detail or ""
+    )
+
+    repair = HeaderEdit.parse(
+        {"ce_specversion": "1.0", "ce_type": "waypost.goal.submitted", "x-debug": None}
+    )
+    fixed = order(world, filters=ids, header_edit=repair)
+    assert world.replayer.dry_run(fixed).counts == {"sent": 1}
+    world.replayer.submit(fixed)
+    # Run as a restarted app would: the order read back from the stored request.
+    assert world.replayer.run(fixed.request_id).counts["sent"] == 1
+
+    (sent,) = world.read(world.topics.goals, 1)
+    assert sent.value == record.value
+    assert [h for h in sent.headers if not h[0].startswith("waypost-replay-")] == [
+        *(h for h in record.headers if h[0] != "ce_specversion"),
+        ("ce_specversion", b"1.0"),
+    ]
+    assert default_codec().decode(sent.value, sent.headers).payload.input == {  # type: ignore[attr-defined]
+        "text": "misaddressed"
+    }
+    with world.engine.connect() as conn:
+        (entry,) = audit.recent(conn, actions=["dlq.replay"])
+        stored = replay_rows.get(conn, request_id=fixed.request_id)
+    assert entry.detail["edit"] == {"headers": repair.as_json()}
+    assert stored is not None
+    assert stored.edit == {"headers": repair.as_json()}
 
 
 def test_the_loop_guard_refuses_a_message_replayed_too_often_unless_forced(

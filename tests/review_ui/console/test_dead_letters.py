@@ -22,9 +22,12 @@ from sqlalchemy import Engine, select
 
 from orchestrator.dead_letters.edits import Edit
 from orchestrator.dead_letters.records import REPLAY_COUNT, REPLAY_OF, REPLAY_REQUEST, index_row
+from orchestrator.store import audit
 from orchestrator.store import dead_letters as index
 from orchestrator.store.dead_letters import DeadLetter
 from orchestrator.store.tables import dead_letters, outbox
+from review_ui.auth import store as auth_store
+from review_ui.auth.roles import Role
 from review_ui.console.dead_letter_forms import DlqQuery, Refused, parse_edit, parse_rate
 from review_ui.console.dead_letter_views import DiffLine, histogram, line_diff
 from review_ui.deps import AppState
@@ -570,3 +573,106 @@ def test_every_form_carries_a_request_id_of_its_own(
 
     assert len(ids) == 6
     assert all(uuid.UUID(i) for i in ids)
+
+
+# --- header edits: repairing a malformed event ------------------------------------------------
+
+
+def _misaddressed_goal(letters: DeadLetters) -> int:
+    """A goal whose ce_type is misspelt: undecodable as it is, fine once repaired."""
+    encoded = default_codec().encode(
+        Event(GoalSubmitted(type="test.review", input={"subject": "s"}), source="test")
+    )
+    headers = tuple(
+        (name, b"waypost.goal.submited" if name == "ce_type" else value)
+        for name, value in encoded.headers
+    )
+    return letters.add(
+        topic=letters.topics.goals, key=encoded.key, value=encoded.value, headers=headers
+    )
+
+
+def test_a_header_edit_repairs_a_malformed_event_in_the_console(
+    analyst: TestClient, letters: DeadLetters, engine: Engine
+) -> None:
+    letter_id = _misaddressed_goal(letters)
+    page = analyst.get(f"/dlq/{letter_id}").text
+    assert elements(page, "textarea", name="headers_edit")
+    repair = json.dumps({"ce_type": "waypost.goal.submitted"})
+
+    as_it_is = analyst.post(
+        f"/dlq/{letter_id}/replay", data=form(analyst, page, op="dry_run"), headers=htmx("letter")
+    )
+    dry = analyst.post(
+        f"/dlq/{letter_id}/replay",
+        data=form(analyst, page, op="dry_run", headers_edit=repair),
+        headers=htmx("letter"),
+    )
+    reserved = analyst.post(
+        f"/dlq/{letter_id}/replay",
+        data=form(analyst, page, op="dry_run", headers_edit='{"waypost-dlq-reason": null}'),
+        headers=htmx("letter"),
+    )
+    not_text = analyst.post(
+        f"/dlq/{letter_id}/replay",
+        data=form(analyst, page, op="dry_run", headers_edit='{"ce_type": 7}'),
+        headers=htmx("letter"),
+    )
+
+    assert "unknown ce_type &#39;waypost.goal.submited&#39;" in as_it_is.text
+    assert "Valid: the record passes its event type&#39;s schema." in dry.text
+    assert "<code>ce_type</code> set to <code>waypost.goal.submitted</code>" in dry.text
+    assert reserved.status_code == not_text.status_code == 422
+    assert "written by the replay itself" in reserved.text
+    assert "waypost-dlq-reason" in reserved.text  # what the analyst typed is kept
+    assert "A header edit is a JSON object of text values" in not_text.text
+    assert outbox_rows(engine) == []
+
+    sent = form(analyst, page, op="replay", headers_edit=repair)
+    analyst.post(f"/dlq/{letter_id}/replay", data=sent, headers=htmx("letter"))
+    state_of(analyst).replays.wait(sent["request_id"], timeout=30)
+    (row,) = outbox_rows(engine)
+    headers = dict(headers_from_json(row["headers"]))
+    assert headers["ce_type"] == b"waypost.goal.submitted"
+    assert default_codec().decode(row["value"], headers_from_json(row["headers"]))
+    with engine.connect() as conn:
+        (entry,) = audit.recent(conn, actions=["dlq.replay"])
+    assert entry.detail["edit"] == {"headers": {"ce_type": "waypost.goal.submitted"}}
+
+
+def test_the_api_replays_with_a_header_edit_and_refuses_an_insane_one(
+    analyst: TestClient, letters: DeadLetters, engine: Engine
+) -> None:
+    letter_id = _misaddressed_goal(letters)
+    with engine.begin() as conn:
+        token, _ = auth_store.create_token(conn, name="api-analyst", role=Role.ANALYST)
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    def replay(edit: dict[str, Any], **more: Any) -> Any:
+        body = {"ids": [letter_id], "edit": edit, **more}
+        return analyst.post("/api/v1/dlq/replays", json=body, headers=bearer)
+
+    refusals = {
+        "reserved": replay({"headers": {"waypost-replay-count": "0"}}),
+        "control": replay({"headers": {"ce_type": "a\nb"}}),
+        "name": replay({"headers": {"bad name": "x"}}),
+        "long": replay({"headers": {"ce_type": "x" * 5000}}),
+        "empty": replay({"headers": {}}),
+        "both": replay({"replace": {}, "merge_patch": {}}),
+    }
+    dry = replay({"headers": {"ce_type": "waypost.goal.submitted", "x": None}}, dry_run=True)
+
+    assert {name: r.status_code for name, r in refusals.items()} == dict.fromkeys(refusals, 422)
+    assert "written by the replay itself" in refusals["reserved"].json()["detail"]
+    assert dry.status_code == 200
+    (preview,) = dry.json()["previews"]
+    assert preview["outcome"] == "sent"
+    assert {"name": "ce_type", "value": "waypost.goal.submitted", "base64": None} in preview[
+        "headers"
+    ]
+    started = replay({"headers": {"ce_type": "waypost.goal.submitted"}}, request_id="hdr-1")
+    assert started.status_code == 202
+    assert started.json()["edit"] == {"headers": {"ce_type": "waypost.goal.submitted"}}
+    state_of(analyst).replays.wait("hdr-1", timeout=30)
+    (row,) = outbox_rows(engine)
+    assert dict(headers_from_json(row["headers"]))["ce_type"] == b"waypost.goal.submitted"

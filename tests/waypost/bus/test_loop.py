@@ -17,6 +17,7 @@ from waypost.bus.memory import MemoryBus, MemoryPublisher
 from waypost.bus.records import OutgoingRecord, ReceivedRecord
 from waypost.errors import UnexpectedEvent
 from waypost.events import AgentInfo, Event, TaskCompleted, default_codec
+from waypost.events.modes import ACCEPTED_MODES
 
 TOPIC = "ns.results"
 DLQ = "ns.results.dlq"
@@ -155,7 +156,7 @@ def test_an_undecodable_record_is_dead_lettered_byte_for_byte_and_the_loop_goes_
     }
     assert headers["consumer-group"] == GROUP
     assert headers["error-class"] == "UndecodableEvent"
-    assert headers["error-message"] == "header 'ce_id' is not UTF-8"
+    assert headers["error-message"] == f"header 'ce_id' is not UTF-8. {ACCEPTED_MODES}"
     assert headers["attempts"] == "1"
     assert headers["first-failure"] == headers["last-failure"]
     assert len(headers["stack-digest"]) == 16
