@@ -14,6 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, inspect, text
 
 import migrations
+from orchestrator.schedules.tables import metadata as schedule_metadata
 from orchestrator.store.tables import metadata as orchestrator_metadata
 from review_ui.auth.tables import metadata as auth_metadata
 from waypost import migrate
@@ -54,6 +55,8 @@ GOVERNANCE_TABLES = {"policy_decisions", "agent_actions", "agent_spend"}
 LEDGER_TABLES = {"agent_results"}
 # The A2A bridge remembers the remote task of each bridged task (waypost/a2a/store.py).
 BRIDGE_TABLES = {"a2a_bridge_tasks"}
+# Schedules and the slots they fired (orchestrator/schedules/tables.py).
+SCHEDULE_TABLES = {"schedules", "schedule_fires"}
 
 
 def _combined() -> MetaData:
@@ -67,6 +70,7 @@ def _combined() -> MetaData:
         governance_metadata,
         recorded_metadata,
         bridge_metadata,
+        schedule_metadata,
     ):
         for table in source.tables.values():
             table.to_metadata(combined)
@@ -121,6 +125,7 @@ def test_a_fresh_schema_is_upgraded_to_head(fresh_schema: tuple[Engine, str]) ->
         | GOVERNANCE_TABLES
         | LEDGER_TABLES
         | BRIDGE_TABLES
+        | SCHEDULE_TABLES
         | {"alembic_version"}
     )
 

@@ -241,6 +241,7 @@ def _topic_specs(settings: PlaybookSettings, agent_modules: Sequence[str]) -> li
 
 from waypost.cli import agents, dlq, goals, services, workflows  # noqa: E402
 from waypost.cli.breakers import breakers  # noqa: E402
+from waypost.cli.schedules import schedule  # noqa: E402
 from waypost.tools.cli import tools  # noqa: E402
 
 main.add_command(goals.goal)
@@ -249,4 +250,5 @@ main.add_command(services.agent)
 main.add_command(dlq.dlq)
 main.add_command(agents.agents)
 main.add_command(breakers)
+main.add_command(schedule)
 main.add_command(tools)
