@@ -159,6 +159,7 @@ class CommonSettings(BaseSettings):
         "agent_modules",
         "policy_dirs",
         "tool_dirs",
+        "hook_dirs",
         mode="before",
         check_fields=False,
     )
@@ -273,6 +274,27 @@ class OrchestratorSettings(PlaybookSettings):
         "probe through (half-open); the probe's success closes it, its failure opens it "
         "again for as long.",
     )
+    cascade_max_depth: int = Field(
+        8,
+        ge=1,
+        description="Event cascades (a playbook's triggers:): a workflow started by an "
+        "event is one deeper than the workflow that published it; an event from a "
+        "workflow at this depth starts nothing and is dead-lettered (a cycle of triggers "
+        "stops here).",
+    )
+    schedule_poll_interval_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="How often each orchestrator looks for due schedules (docs/triggers.md).",
+    )
+    schedule_grace_s: float = Field(
+        30.0,
+        ge=0,
+        description="A schedule's slot seen this long after its time still fires as on "
+        "time; older slots, and any before the latest, were missed and follow the "
+        "schedule's catch_up policy.",
+    )
 
 
 class AgentSettings(PolicySettings):
@@ -319,6 +341,14 @@ class IndexerSettings(CommonSettings):
 
 class HttpSettings(ListenerSettings, PlaybookSettings):
     """Settings of the HTTP app (review console and JSON API)."""
+
+    hook_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Directories of webhook YAML files (comma-separated); see "
+        "docs/triggers.md. Each hook is served at POST /hooks/<name>; changed files apply "
+        "without a restart (checked every 2 s), an invalid file is logged and its last "
+        "good version stays in force. Unset: no webhooks (every /hooks/<name> is 404).",
+    )
 
     dlq_max_replays: int = Field(
         3,

@@ -17,8 +17,24 @@ import yaml
 
 from orchestrator.errors import PlaybookError, Problem
 from orchestrator.playbooks.mapping import referenced_step, references
-from orchestrator.playbooks.model import Playbook, Step, step_options
+from orchestrator.playbooks.model import (
+    TRIGGER_KEY,
+    TRIGGER_VARIABLES,
+    Playbook,
+    Step,
+    Trigger,
+    step_options,
+)
 from waypost.durations import parse_duration as parse_duration  # re-exported
+from waypost.events import (
+    TaskEscalated,
+    WorkflowCancelled,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowStarted,
+)
+from waypost.events.envelope import TYPE_PREFIX
+from waypost.triggers.mapping import GoalMapping
 from waypost.yamlfile import YamlSyntaxError, field_path, line_of, parse
 
 
@@ -63,7 +79,7 @@ def load_document(
         schema_problems.sort(key=lambda problem: problem.line or 0)
         raise PlaybookError(source, schema_problems)
     playbook = _build(document, source)
-    problems = _check_graph(playbook, node)
+    problems = _check_graph(playbook, node) + _check_triggers(playbook, node)
     if problems:
         raise PlaybookError(source, problems)
     return playbook
@@ -117,6 +133,7 @@ def _build(document: Mapping[str, Any], source: str) -> Playbook:
         input_checker=_input_checker(document.get("input_schema")),
         document=document,
         digest=digest_of(document),
+        triggers=tuple(Trigger.read(raw) for raw in document.get("triggers", ())),
     )
 
 
@@ -134,6 +151,10 @@ def _input_checker(schema: Mapping[str, Any] | None, root: str = "input") -> Any
         return None  # reported by _check_graph with the file and line
 
     def errors(goal_input: Any) -> list[tuple[str, str]]:
+        if root == "input" and isinstance(goal_input, dict) and TRIGGER_KEY in goal_input:
+            # Waypost's record of the event that started the workflow, not the author's
+            # input: the playbook's input_schema does not cover it (docs/playbooks.md).
+            goal_input = {k: v for k, v in goal_input.items() if k != TRIGGER_KEY}
         return [
             (field_path(e.instance_path) if e.instance_path else root, e.message)
             for e in validator.iter_errors(goal_input)
@@ -234,6 +255,54 @@ def _check_graph(playbook: Playbook, node: yaml.Node | None) -> list[Problem]:
             jsonschema_rs.validator_for(dict(playbook.input_schema))
         except (ValueError, jsonschema_rs.ValidationError) as exc:
             problem(["input_schema"], f"not a valid JSON Schema: {exc}")
+    return problems
+
+
+# What the orchestrator publishes on the workflow events topic.
+_WORKFLOW_EVENT_TYPES = tuple(
+    TYPE_PREFIX + payload.TYPE
+    for payload in (
+        WorkflowStarted,
+        WorkflowCompleted,
+        WorkflowFailed,
+        WorkflowCancelled,
+        TaskEscalated,
+    )
+)
+
+
+def _check_triggers(playbook: Playbook, node: yaml.Node | None) -> list[Problem]:
+    """Each trigger's input template must be readable and use only known variables; one
+    on the workflow events topic must name an event type published there."""
+    problems: list[Problem] = []
+
+    def problem(path: list[str | int], message: str) -> None:
+        problems.append(Problem(field_path(path), message, line_of(node, path)))
+
+    for i, trigger in enumerate(playbook.triggers):
+        if trigger.topic == "workflow.events" and trigger.event_type not in _WORKFLOW_EVENT_TYPES:
+            problem(
+                ["triggers", i, "type"],
+                f"{trigger.event_type!r} is not published on workflow.events; the types "
+                f"there are {', '.join(_WORKFLOW_EVENT_TYPES)}",
+            )
+        if TRIGGER_KEY in trigger.input:
+            problem(
+                ["triggers", i, "input", TRIGGER_KEY],
+                f"{TRIGGER_KEY!r} is Waypost's record of the triggering event; use another key",
+            )
+        try:
+            mapping = GoalMapping(playbook.type, trigger.input)
+        except ValueError as exc:
+            problem(["triggers", i, "input"], str(exc))
+            continue
+        for reference in mapping.references():
+            if not reference.startswith("/") and reference not in ("", *TRIGGER_VARIABLES):
+                problem(
+                    ["triggers", i, "input"],
+                    f"${{{reference}}} is not a variable of a trigger; it has "
+                    f"{', '.join(TRIGGER_VARIABLES)} (and JSON pointers into the event's data)",
+                )
     return problems
 
 

@@ -243,6 +243,30 @@ class Step:
         return self.retries + 1
 
 
+TRIGGER_KEY = "_trigger"  # the goal input's record of the event that started the workflow
+TRIGGER_VARIABLES = ("event_id", "event_type", "source")  # what a trigger's input may use
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A CloudEvent that starts a workflow of its playbook (an event cascade).
+
+    An event on ``topic`` (its name within the namespace, e.g. ``workflow.events``) whose
+    ``ce_type`` is ``event_type`` and whose data has, at each JSON pointer of ``filter``,
+    the value written there, becomes a goal whose input is ``input`` (a template of
+    ``waypost.triggers.mapping``) applied to the event's data."""
+
+    topic: str
+    event_type: str
+    filter: Mapping[str, Any] = field(default_factory=dict)
+    input: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, raw: Mapping[str, Any]) -> Trigger:
+        """``{topic, type, filter, input}`` (schema-checked)."""
+        return cls(raw["topic"], raw["type"], raw.get("filter", {}), raw.get("input", {}))
+
+
 @dataclass(frozen=True, slots=True)
 class Playbook:
     """How a goal of ``type`` becomes a workflow."""
@@ -259,6 +283,7 @@ class Playbook:
     )
     document: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     digest: str = ""  # SHA-256 of the canonical document: identifies this version
+    triggers: tuple[Trigger, ...] = ()  # events that start a workflow of this playbook
 
     def input_problems(self, goal_input: Any) -> list[tuple[str, str]]:
         """(field, message) for each way ``goal_input`` breaks the ``input_schema``."""

@@ -10,9 +10,11 @@ from collections.abc import Callable
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from orchestrator.cascades import service as cascade_service
+from orchestrator.cascades.outgoing import CascadeOutgoing
 from orchestrator.playbooks.registry import PlaybookRegistry
 from orchestrator.publishing.outbox import OutboxPublisher
-from orchestrator.publishing.records import Outgoing
+from orchestrator.schedules.service import scheduler
 from orchestrator.service.applier import Applier
 from orchestrator.service.intake import Intake
 from orchestrator.service.metrics import OrchestratorMetrics, StoreGauges
@@ -51,14 +53,17 @@ def workers(
     topics = Topics(settings.namespace)
     codec = default_codec()
     specs = topics.specs(playbooks.capabilities(), settings)
+    specs += [s for s in cascade_service.topic_specs(playbooks, topics, settings) if s not in specs]
     admin = bus.admin()
     try:
         admin.ensure_topics(specs)
     except TopicError as exc:
         log.warning("%s; the reconciler will try again", exc)
+    # Triggered workflows' events carry their cascade depth (orchestrator/cascades/).
+    outgoing = CascadeOutgoing(topics, codec, tracing=tracing)
     applier = Applier(
         playbooks=playbooks,
-        outgoing=Outgoing(topics, codec, tracing=tracing),
+        outgoing=outgoing,
         random=random.Random().random,  # noqa: S311 - retry jitter, not secrecy
         retry=RetryPolicy(settings.retry_backoff_initial_s, settings.retry_backoff_max_s),
         breakers=BreakerPolicy(
@@ -122,11 +127,32 @@ def workers(
         topics.results,
         topics.orchestrator_group,
     )
-    return {
+    threads = {
         "intake": consumer.run,
         "relay": lambda: relay.run(stop),
         "reconciler": lambda: reconciler.run(stop),
     }
+    cascade = cascade_service.consumer_loop(
+        settings,
+        playbooks=playbooks,
+        bus=bus,
+        engine=engine,
+        outgoing=outgoing,
+        stop=stop,
+        outages=outages,
+    )
+    if cascade is not None:
+        threads["cascades"] = cascade.run
+    schedules = scheduler(
+        settings,
+        engine=engine,
+        playbooks=playbooks,
+        outgoing=outgoing,
+        publisher=publisher,
+        outages=outages,
+    )
+    threads["schedules"] = lambda: schedules.run(stop)
+    return threads
 
 
 SERVICE = service.Service("orchestrator")
