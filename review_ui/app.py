@@ -16,8 +16,8 @@ from orchestrator.playbooks.versions import PlaybookVersions
 from orchestrator.publishing.outbox import OutboxPublisher
 from orchestrator.publishing.records import Outgoing
 from orchestrator.review import Reviews
-from review_ui import a2a, console, openapi, problems
-from review_ui.api import dead_letters, escalations, goals, health, workflows
+from review_ui import a2a, console, hooks, openapi, problems
+from review_ui.api import dead_letters, escalations, goals, health, schedules, workflows
 from review_ui.api.agents import router as agents_router
 from review_ui.api.breakers import router as breakers_router
 from review_ui.deps import AppState
@@ -108,6 +108,8 @@ def create_app(
     for router in (goals.router, workflows.router, escalations.router, dead_letters.router):
         app.include_router(router, prefix="/api/v1")
     app.include_router(agents_router, prefix="/api/v1")
+    app.include_router(schedules.router, prefix="/api/v1")
+    app.include_router(hooks.router)
     app.include_router(breakers_router, prefix="/api/v1")
     app.include_router(health.router)
     app.include_router(metrics_router)

@@ -168,7 +168,9 @@ def build(app: FastAPI) -> dict[str, Any]:
                 # its own; the app never sends it (its 422s are problem documents).
                 del responses["422"]
             if "401" in responses:
-                operation["security"] = copy.deepcopy(SECURITY)
+                # Unless the route says otherwise: a signed webhook answers 401 for a bad
+                # signature, and declares no token (``security: []``).
+                operation.setdefault("security", copy.deepcopy(SECURITY))
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     _exact_bounds(doc)
