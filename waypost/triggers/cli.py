@@ -1,0 +1,60 @@
+"""`waypost bridge`: MQTT and NATS messages become goals (docs/triggers.md, "MQTT and
+NATS bridges")."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+_CONFIG_ENV = "WAYPOST_BRIDGES"
+
+
+@click.group()
+def bridge() -> None:
+    """MQTT and NATS bridges: messages on topics and subjects become goals."""
+
+
+@bridge.command(name="run")
+@click.option(
+    "--config",
+    "paths",
+    multiple=True,
+    required=True,
+    envvar=_CONFIG_ENV,
+    metavar="FILE_OR_DIR",
+    type=click.Path(exists=True, path_type=Path),
+    help="A bridge file, or a directory of them (*.yaml, *.yml); repeatable (default "
+    f"{_CONFIG_ENV}, several separated by the path separator).",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Only validate the files: list each bridge (source, topics or subject, goal "
+    "type, environment variables its secrets need) and exit. An invalid file stops it "
+    "with exit status 2, naming each file, field and line.",
+)
+def run(paths: tuple[Path, ...], check: bool) -> None:
+    """Subscribe to each bridge's MQTT topic filters (QoS 1, persistent session) or NATS
+    JetStream subject (durable consumer) and publish every message as a goal.submitted
+    event on the goals topic; a message is acknowledged only once Kafka has the goal. A
+    message that cannot be mapped goes to the goals dead-letter topic, original bytes.
+
+    Takes the common settings (WAYPOST_KAFKA_BOOTSTRAP, WAYPOST_NAMESPACE, ...); no
+    database. Secrets come from the environment variables the files name.
+    """
+    from waypost.triggers.runner import bridges_of, main
+
+    if not check:
+        sys.exit(main(paths))
+    found = bridges_of(paths)
+    for name, item in sorted(found.items()):
+        if item.mqtt is not None:
+            where = f"mqtt {item.mqtt.url} topics {', '.join(item.mqtt.topics)}"
+        else:
+            assert item.nats is not None
+            where = f"nats {item.nats.url} subject {item.nats.subject} (stream {item.nats.stream})"
+        needs = ", ".join(sorted(item.secrets().values())) or "none"
+        click.echo(f"{name}: {where} -> goal {item.goal.type}, environment variables: {needs}")
+    click.echo(f"{len(found)} bridge(s) valid")
