@@ -19,10 +19,12 @@ console pages a 303 to /login without a session.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -59,12 +61,14 @@ from tests.review_ui.console.conftest import (
     csrf_token,
     log_in,
 )
+from tests.support.schedules import add_schedule
 from waypost.bus.dead_letters import Failure, dead_letter
 from waypost.bus.memory import MemoryBus
 from waypost.bus.records import ReceivedRecord
 from waypost.events import default_codec, utcnow
 from waypost.settings import HttpSettings
 from waypost.topics import Topics
+from waypost.triggers.signatures import github_signature
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +98,12 @@ EXPECTED: dict[tuple[str, str], tuple[Expect, Expect, Expect, Expect]] = {
     ("GET", "/api/v1/workflows/{workflow_id}"): (401, OK, OK, OK),
     ("POST", "/api/v1/workflows/{workflow_id}/cancel"): (401, 403, 403, OK),
     ("GET", "/api/v1/breakers"): (401, OK, OK, OK),
+    ("GET", "/api/v1/schedules"): (401, OK, OK, OK),
+    ("POST", "/api/v1/schedules"): (401, 403, 403, OK),
+    ("GET", "/api/v1/schedules/{name}"): (401, OK, OK, OK),
+    ("DELETE", "/api/v1/schedules/{name}"): (401, 403, 403, OK),
+    ("POST", "/api/v1/schedules/{name}/pause"): (401, 403, 403, OK),
+    ("POST", "/api/v1/schedules/{name}/resume"): (401, 403, 403, OK),
     ("GET", "/api/v1/agents"): (401, OK, OK, OK),
     ("GET", "/api/v1/escalations"): (401, OK, OK, OK),
     ("GET", "/api/v1/escalations/{escalation_id}"): (401, OK, OK, OK),
@@ -126,6 +136,8 @@ EXPECTED: dict[tuple[str, str], tuple[Expect, Expect, Expect, Expect]] = {
     ("POST", "/api/v1/dlq/replays"): (401, 403, OK, OK),
     ("POST", "/api/v1/dlq/resolve"): (401, 403, OK, OK),
     ("POST", "/api/v1/dlq/discard"): (401, 403, OK, OK),
+    # a signed webhook: the signature is the credential, whoever sends it
+    ("POST", "/hooks/{name}"): (OK, OK, OK, OK),
     # the MCP and A2A endpoints: bearer tokens only (sessions are 401, see BEARER_ONLY); the
     # role each tool or JSON-RPC method needs is checked by their own tests
     ("POST", "/mcp"): (401, OK, OK, OK),
@@ -237,6 +249,17 @@ class World:
     read_escalation: str
     counter: Iterator[int] = field(default_factory=itertools.count)
     namespace: str = "waypost"
+    read_schedule: str | None = None
+
+    def schedule(self) -> str:
+        """The schedule reads point at (made on first use)."""
+        if self.read_schedule is None:
+            self.read_schedule = add_schedule(self.engine, "matrix-read")
+        return self.read_schedule
+
+    def fresh_schedule(self) -> str:
+        """A new schedule, for a call that changes or removes one."""
+        return add_schedule(self.engine, self.name("matrix-"))
 
     @property
     def workflow_id(self) -> str:
@@ -319,6 +342,7 @@ class Call:
     json: Any = None
     data: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    content: bytes | None = None
     # logout's success is a 303 to /login that also deletes the session cookie
     logs_out: bool = False
 
@@ -382,6 +406,7 @@ def _read(world: World, caller: Caller) -> Call:
             "workflow_id": world.workflow_id,
             "dead_letter_id": str(world.read_dead_letter),
             "request_id": world.replay_request,
+            "name": world.schedule(),
         }
     )
 
@@ -406,6 +431,29 @@ def _dlq_form(one: bool, **form: str) -> Callable[[World, Caller], Call]:
 
 # How to call a route so that an allowed caller succeeds. A route without a recipe is
 # called with its path parameters filled in and no body.
+HOOK_SECRET = "matrix-hook-secret"
+HOOK_FILE = """\
+hooks:
+  matrix:
+    secret: ${MATRIX_HOOK_SECRET}
+    scheme: github
+    goal: {type: test.review, input: {subject: "${/subject}"}}
+"""
+
+
+def _signed_delivery(world: World, caller: Caller) -> Call:
+    body = json.dumps({"subject": "From a webhook"}).encode()
+    return Call(
+        {"name": "matrix"},
+        content=body,
+        headers={
+            "content-type": "application/json",
+            "X-Hub-Signature-256": github_signature(HOOK_SECRET.encode(), body),
+            "X-GitHub-Delivery": world.name("delivery-"),
+        },
+    )
+
+
 def _mcp_initialize(world: World, caller: Caller) -> Call:
     return Call(
         json={
@@ -435,6 +483,23 @@ def _a2a_get_task(world: World, caller: Caller) -> Call:
 
 
 RECIPES: dict[tuple[str, str], Callable[[World, Caller], Call]] = {
+    ("POST", "/hooks/{name}"): _signed_delivery,
+    ("POST", "/api/v1/schedules"): lambda world, caller: Call(
+        json={
+            "name": world.name("matrix-new-"),
+            "every": "1h",
+            "goal": {"type": "test.review", "input": {"subject": "s"}},
+        }
+    ),
+    ("DELETE", "/api/v1/schedules/{name}"): lambda world, caller: Call(
+        {"name": world.fresh_schedule()}
+    ),
+    ("POST", "/api/v1/schedules/{name}/pause"): lambda world, caller: Call(
+        {"name": world.fresh_schedule()}
+    ),
+    ("POST", "/api/v1/schedules/{name}/resume"): lambda world, caller: Call(
+        {"name": world.fresh_schedule()}
+    ),
     ("POST", "/mcp"): _mcp_initialize,
     ("POST", "/a2a"): _a2a_get_task,
     ("POST", "/api/v1/goals"): lambda world, caller: Call(
@@ -517,8 +582,18 @@ def playbooks() -> PlaybookRegistry:
 
 
 @pytest.fixture
-def app(make_settings: Callable[..., Any], engine: Engine, playbooks: PlaybookRegistry) -> FastAPI:
-    settings: HttpSettings = make_settings(HttpSettings)
+def app(
+    make_settings: Callable[..., Any],
+    engine: Engine,
+    playbooks: PlaybookRegistry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> FastAPI:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "matrix.yaml").write_text(HOOK_FILE, encoding="utf-8")
+    monkeypatch.setenv("MATRIX_HOOK_SECRET", HOOK_SECRET)
+    settings: HttpSettings = make_settings(HttpSettings, hook_dirs=[hooks])
     return create_app(settings, engine=engine, admin=MemoryBus().admin(), playbooks=playbooks)
 
 
@@ -602,7 +677,12 @@ def test_every_route_refuses_exactly_whom_the_table_says(
                 want = 401
             url, call = build_call(world, caller, method, path)
             response = caller.request(
-                method, url, json=call.json, data=call.data, headers=call.headers
+                method,
+                url,
+                json=call.json,
+                data=call.data,
+                content=call.content,
+                headers=call.headers,
             )
             calls += 1
             got = refusal(response, logs_out=call.logs_out)

@@ -74,6 +74,7 @@ from review_ui.app import create_app
 from review_ui.auth import store as auth_store
 from review_ui.auth.roles import Role
 from tests.orchestrator.test_reviews import ReviewHarness, write_playbooks
+from tests.support.schedules import add_schedule
 from waypost.bus.dead_letters import Failure, dead_letter
 from waypost.bus.kafka import KafkaBus
 from waypost.bus.memory import MemoryBus
@@ -119,6 +120,12 @@ OPERATIONS = {
     "POST /api/v1/dlq/replays",
     "POST /api/v1/dlq/resolve",
     "POST /api/v1/dlq/discard",
+    "GET /api/v1/schedules",
+    "POST /api/v1/schedules",
+    "GET /api/v1/schedules/{name}",
+    "DELETE /api/v1/schedules/{name}",
+    "POST /api/v1/schedules/{name}/pause",
+    "POST /api/v1/schedules/{name}/resume",
 }
 # Operations whose every rule is in the schema (see the module docstring).
 STATED = {
@@ -136,14 +143,23 @@ STATED = {
 }
 DEAD_LETTER_OPERATIONS = {op for op in OPERATIONS if " /api/v1/dlq" in op}
 # Who may not call what (review_ui/auth/roles.py): these answer 403, as documented.
+# Changing schedules is for admins.
+SCHEDULE_CHANGES = {
+    "POST /api/v1/schedules",
+    "DELETE /api/v1/schedules/{name}",
+    "POST /api/v1/schedules/{name}/pause",
+    "POST /api/v1/schedules/{name}/resume",
+}
 REFUSED = {
     Role.REVIEWER: DEAD_LETTER_OPERATIONS
+    | SCHEDULE_CHANGES
     | {
         "POST /api/v1/goals",
         "POST /api/v1/escalations/{escalation_id}/assign",
         "POST /api/v1/workflows/{workflow_id}/cancel",
     },
-    Role.ANALYST: {
+    Role.ANALYST: SCHEDULE_CHANGES
+    | {
         "POST /api/v1/goals",
         "POST /api/v1/workflows/{workflow_id}/cancel",
         "POST /api/v1/escalations/{escalation_id}/assign",
@@ -237,7 +253,8 @@ def real_ids(
     engine: Engine, namespace: str, harness: ReviewHarness
 ) -> Callable[[str], dict[str, str]]:
     """Path parameters naming things that exist, so generated requests get past the 404
-    to the code behind it: each call a new open escalation, and a dead letter."""
+    to the code behind it: each call a new open escalation (or schedule), and a dead
+    letter."""
     numbers = itertools.count()
     letter = index_dead_letter(engine, namespace, 0)
     request_id = replay_request(engine, namespace, letter)
@@ -247,6 +264,8 @@ def real_ids(
         found = {"dead_letter_id": str(letter), "request_id": request_id, "workflow_id": goal}
         if "{escalation_id}" in path or "{workflow_id}" in path:
             found["escalation_id"] = harness.escalate(goal).id
+        if "{name}" in path:  # a schedule each time (a DELETE may remove it)
+            found["name"] = add_schedule(engine, f"fuzz-{next(numbers)}")
         return {k: v for k, v in found.items() if "{" + k + "}" in path}
 
     return ids
