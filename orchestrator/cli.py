@@ -55,16 +55,20 @@ def playbooks() -> None:
     "directories", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path)
 )
 def check(directories: tuple[Path, ...]) -> None:
-    """Load the built-in playbooks and those in DIRECTORIES (default: WAYPOST_PLAYBOOK_DIRS),
-    report errors with file, field and line, and list each goal type's steps."""
+    """Load the built-in playbooks and those in DIRECTORIES (default: WAYPOST_PLAYBOOK_DIRS)
+    with the schedules of their `schedules/` directories, report errors with file, field
+    and line, and list each goal type's steps and triggers, and the schedules."""
     from orchestrator.errors import PlaybookError
     from orchestrator.playbooks.registry import PlaybookRegistry
+    from orchestrator.schedules.errors import ScheduleFileError
+    from orchestrator.schedules.files import load_dirs
     from waypost.settings import OrchestratorSettings, load
 
     dirs = list(directories) or load(OrchestratorSettings).playbook_dirs
     try:
         registry = PlaybookRegistry.load(dirs)
-    except PlaybookError as exc:
+        schedules = load_dirs(dirs)
+    except (PlaybookError, ScheduleFileError) as exc:
         click.secho(str(exc), fg="red", err=True)
         sys.exit(1)
     for playbook in registry:
@@ -75,7 +79,13 @@ def check(directories: tuple[Path, ...]) -> None:
         )
         click.echo(f"{playbook.type} v{playbook.version} ({playbook.source})")
         click.echo(f"  steps: {steps}")
-    click.echo(f"{len(registry.types())} playbook(s) OK")
+        for trigger in playbook.triggers:
+            click.echo(f"  trigger: {trigger.event_type} on {trigger.topic}")
+    for found in schedules:
+        spec = found.schedule.spec
+        when = f"cron {spec.cron!r} ({spec.timezone})" if spec.cron else f"every {spec.every}"
+        click.echo(f"schedule {found.schedule.name}: {when} -> {found.schedule.goal.goal_type}")
+    click.echo(f"{len(registry.types())} playbook(s), {len(schedules)} schedule(s) OK")
 
 
 def playbook_capabilities(settings: PlaybookSettings) -> frozenset[str]:

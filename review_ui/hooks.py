@@ -26,8 +26,10 @@ from orchestrator.errors import InvalidGoalInput, UnknownGoalType
 from review_ui.deps import AppState, StateDep
 from review_ui.openapi import problems
 from review_ui.problems import Problem
+from waypost.errors import ConfigError
 from waypost.events import new_traceparent, utcnow
 from waypost.events.storable import value_problem
+from waypost.settings import HttpSettings
 from waypost.triggers.errors import MappingError
 from waypost.triggers.hooks import HOOK_NAME, ActiveHook, HookSet
 from waypost.triggers.mapping import pointer
@@ -51,6 +53,18 @@ class HookAccepted(BaseModel):
         description="True when this delivery id was received before: no new workflow was "
         "started, `workflow_id` is the one its first copy started (answered 200, not 202)."
     )
+
+
+def check_hooks(settings: HttpSettings) -> None:
+    """Refuse to start with invalid hook files, a missing directory or an unset secret:
+    ConfigError naming WAYPOST_HOOK_DIRS and every file, field and line. Once running,
+    a file broken by an edit keeps its last good version (and is logged)."""
+    if not settings.hook_dirs:
+        return
+    errors = HookSet(settings.hook_dirs, environ=os.environ).errors
+    if errors:
+        listing = "\n".join(str(error) for error in errors)
+        raise ConfigError(f"WAYPOST_HOOK_DIRS: invalid hooks:\n{listing}")
 
 
 def hook_set(state: AppState, app_state: Any) -> HookSet:

@@ -6,6 +6,7 @@ import uvicorn
 
 from orchestrator.playbooks.registry import PlaybookRegistry
 from review_ui.app import create_app
+from review_ui.hooks import check_hooks
 from waypost import service
 from waypost.settings import HttpSettings, load
 from waypost.telemetry import setup as telemetry
@@ -19,6 +20,7 @@ SERVICE = service.Service("http", pool_size=10)
 def main(settings: HttpSettings | None = None) -> int:
     """Serve until SIGTERM/SIGINT."""
     settings = settings or load(HttpSettings)
+    check_hooks(settings)  # before anything connects: a bad hook file stops start-up
     with service.connected(SERVICE, settings) as connections:
         bus = connections.bus()
         tracing = telemetry.tracing(settings, SERVICE.process)

@@ -32,7 +32,9 @@ from orchestrator.playbooks.registry import PlaybookRegistry
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.tables import workflows
 from review_ui.app import create_app
+from review_ui.hooks import check_hooks
 from waypost.bus.kafka import KafkaBus
+from waypost.errors import ConfigError
 from waypost.settings import HttpSettings
 from waypost.stack.broker import EmbeddedBroker
 from waypost.triggers.signatures import github_signature, hmac_signature, stripe_signature
@@ -464,3 +466,32 @@ def test_schemathesis_finds_every_answer_of_the_hook_route_documented(app: FastA
     assert any_name == {404}
     assert broken, broken
     assert broken <= {200, 202}, broken
+
+
+def test_waypost_serve_refuses_to_start_with_a_bad_hook_file_naming_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "bad.yaml").write_text(
+        "hooks:\n  github:\n    secret: plain-text\n    scheme: github\n"
+        "    goal: {type: support.ticket, input: {}}\n",
+        encoding="utf-8",
+    )
+    (hooks / "unset.yaml").write_text(
+        "hooks:\n  crm:\n    secret: ${TEST_UNSET_HOOK_SECRET}\n    scheme: github\n"
+        "    goal: {type: support.ticket, input: {}}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.delenv("TEST_UNSET_HOOK_SECRET", raising=False)
+
+    with pytest.raises(ConfigError) as refused:
+        check_hooks(HttpSettings(hook_dirs=[hooks, tmp_path / "missing"]))
+
+    message = str(refused.value)
+    assert message.startswith("WAYPOST_HOOK_DIRS: invalid hooks:")
+    for named in ("bad.yaml", "hooks.github.secret", "unset.yaml", "TEST_UNSET_HOOK_SECRET"):
+        assert named in message
+    assert "missing" in message
+    assert "is not a directory" in message
+    check_hooks(HttpSettings(hook_dirs=[]))  # no hooks: nothing to check

@@ -37,6 +37,7 @@ from waypost.bus.base import Bus, Subscriber
 from waypost.bus.records import ReceivedRecord
 from waypost.events import Codec, WorkflowCancelled, utcnow
 from waypost.events.envelope import TYPE_PREFIX
+from waypost.events.modes import STRUCTURED_CONTENT_TYPE
 from waypost.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -140,13 +141,15 @@ class CancellationListener:
     def take(self, records: Sequence[ReceivedRecord]) -> None:
         """Record the cancellations among ``records``; skip everything else."""
         for record in records:
-            if record.header("ce_type") != _CANCELLED_TYPE:
-                continue  # other lifecycle events: not ours to judge
+            content_type = record.header("content-type") or b""
+            structured = content_type.startswith(STRUCTURED_CONTENT_TYPE.encode())
+            if not structured and record.header("ce_type") != _CANCELLED_TYPE:
+                continue  # other lifecycle events (binary mode): not ours to judge
             try:
                 event = self.codec.decode(record.value, record.headers)
             except Exception as exc:
                 log.warning(
-                    "skipping an unreadable workflow.cancelled at %s[%d]@%d: %s",
+                    "skipping an unreadable record at %s[%d]@%d: %s",
                     record.topic,
                     record.partition,
                     record.offset,
@@ -155,7 +158,7 @@ class CancellationListener:
                 continue
             payload = event.payload
             if not isinstance(payload, WorkflowCancelled):
-                continue  # headers that disagree (a repeated ce_type): not a cancellation
+                continue  # another structured event, or headers that disagree
             self.seen += 1
             attempts = [(t.task_id, t.attempt) for t in payload.tasks]
             if self.cancellations.cancel(attempts, at=event.time) and attempts:

@@ -65,7 +65,7 @@ def test_the_packages_commands_are_plugged_in_and_loaded_only_when_used() -> Non
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "[]"  # the kernel's command imports nothing above the kernel
-    assert "playbook(s) OK" in result.stdout
+    assert "schedule(s) OK" in result.stdout
     assert "support.ticket v" in result.stdout
     exit_code, modules = lines[-1].split(" ", 1)
     assert exit_code == "0"

@@ -3,6 +3,7 @@ the listener takes, and what the worker does with a cancelled attempt."""
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -220,3 +221,46 @@ def test_a_handler_that_raises_once_cancelled_is_not_tried_again() -> None:
     failed = default_codec().decode(record.value, record.headers).payload
     assert isinstance(failed, TaskFailed)
     assert (failed.error.type, failed.error.retryable) == ("RuntimeError", False)
+
+
+def _as_structured(record: ReceivedRecord) -> ReceivedRecord:
+    """The same event in structured mode: its attributes and data in one JSON value."""
+    headers = dict(record.headers or [])
+    event = {
+        name.removeprefix("ce_"): value.decode() if isinstance(value, bytes) else value
+        for name, value in headers.items()
+        if name.startswith("ce_")
+    }
+    event["data"] = json.loads(record.value or b"null")
+    event["datacontenttype"] = "application/json"
+    return ReceivedRecord(
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        json.dumps(event).encode(),
+        [("content-type", b"application/cloudevents+json")],
+    )
+
+
+def test_the_listener_takes_a_structured_mode_cancellation_too() -> None:
+    cancellations = Cancellations(clock=lambda: NOW)
+    bus = MemoryBus()
+    bus.admin().ensure_topics([TopicSpec(TOPICS.workflow_events, 1)])
+    listener = CancellationListener(
+        bus.subscriber("g", [TOPICS.workflow_events], "c"),
+        cancellations,
+        default_codec(),
+        threading.Event(),
+    )
+    started = WorkflowStarted(workflow_id="wf-1", type="test.echo", steps=["say"])
+
+    listener.take(
+        [
+            _as_structured(_record(started, 0)),
+            _as_structured(_record(_cancelled(("t1", 1)), 1)),
+        ]
+    )
+
+    assert listener.seen == 1
+    assert cancellations.is_cancelled("t1", 1)
