@@ -23,6 +23,7 @@ from waypost.events import WorkflowCancelled, default_codec
 pytestmark = pytest.mark.e2e
 
 
+@pytest.mark.slow  # several seconds of broker or browser time: make test-slow
 def test_a_running_task_of_a_cancelled_workflow_has_its_late_result_ignored(
     platform: Platform, tmp_path: Path
 ) -> None:

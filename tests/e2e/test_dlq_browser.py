@@ -120,6 +120,7 @@ def indexed(platform: Platform, event_id: str) -> int:
     return wait_for(probe, timeout=60, interval=0.2, what=f"the dead letter of {event_id}")
 
 
+@pytest.mark.slow  # several seconds of broker or browser time: make test-slow
 def test_an_analyst_fixes_a_dead_letter_and_replays_it(
     workbench: Workbench, session: Session
 ) -> None:

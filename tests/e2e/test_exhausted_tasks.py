@@ -33,6 +33,7 @@ def _headers(record: ReceivedRecord) -> dict[str, str]:
     return {name: (value or b"").decode() for name, value in record.headers}
 
 
+@pytest.mark.slow  # several seconds of broker or browser time: make test-slow
 def test_a_dead_lettered_task_replayed_with_a_fixed_input_completes_its_workflow(
     platform: Platform,
 ) -> None:

@@ -327,6 +327,7 @@ def test_with_a_publisher_the_goal_goes_to_the_broker_at_once(
         publisher.close()
 
 
+@pytest.mark.slow  # several seconds of broker or browser time: make test-slow
 def test_a_committed_goal_is_accepted_when_the_broker_fails_to_take_it(
     settings: HttpSettings,
     engine: Engine,

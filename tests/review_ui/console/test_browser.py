@@ -78,6 +78,7 @@ def page(server: Server, tmp_path: Path) -> Iterator[Page]:
         assert [e for e in errors if not any(x in e for x in expected)] == [], errors
 
 
+@pytest.mark.slow  # several seconds of broker or browser time: make test-slow
 def test_keyboard_htmx_and_live_updates(
     page: Page, escalations: Escalations, engine: Engine
 ) -> None:

@@ -83,6 +83,7 @@ def _reading_the_old_log(
     return member, batch, set(old)
 
 
+@pytest.mark.slow  # several seconds of broker or browser time: make test-slow
 def test_a_batch_of_the_old_log_is_not_committed_into_the_new_one(
     own_broker: EmbeddedBroker,
     bus: KafkaBus,
@@ -122,6 +123,7 @@ def test_a_batch_of_the_old_log_is_not_committed_into_the_new_one(
     assert seen[0].topic_id != batch[0].topic_id
 
 
+@pytest.mark.slow  # several seconds of broker or browser time: make test-slow
 def test_a_running_member_rewinds_its_position_into_a_recreated_topic(
     own_broker: EmbeddedBroker,
     bus: KafkaBus,
@@ -148,6 +150,7 @@ def test_a_running_member_rewinds_its_position_into_a_recreated_topic(
     assert not {(r.value or b"").decode() for r in seen + after} & old
 
 
+@pytest.mark.slow  # several seconds of broker or browser time: make test-slow
 def test_a_member_resumed_while_its_partitions_were_lost_fetches_once_they_are_back(
     own_broker: EmbeddedBroker,
     bus: KafkaBus,
