@@ -453,19 +453,18 @@ def fuzz_hook(
 
 @pytest.mark.slow  # about 10 s with its schema's teardown
 def test_schemathesis_finds_every_answer_of_the_hook_route_documented(app: FastAPI) -> None:
-    positive, negative = GenerationMode.POSITIVE, GenerationMode.NEGATIVE
+    # Positive mode only: the body is any JSON and the route declares no credential
+    # (security: []), so negative mode finds nothing to break once the name is given.
+    positive = GenerationMode.POSITIVE
     signed = fuzz_hook(app, positive, name="fuzz", signed=True, examples=30)
     unsigned = fuzz_hook(app, positive, name="fuzz", signed=False, examples=10)
     any_name = fuzz_hook(app, positive, name=None, signed=False, examples=10)
-    broken = fuzz_hook(app, negative, name="fuzz", signed=True, examples=10)
 
     # Signed deliveries got past the signature into workflows (not only refusals); the
     # later run repeated their delivery ids.
     assert signed == {202}
     assert unsigned == {401}
     assert any_name == {404}
-    assert broken, broken
-    assert broken <= {200, 202}, broken
 
 
 def test_waypost_serve_refuses_to_start_with_a_bad_hook_file_naming_the_setting(
