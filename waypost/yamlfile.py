@@ -5,7 +5,7 @@ it is wrong: the field's path and its line, so every config error reads
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -140,3 +140,52 @@ def named_entries(
                 problems.append(Problem(field_path(path), message, line_of(node, path)))
     problems.sort(key=lambda problem: problem.line or 0)
     return found, problems
+
+
+def yaml_files(paths: Sequence[Path]) -> list[Path]:
+    """The files named, and the ``*.yaml``/``*.yml`` files of the directories named."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted([*path.glob("*.yaml"), *path.glob("*.yml")]))
+        else:
+            files.append(path)
+    return files
+
+
+T = TypeVar("T")
+E = TypeVar("E", bound=Exception)
+
+
+def load_named_files(
+    paths: Sequence[Path],
+    *,
+    load: Callable[[str, str], dict[str, T]],
+    error: type[E],
+    clash: Callable[[str, T], Problem],
+    nothing: str,
+) -> tuple[dict[str, T], list[E]]:
+    """The entries of every file ``yaml_files(paths)`` finds, by name, read with
+    ``load(text, source)`` (which raises ``error(source, problems)``), and every problem:
+    files that cannot be read or are invalid, a name ``clash`` (given the name and the entry
+    that had it first), and, when nothing at all was found, ``nothing``."""
+    errors: list[E] = []
+    found: dict[str, T] = {}
+    for path in yaml_files(paths):
+        try:
+            loaded = load(path.read_text(encoding="utf-8"), str(path))
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.append(error(str(path), [Problem("(file)", f"cannot be read: {exc}")]))
+            continue
+        except error as invalid:
+            errors.append(invalid)
+            continue
+        for name, entry in loaded.items():
+            if name in found:
+                errors.append(error(str(path), [clash(name, found[name])]))
+                continue
+            found[name] = entry
+    if not errors and not found:
+        shown = ", ".join(str(p) for p in paths) or "(none given)"
+        errors.append(error(shown, [Problem("(files)", nothing)]))
+    return found, errors

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from waypost.cli.options import check_flag, config_files
+
 _CONFIG_ENV = "WAYPOST_A2A_BRIDGES"
 
 
@@ -17,23 +19,9 @@ def a2a() -> None:
 
 
 @a2a.command(name="bridge")
-@click.option(
-    "--config",
-    "paths",
-    multiple=True,
-    required=True,
-    envvar=_CONFIG_ENV,
-    metavar="FILE_OR_DIR",
-    type=click.Path(exists=True, path_type=Path),
-    help="A bridge file, or a directory of them (*.yaml, *.yml); repeatable (default "
-    f"{_CONFIG_ENV}, several separated by the path separator).",
-)
-@click.option(
-    "--check",
-    is_flag=True,
-    help="Only validate the files: list each bridge (capability, remote agent, skill, "
-    "governance action, environment variables its headers need) and exit. An invalid "
-    "file stops it with exit status 2, naming each file, field and line.",
+@config_files(_CONFIG_ENV)
+@check_flag(
+    "capability, remote agent, skill, governance action, environment variables its headers need"
 )
 def bridge(paths: tuple[Path, ...], check: bool) -> None:
     """Consume the task topic of each bridged capability and send every task to its

@@ -35,7 +35,7 @@ from waypost.durations import parse_duration
 
 # One rule for secrets in config files: the tool-server files' (waypost/tools/config.py).
 from waypost.tools.config import REFERENCE, SECRET_NAME
-from waypost.yamlfile import Problem, YamlSyntaxError, named_entries
+from waypost.yamlfile import Problem, YamlSyntaxError, load_named_files, named_entries
 
 CAPABILITY = re.compile(r"^[a-z][a-z0-9_.-]{0,99}$")  # as waypost.sdk accepts it
 AGENT_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
@@ -147,46 +147,18 @@ def load_text(text: str, *, source: str = "<text>") -> dict[str, Bridge]:
     return found
 
 
-def bridge_files(paths: Sequence[Path]) -> list[Path]:
-    """The files named, and the ``*.yaml``/``*.yml`` files of the directories named."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted([*path.glob("*.yaml"), *path.glob("*.yml")]))
-        else:
-            files.append(path)
-    return files
-
-
 def load_bridges(paths: Sequence[Path]) -> dict[str, Bridge]:
     """Every bridge of these files and directories, by capability; ``InvalidBridges``
     naming every invalid file, field and line (or saying that there is no bridge)."""
-    errors: list[BridgeConfigError] = []
-    bridges: dict[str, Bridge] = {}
-    for path in bridge_files(paths):
-        try:
-            loaded = load_text(path.read_text(encoding="utf-8"), source=str(path))
-        except (OSError, UnicodeDecodeError) as exc:
-            unread = Problem("(file)", f"cannot be read: {exc}")
-            errors.append(BridgeConfigError(str(path), [unread]))
-            continue
-        except BridgeConfigError as invalid:
-            errors.append(invalid)
-            continue
-        for name, bridge in loaded.items():
-            if name in bridges:
-                problem = Problem(
-                    f"bridges.{name}",
-                    f"capability {name!r} is also bridged in {bridges[name].source}",
-                )
-                errors.append(BridgeConfigError(str(path), [problem]))
-                continue
-            bridges[name] = bridge
-    if not errors and not bridges:
-        shown = ", ".join(str(p) for p in paths) or "(none given)"
-        errors.append(
-            BridgeConfigError(shown, [Problem("(files)", "no bridge is configured there")])
-        )
+    bridges, errors = load_named_files(
+        paths,
+        load=lambda text, source: load_text(text, source=source),
+        error=BridgeConfigError,
+        clash=lambda name, first: Problem(
+            f"bridges.{name}", f"capability {name!r} is also bridged in {first.source}"
+        ),
+        nothing="no bridge is configured there",
+    )
     if errors:
         raise InvalidBridges(errors)
     return bridges

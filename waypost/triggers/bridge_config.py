@@ -46,7 +46,7 @@ from waypost.durations import parse_duration
 from waypost.errors import ConfigError
 from waypost.triggers.errors import BridgeConfigError, InvalidBridgeFiles
 from waypost.triggers.mapping import GoalMapping
-from waypost.yamlfile import Problem, YamlSyntaxError, named_entries
+from waypost.yamlfile import Problem, YamlSyntaxError, load_named_files, named_entries
 
 BRIDGE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 SECRET_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -278,46 +278,18 @@ def load_text(text: str, *, source: str = "<text>") -> dict[str, Bridge]:
     return found
 
 
-def bridge_files(paths: Sequence[Path]) -> list[Path]:
-    """The files named, and the ``*.yaml``/``*.yml`` files of the directories named."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted([*path.glob("*.yaml"), *path.glob("*.yml")]))
-        else:
-            files.append(path)
-    return files
-
-
 def load_bridges(paths: Sequence[Path]) -> dict[str, Bridge]:
     """Every bridge of these files and directories, by name; ``InvalidBridgeFiles``
     naming every invalid file, field and line (or saying that there is no bridge)."""
-    errors: list[BridgeConfigError] = []
-    bridges: dict[str, Bridge] = {}
-    for path in bridge_files(paths):
-        try:
-            loaded = load_text(path.read_text(encoding="utf-8"), source=str(path))
-        except (OSError, UnicodeDecodeError) as exc:
-            errors.append(
-                BridgeConfigError(str(path), [Problem("(file)", f"cannot be read: {exc}")])
-            )
-            continue
-        except BridgeConfigError as invalid:
-            errors.append(invalid)
-            continue
-        for name, bridge in loaded.items():
-            if name in bridges:
-                problem = Problem(
-                    f"bridges.{name}", f"{name!r} is also defined in {bridges[name].source}"
-                )
-                errors.append(BridgeConfigError(str(path), [problem]))
-                continue
-            bridges[name] = bridge
-    if not errors and not bridges:
-        shown = ", ".join(str(p) for p in paths) or "(none given)"
-        errors.append(
-            BridgeConfigError(shown, [Problem("(files)", "no bridge is configured there")])
-        )
+    bridges, errors = load_named_files(
+        paths,
+        load=lambda text, source: load_text(text, source=source),
+        error=BridgeConfigError,
+        clash=lambda name, first: Problem(
+            f"bridges.{name}", f"{name!r} is also defined in {first.source}"
+        ),
+        nothing="no bridge is configured there",
+    )
     if errors:
         raise InvalidBridgeFiles(errors)
     return bridges

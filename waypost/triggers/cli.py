@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from waypost.cli.options import check_flag, config_files
+
 _CONFIG_ENV = "WAYPOST_BRIDGES"
 
 
@@ -17,24 +19,8 @@ def bridge() -> None:
 
 
 @bridge.command(name="run")
-@click.option(
-    "--config",
-    "paths",
-    multiple=True,
-    required=True,
-    envvar=_CONFIG_ENV,
-    metavar="FILE_OR_DIR",
-    type=click.Path(exists=True, path_type=Path),
-    help="A bridge file, or a directory of them (*.yaml, *.yml); repeatable (default "
-    f"{_CONFIG_ENV}, several separated by the path separator).",
-)
-@click.option(
-    "--check",
-    is_flag=True,
-    help="Only validate the files: list each bridge (source, topics or subject, goal "
-    "type, environment variables its secrets need) and exit. An invalid file stops it "
-    "with exit status 2, naming each file, field and line.",
-)
+@config_files(_CONFIG_ENV)
+@check_flag("source, topics or subject, goal type, environment variables its secrets need")
 def run(paths: tuple[Path, ...], check: bool) -> None:
     """Subscribe to each bridge's MQTT topic filters (QoS 1, persistent session) or NATS
     JetStream subject (durable consumer) and publish every message as a goal.submitted
