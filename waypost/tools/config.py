@@ -27,24 +27,19 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from waypost.durations import parse_duration
+from waypost.reloading import ReloadingFiles
 from waypost.tools.errors import InvalidToolServers, ToolConfigError
 from waypost.yamlfile import (
-    Problem,
-    Stat,
     YamlSyntaxError,
     named_entries,
-    stat_of,
-    unchanged_since_read,
 )
 
 log = logging.getLogger("waypost.tools")
@@ -135,26 +130,9 @@ def load_text(text: str, *, source: str = "<text>") -> dict[str, ToolServer]:
     return found
 
 
-def tool_files(directories: Sequence[Path]) -> list[Path]:
-    """The ``*.yaml``/``*.yml`` files of these directories, in path order."""
-    return [
-        path
-        for directory in directories
-        if directory.is_dir()
-        for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
-    ]
-
-
-@dataclass(frozen=True, slots=True)
-class _File:
-    stat: Stat
-    servers: dict[str, ToolServer]  # the last good version ({} if never valid)
-    error: ToolConfigError | None
-    read_at_ns: int  # wall clock when it was read
-
-
 class ToolSet:
-    """The tool servers of some directories, reloaded without a restart when files change."""
+    """The tool servers of some directories, reloaded without a restart when files change
+    (``waypost.reloading``)."""
 
     def __init__(
         self,
@@ -165,87 +143,30 @@ class ToolSet:
     ) -> None:
         """Load every file; raise ``InvalidToolServers`` if any is invalid."""
         self.directories = tuple(directories)
-        self.check_interval_s = check_interval_s
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
-        self._files: dict[Path, _File] = {}
-        self._servers: dict[str, ToolServer] = {}
-        missing = [d for d in self.directories if not d.is_dir()]
+        self._files: ReloadingFiles[ToolServer, ToolConfigError] = ReloadingFiles(
+            directories,
+            load=lambda text, source: load_text(text, source=source),
+            error=ToolConfigError,
+            source_of=lambda server: server.source,
+            key="servers",
+            kind="server",
+            what="tool servers",
+            log=log,
+            check_interval_s=check_interval_s,
+            monotonic=monotonic,
+        )
+        missing = self._files.missing()
         if missing:
-            raise InvalidToolServers(
-                [
-                    ToolConfigError(str(d), [Problem("(directory)", "is not a directory")])
-                    for d in missing
-                ]
-            )
-        errors = self._reload()
+            raise InvalidToolServers(missing)
+        errors = self._files.reload()
         if errors:
             raise InvalidToolServers(errors)
-        self._checked_at = monotonic()
 
     def current(self) -> dict[str, ToolServer]:
         """The servers in force, by name (looking at the files first if the interval
         passed)."""
-        if self._monotonic() - self._checked_at >= self.check_interval_s and self._lock.acquire(
-            blocking=False
-        ):
-            try:
-                self._reload()
-            finally:
-                self._checked_at = self._monotonic()
-                self._lock.release()
-        return self._servers
+        return self._files.current()
 
     def reload(self) -> list[ToolConfigError]:
         """Look at the files now; the files that are invalid."""
-        with self._lock:
-            try:
-                return self._reload()
-            finally:
-                self._checked_at = self._monotonic()
-
-    def _reload(self) -> list[ToolConfigError]:
-        seen = {path: stat for path in tool_files(self.directories) if (stat := stat_of(path))}
-        files = {p: f for p, f in self._files.items() if p in seen}
-        for path, stat in seen.items():
-            known = files.get(path)
-            if known is None or not unchanged_since_read(known.stat, known.read_at_ns, stat):
-                files[path] = self._read(path, stat, known)
-        servers: dict[str, ToolServer] = {}
-        errors = [f.error for f in files.values() if f.error is not None]
-        for path, file in sorted(files.items()):
-            for name, server in file.servers.items():
-                if name in servers:
-                    clash = ToolConfigError(
-                        str(path),
-                        [
-                            Problem(
-                                f"servers.{name}",
-                                f"server {name!r} is also defined in "
-                                f"{servers[name].source}; this one is ignored",
-                            )
-                        ],
-                    )
-                    log.error("%s", clash)
-                    errors.append(clash)
-                    continue
-                servers[name] = server
-        if servers != self._servers:
-            log.info("tool servers in force: %s", ", ".join(sorted(servers)) or "none")
-        self._files, self._servers = files, servers
-        return errors
-
-    @staticmethod
-    def _read(path: Path, stat: Stat, known: _File | None) -> _File:
-        read_at_ns = time.time_ns()
-        try:
-            servers = load_text(path.read_text(encoding="utf-8"), source=str(path))
-        except (OSError, UnicodeDecodeError) as exc:
-            error = ToolConfigError(str(path), [Problem("(file)", f"cannot be read: {exc}")])
-        except ToolConfigError as invalid:
-            error = invalid
-        else:
-            return _File(stat, servers, None, read_at_ns)
-        kept = known.servers if known is not None else {}
-        log.error("%s\n%s", error, "keeping its last good version" if kept else "it does not apply")
-        return _File(stat, kept, error, read_at_ns)
+        return self._files.reload()

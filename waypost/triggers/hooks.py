@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,16 +38,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from waypost.durations import parse_duration
+from waypost.reloading import ReloadingFiles
 from waypost.triggers.errors import HookConfigError
 from waypost.triggers.mapping import GoalMapping
 from waypost.triggers.signatures import GITHUB_HEADER, STRIPE_HEADER, Scheme, SchemeName
 from waypost.yamlfile import (
     Problem,
-    Stat,
     YamlSyntaxError,
     named_entries,
-    stat_of,
-    unchanged_since_read,
 )
 
 log = logging.getLogger("waypost.hooks")
@@ -217,26 +214,9 @@ def load_text(
     return active
 
 
-def hook_files(directories: Sequence[Path]) -> list[Path]:
-    """The ``*.yaml``/``*.yml`` files of these directories, in path order."""
-    return [
-        path
-        for directory in directories
-        if directory.is_dir()
-        for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
-    ]
-
-
-@dataclass(frozen=True, slots=True)
-class _File:
-    stat: Stat
-    hooks: dict[str, ActiveHook]  # the last good version ({} if never valid)
-    error: HookConfigError | None
-    read_at_ns: int  # wall clock when it was read
-
-
 class HookSet:
-    """The hooks of some directories, reloaded without a restart when files change."""
+    """The hooks of some directories, reloaded without a restart when files change
+    (``waypost.reloading``)."""
 
     def __init__(
         self,
@@ -248,89 +228,32 @@ class HookSet:
     ) -> None:
         """Load every file; invalid ones are logged and listed in ``errors``."""
         self.directories = tuple(directories)
-        self.check_interval_s = check_interval_s
-        self._environ = environ
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
-        self._files: dict[Path, _File] = {}
-        self._hooks: dict[str, ActiveHook] = {}
-        missing = [d for d in self.directories if not d.is_dir()]
-        self.errors = [
-            HookConfigError(str(d), [Problem("(directory)", "is not a directory")]) for d in missing
-        ]
+        self._files: ReloadingFiles[ActiveHook, HookConfigError] = ReloadingFiles(
+            directories,
+            load=lambda text, source: load_text(text, environ=environ, source=source),
+            error=HookConfigError,
+            source_of=lambda active: active.hook.source,
+            key="hooks",
+            kind="hook",
+            what="webhooks",
+            log=log,
+            check_interval_s=check_interval_s,
+            monotonic=monotonic,
+        )
+        self.errors = self._files.missing()
         for error in self.errors:
             log.error("%s", error)
-        self.errors += self._reload()
-        self._checked_at = monotonic()
+        self.errors += self._files.reload()
 
     def get(self, name: str) -> ActiveHook | None:
         """The hook in force of that name (looking at the files first if the interval
         passed)."""
-        if self._monotonic() - self._checked_at >= self.check_interval_s and self._lock.acquire(
-            blocking=False
-        ):
-            try:
-                self._reload()
-            finally:
-                self._checked_at = self._monotonic()
-                self._lock.release()
-        return self._hooks.get(name)
+        return self._files.current().get(name)
 
     def names(self) -> list[str]:
         """The names of the hooks in force."""
-        return sorted(self._hooks)
+        return sorted(self._files.current())
 
     def reload(self) -> list[HookConfigError]:
         """Look at the files now; the files that are invalid."""
-        with self._lock:
-            try:
-                return self._reload()
-            finally:
-                self._checked_at = self._monotonic()
-
-    def _reload(self) -> list[HookConfigError]:
-        seen = {path: stat for path in hook_files(self.directories) if (stat := stat_of(path))}
-        files = {p: f for p, f in self._files.items() if p in seen}
-        for path, stat in seen.items():
-            known = files.get(path)
-            if known is None or not unchanged_since_read(known.stat, known.read_at_ns, stat):
-                files[path] = self._read(path, stat, known)
-        hooks: dict[str, ActiveHook] = {}
-        errors = [f.error for f in files.values() if f.error is not None]
-        for path, file in sorted(files.items()):
-            for name, active in file.hooks.items():
-                if name in hooks:
-                    clash = HookConfigError(
-                        str(path),
-                        [
-                            Problem(
-                                f"hooks.{name}",
-                                f"hook {name!r} is also defined in "
-                                f"{hooks[name].hook.source}; this one is ignored",
-                            )
-                        ],
-                    )
-                    log.error("%s", clash)
-                    errors.append(clash)
-                    continue
-                hooks[name] = active
-        if hooks.keys() != self._hooks.keys():
-            log.info("webhooks in force: %s", ", ".join(sorted(hooks)) or "none")
-        self._files, self._hooks = files, hooks
-        return errors
-
-    def _read(self, path: Path, stat: Stat, known: _File | None) -> _File:
-        read_at_ns = time.time_ns()
-        try:
-            hooks = load_text(
-                path.read_text(encoding="utf-8"), environ=self._environ, source=str(path)
-            )
-        except (OSError, UnicodeDecodeError) as exc:
-            error = HookConfigError(str(path), [Problem("(file)", f"cannot be read: {exc}")])
-        except HookConfigError as invalid:
-            error = invalid
-        else:
-            return _File(stat, hooks, None, read_at_ns)
-        kept = known.hooks if known is not None else {}
-        log.error("%s\n%s", error, "keeping its last good version" if kept else "it does not apply")
-        return _File(stat, kept, error, read_at_ns)
+        return self._files.reload()
