@@ -184,11 +184,13 @@ def test_every_metrics_output_passes_promtool(
     api, targets = stack
     submit(api, "test.echo", {"text": "one"})  # so that labelled series exist
     for name, address in targets.items():
+        # A service serves /metrics before it registers its own series (the indexer
+        # once it has connected): wait for them rather than for the endpoint alone.
         text = wait_for(
-            lambda address=address: _metrics(address),
+            lambda address=address: _with_waypost_series(_metrics(address)),
             timeout=30,
             interval=0.2,
-            what=f"/metrics of {name}",
+            what=f"waypost_ series on /metrics of {name}",
         )
         assert "waypost_" in text, name
         checked = subprocess.run(
@@ -217,3 +219,8 @@ def _metrics(address: str) -> str | None:
     except httpx.TransportError:
         return None
     return response.text if response.status_code == 200 else None
+
+
+def _with_waypost_series(text: str | None) -> str | None:
+    """The exposition text once it holds Waypost's own series, else None (wait on)."""
+    return text if text is not None and "waypost_" in text else None
