@@ -78,7 +78,15 @@ def check(directories: tuple[Path, ...]) -> None:
             for s in playbook.steps
         )
         click.echo(f"{playbook.type} v{playbook.version} ({playbook.source})")
-        click.echo(f"  steps: {steps}")
+        planning = playbook.planning
+        if planning is not None:
+            allowed = ", ".join(sorted(planning.capabilities or ())) or "the whole catalogue"
+            approval = ", a reviewer approves each plan" if planning.requires_approval else ""
+            click.echo(
+                f"  planner: llm (up to {planning.max_steps} steps from {allowed}{approval})"
+            )
+        else:
+            click.echo(f"  steps: {steps}")
         for trigger in playbook.triggers:
             click.echo(f"  trigger: {trigger.event_type} on {trigger.topic}")
     for found in schedules:

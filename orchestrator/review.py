@@ -1,6 +1,9 @@
 """Reviewer operations on the store: decide, comment, claim, unclaim, assign; and
 cancelling a workflow, the other human action on workflows.
 
+# Longer than 400 lines: every human action on a workflow (five reviewer operations and
+# cancelling) shares the one lock-check-write-audit path here.
+
 A thin adapter around the reviewer rules (``orchestrator/workflow/review.py``): each
 operation locks the escalation's workflow row first (as the orchestrator does before it
 changes a workflow, so reviewers, SLA timers and the orchestrator never interleave), asks
@@ -38,6 +41,7 @@ from orchestrator.errors import (
     WorkflowFinished,
     WorkflowNotFound,
 )
+from orchestrator.planning.decisions import refuse_plan_decision
 from orchestrator.playbooks.model import Step
 from orchestrator.playbooks.versions import PlaybookVersions
 from orchestrator.publishing.outbox import OutboxRows
@@ -48,6 +52,7 @@ from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.audit import AuditEntry
 from orchestrator.workflow.cancellation import CancelRequest, cancel, refuse_cancel
 from orchestrator.workflow.messages import AnnounceWorkflowCancelled, RecordReviewEvent
+from orchestrator.workflow.planning import PLAN
 from orchestrator.workflow.review import (
     ACTIONS,
     Action,
@@ -124,8 +129,15 @@ class Reviews:
         """Accept a decision; ReviewError (404/409/422) says why not."""
         _check_storable(reason=request.reason, output=request.output, version=request.version)
         state, escalation = _locked(conn, request.escalation_id)
-        task, step = state.tasks[escalation.step], self._step(conn, state, escalation)
-        _refuse(refuse_decision(escalation, task, step, request, reviewer))
+        if escalation.kind == PLAN:
+            _refuse(
+                refuse_plan_decision(
+                    conn, self.versions.registry, state, escalation, request, reviewer
+                )
+            )
+        else:
+            task, step = state.tasks[escalation.step], self._step(conn, state, escalation)
+            _refuse(refuse_decision(escalation, task, step, request, reviewer))
         decision = ReviewDecision(
             id=new_id(),
             action=request.action,

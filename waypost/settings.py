@@ -185,21 +185,28 @@ class PlaybookSettings(CommonSettings):
     )
 
 
-class PolicySettings(CommonSettings):
-    """Where governance policies come from (for processes that run agents)."""
+class GovernanceSettings(CommonSettings):
+    """Where governance policies come from (agent workers, and the orchestrator's LLM
+    planner)."""
 
     policy_dirs: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
         description="Directories of governance policy YAML files (comma-separated); see "
-        "docs/governance.md. Unset: no policies, every action an agent proposes is allowed "
-        "and nothing is audited. An invalid file stops an agent worker at start-up.",
+        "docs/governance.md. Unset: no policies, every action an agent (or the LLM planner, "
+        "agent 'planner') proposes is allowed and nothing is audited. An invalid file stops "
+        "an agent worker, or an orchestrator with an LLM-planned goal type, at start-up.",
     )
     policy_check_interval_s: float = Field(
         2.0,
         gt=0,
-        description="How often an agent worker looks at the policy files again; a changed "
-        "file applies to the next decision, without a restart.",
+        description="How often the policy files are looked at again; a changed file "
+        "applies to the next decision, without a restart.",
     )
+
+
+class PolicySettings(GovernanceSettings):
+    """Governance and tools of the processes that run agents."""
+
     policy_prune_interval_s: float = Field(
         600.0,
         gt=0,
@@ -222,7 +229,7 @@ class ListenerSettings(CommonSettings):
     http_port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP app.")
 
 
-class OrchestratorSettings(PlaybookSettings):
+class OrchestratorSettings(PlaybookSettings, GovernanceSettings):
     """Settings of the orchestrator service (planner, intake, relay, reconciler)."""
 
     reconcile_interval_s: float = Field(
@@ -287,6 +294,26 @@ class OrchestratorSettings(PlaybookSettings):
         gt=0,
         le=60,
         description="How often each orchestrator looks for due schedules (docs/triggers.md).",
+    )
+    planner_poll_interval_s: float = Field(
+        0.5,
+        gt=0,
+        le=60,
+        description="How often each orchestrator looks for workflows of planner: llm goal "
+        "types waiting for a plan (docs/playbooks.md). The model is set by WAYPOST_LLM_*.",
+    )
+    planner_lease_s: float = Field(
+        90.0,
+        gt=0,
+        description="How long an orchestrator's claim on a workflow it plans lasts; it is "
+        "renewed before each model call, and if the orchestrator dies another plans the "
+        "workflow after this. Must be longer than WAYPOST_LLM_TIMEOUT_S.",
+    )
+    planner_max_backoff_s: float = Field(
+        60.0,
+        gt=0,
+        description="Longest wait before asking again for a plan after the model did not "
+        "answer (the wait doubles from 2 s).",
     )
     schedule_grace_s: float = Field(
         30.0,

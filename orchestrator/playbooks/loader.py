@@ -20,6 +20,7 @@ from orchestrator.playbooks.mapping import referenced_step, references
 from orchestrator.playbooks.model import (
     TRIGGER_KEY,
     TRIGGER_VARIABLES,
+    Planning,
     Playbook,
     Step,
     Trigger,
@@ -121,7 +122,7 @@ def builtin_dir() -> Path:
 
 def _build(document: Mapping[str, Any], source: str) -> Playbook:
     defaults = document.get("defaults", {})
-    steps = tuple(_build_step(raw, defaults) for raw in document["steps"])
+    steps = tuple(_build_step(raw, defaults) for raw in document.get("steps", ()))
     return Playbook(
         type=document["type"],
         steps=steps,
@@ -134,6 +135,9 @@ def _build(document: Mapping[str, Any], source: str) -> Playbook:
         document=document,
         digest=digest_of(document),
         triggers=tuple(Trigger.read(raw) for raw in document.get("triggers", ())),
+        planning=Planning.read(document.get("planning", {}))
+        if document.get("planner") == "llm"
+        else None,
     )
 
 
@@ -193,6 +197,12 @@ def _check_graph(playbook: Playbook, node: yaml.Node | None) -> list[Problem]:
     def problem(path: list[str | int], message: str) -> None:
         problems.append(Problem(field_path(path), message, line_of(node, path)))
 
+    if playbook.planning is not None and names:
+        problem(["steps"], "a playbook with planner: llm has no steps; the planner makes them")
+    if playbook.planning is not None and playbook.output is not None:
+        problem(["output"], "with planner: llm each plan sets its own output; remove output")
+    if playbook.planning is None and "planning" in playbook.document:
+        problem(["planning"], "planning: applies to planner: llm only; add planner: llm")
     for i, name in enumerate(names):
         if names.index(name) != i:
             problem(["steps", i, "name"], f"step name {name!r} is used twice")

@@ -15,6 +15,7 @@ from typing import Any
 from orchestrator.playbooks.model import AllOf, AnyOf, Compare, Condition, Not
 
 _MISSING = object()
+MISSING = _MISSING  # what ``lookup`` returns for a reference that finds nothing
 
 
 def is_reference(value: Any) -> bool:

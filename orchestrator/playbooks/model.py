@@ -267,9 +267,45 @@ class Trigger:
         return cls(raw["topic"], raw["type"], raw.get("filter", {}), raw.get("input", {}))
 
 
+PLANNER = "planner"  # the governance agent and escalation capability of the LLM planner
+
+
+@dataclass(frozen=True, slots=True)
+class Planning:
+    """How the LLM planner plans the workflows of a goal type (``planner: llm``).
+
+    A model gets the capability catalogue and the goal and answers with a plan (steps
+    with capability, depends_on and input); a plan is checked before anything runs and
+    refused plans are asked for again with the reasons, ``attempts`` times in all
+    (``orchestrator/planning/``)."""
+
+    instructions: str = ""
+    capabilities: frozenset[str] | None = None  # None: every capability in the catalogue
+    max_steps: int = 8
+    attempts: int = 3
+    budget_tokens: int | None = None  # the planner's tokens for one workflow, all attempts
+    requires_approval: bool = False
+    review: ReviewPolicy = field(default_factory=ReviewPolicy)
+
+    @classmethod
+    def read(cls, raw: Mapping[str, Any]) -> Planning:
+        """``planning:`` of a playbook (schema-checked); a key left out keeps its default."""
+        allowed = raw.get("capabilities")
+        return cls(
+            instructions=raw.get("instructions", ""),
+            capabilities=frozenset(allowed) if allowed is not None else None,
+            max_steps=raw.get("max_steps", 8),
+            attempts=raw.get("attempts", 3),
+            budget_tokens=raw.get("budget", {}).get("tokens"),
+            requires_approval=raw.get("requires_approval", False),
+            review=ReviewPolicy.read(raw.get("review", {})),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Playbook:
-    """How a goal of ``type`` becomes a workflow."""
+    """How a goal of ``type`` becomes a workflow: its ``steps``, or, when ``planning`` is
+    set (``planner: llm``), a plan a model makes for each workflow."""
 
     type: str
     steps: tuple[Step, ...]
@@ -284,6 +320,7 @@ class Playbook:
     document: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     digest: str = ""  # SHA-256 of the canonical document: identifies this version
     triggers: tuple[Trigger, ...] = ()  # events that start a workflow of this playbook
+    planning: Planning | None = None  # planner: llm (None: the steps are the plan)
 
     def input_problems(self, goal_input: Any) -> list[tuple[str, str]]:
         """(field, message) for each way ``goal_input`` breaks the ``input_schema``."""

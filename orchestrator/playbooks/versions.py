@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Iterable
 
 from sqlalchemy import Connection
@@ -15,6 +16,7 @@ from orchestrator.store import playbooks as stored
 from orchestrator.workflow.state import WorkflowState
 
 log = logging.getLogger(__name__)
+_KEEP = 1024  # older versions and plans kept loaded (each LLM plan is a version of its own)
 
 
 class PlaybookVersions:
@@ -23,7 +25,7 @@ class PlaybookVersions:
 
     def __init__(self, registry: PlaybookRegistry) -> None:
         self.registry = registry
-        self._older: dict[str, Playbook | None] = {}
+        self._older: OrderedDict[str, Playbook] = OrderedDict()
 
     def for_state(self, conn: Connection, state: WorkflowState) -> Playbook | None:
         """The playbook that decides for ``state`` (None if there is none)."""
@@ -33,9 +35,24 @@ class PlaybookVersions:
         current = self.registry.by_digest(digest)
         if current is not None:
             return current
-        if digest not in self._older:
-            self._older[digest] = self._load(conn, digest)
-        return self._older[digest]
+        if digest in self._older:
+            self._older.move_to_end(digest)
+            return self._older[digest]
+        found = self._load(conn, digest)
+        if found is not None:  # a version not stored yet may be stored later
+            self._keep(digest, found)
+        return found
+
+    def adopt(self, conn: Connection, playbook: Playbook) -> None:
+        """Store the version a plan made, and keep it loaded: its workflow runs on it."""
+        stored.remember(conn, playbook=playbook)
+        self._keep(playbook.digest, playbook)
+
+    def _keep(self, digest: str, playbook: Playbook) -> None:
+        self._older[digest] = playbook
+        self._older.move_to_end(digest)
+        while len(self._older) > _KEEP:
+            self._older.popitem(last=False)
 
     def remember(self, conn: Connection, playbooks: Iterable[Playbook]) -> None:
         """Store the versions that planned workflows in this transaction."""

@@ -25,6 +25,7 @@ from orchestrator.workflow.messages import (
     DeadLetterTask,
     DispatchTask,
     RecordReviewEvent,
+    StorePlan,
 )
 from orchestrator.workflow.state import EscalationState, ReviewDecision, WorkflowState
 from orchestrator.workflow.transitions import dispatch_id
@@ -111,7 +112,8 @@ class Outgoing:
         return [
             self._record(state, command)
             for command in commands
-            if not isinstance(command, RecordReviewEvent)  # audit rows, not events
+            # Audit rows and stored plans, not events.
+            if not isinstance(command, RecordReviewEvent | StorePlan)
         ]
 
     def goal(
@@ -153,12 +155,11 @@ class Outgoing:
             )
         if isinstance(command, AnnounceTaskEscalated):
             escalation = command.escalation
-            task = state.tasks[escalation.step]
             payload = TaskEscalated(
                 workflow_id=state.id,
                 task_id=escalation.task_id,
                 step=escalation.step,
-                capability=task.capability,
+                capability=state.capability_of(escalation),
                 attempt=escalation.attempt,
                 escalation_id=escalation.id,
                 reason=escalation.reason,

@@ -30,7 +30,13 @@ from orchestrator.store.audit import AuditEntry
 from orchestrator.store.workflows import NewWorkflow
 from orchestrator.workflow.breaker import BreakerPolicy, CircuitBook
 from orchestrator.workflow.machine import Environment, decide
-from orchestrator.workflow.messages import Command, GoalAccepted, Input, RecordReviewEvent
+from orchestrator.workflow.messages import (
+    Command,
+    GoalAccepted,
+    Input,
+    RecordReviewEvent,
+    StorePlan,
+)
 from orchestrator.workflow.retry import RetryPolicy
 from orchestrator.workflow.state import EscalationState, WorkflowState, WorkflowStatus
 from waypost.bus.records import OutgoingRecord
@@ -105,6 +111,9 @@ class Applier:
                 continue
             result.applied += 1
             states[workflow_id] = decision.state
+            for command in decision.commands:
+                if isinstance(command, StorePlan):
+                    self.versions.adopt(conn, command.plan)
             result.observations.extend(observe(state, event, decision, now))
             with self.outgoing.tracing.within(causes[index] if index < len(causes) else None):
                 records.extend(self.outgoing.for_commands(decision.state, decision.commands))

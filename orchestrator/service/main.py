@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from orchestrator.cascades import service as cascade_service
 from orchestrator.cascades.outgoing import CascadeOutgoing
+from orchestrator.planning.service import planning_loop
 from orchestrator.playbooks.registry import PlaybookRegistry
 from orchestrator.publishing.outbox import OutboxPublisher
 from orchestrator.schedules.service import scheduler
@@ -152,6 +153,18 @@ def workers(
         outages=outages,
     )
     threads["schedules"] = lambda: schedules.run(stop)
+    planning = planning_loop(
+        settings,
+        engine=engine,
+        playbooks=playbooks,
+        applier=applier,
+        publisher=publisher,
+        admin=admin,
+        metrics=metrics,
+        outages=outages,
+    )
+    if planning is not None:
+        threads["planner"] = lambda: planning.run(stop)
     return threads
 
 

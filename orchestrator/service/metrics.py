@@ -67,6 +67,20 @@ class OrchestratorMetrics:
             registry=registry,
         )
 
+        self._plans = Counter(
+            "waypost_planner_plans_total",
+            "Plans the LLM planner asked its model for, by goal type and outcome "
+            "(accepted, refused, error).",
+            ["type", "outcome"],
+            registry=registry,
+        )
+        self._plan_tokens = Counter(
+            "waypost_planner_tokens_total",
+            "Tokens the LLM planner's model calls used (prompt and completion), by goal type.",
+            ["type"],
+            registry=registry,
+        )
+
     def observe(self, observations: Sequence[Observation]) -> None:
         """Count what a committed transaction did."""
         for seen in observations:
@@ -77,6 +91,9 @@ class OrchestratorMetrics:
                 self._task_seconds.labels(seen.label, seen.what).observe(seen.seconds)
             elif seen.what == "escalated":
                 self._escalated.labels(seen.label, seen.detail or "").inc()
+            elif seen.what == "plan_asked":
+                self._plans.labels(seen.label, seen.detail or "").inc()
+                self._plan_tokens.labels(seen.label).inc(seen.tokens)
             elif seen.what.startswith("workflow_") and seen.seconds is not None:
                 outcome = seen.what.removeprefix("workflow_")
                 self._workflow_seconds.labels(seen.label, outcome).observe(seen.seconds)

@@ -32,11 +32,12 @@ class Observation:
     (a workflow's), taking ``seconds`` when that is known."""
 
     # dispatched | redispatched (a lease ran out) | completed | failed | dead_lettered |
-    # escalated | workflow_completed | workflow_failed
+    # escalated | workflow_completed | workflow_failed | plan_asked (the LLM planner)
     what: str
     label: str
     seconds: float | None = None
-    detail: str | None = None  # the escalation's kind
+    detail: str | None = None  # the escalation's kind, a plan's outcome
+    tokens: int = 0  # a plan's tokens
 
 
 class Observer(Protocol):
@@ -73,8 +74,7 @@ def observe(
             found.append(Observation("dead_lettered", command.dispatch.task.capability))
         elif isinstance(command, AnnounceTaskEscalated):
             escalation = command.escalation
-            task = decision.state.tasks.get(escalation.step)
-            capability = task.capability if task is not None else "unknown"
+            capability = decision.state.capability_of(escalation)
             found.append(Observation("escalated", capability, detail=escalation.kind))
         elif isinstance(command, AnnounceWorkflowCompleted | AnnounceWorkflowFailed):
             what = (

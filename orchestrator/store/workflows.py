@@ -207,7 +207,6 @@ def save(
 def _new_escalation(
     state: WorkflowState, escalation: EscalationState, embedding: str | None
 ) -> dict[str, Any]:
-    task = state.tasks[escalation.step]
     return {
         "id": escalation.id,
         "workflow_id": state.id,
@@ -215,7 +214,7 @@ def _new_escalation(
         "step": escalation.step,
         "attempt": escalation.attempt,
         "goal_type": state.type,
-        "capability": task.capability,
+        "capability": state.capability_of(escalation),
         "kind": escalation.kind,
         "reason": escalation.reason,
         "opened_at": escalation.opened_at,

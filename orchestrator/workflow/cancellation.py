@@ -1,6 +1,6 @@
 """Cancelling a workflow (pure): a person stops it before it finishes.
 
-A workflow that is accepted or running may be cancelled; one that completed, failed or
+A workflow that is accepted, planning or running may be cancelled; one that completed, failed or
 was cancelled already may not (the refusal names its status). Cancelling ends it as
 ``cancelled`` with the person's reason: every unfinished task is cancelled (its open
 attempt closed, its lease and retry timer stopped), every open escalation is resolved
@@ -51,8 +51,8 @@ def refuse_cancel(state: WorkflowState) -> CancelRefused | None:
         return None
     return CancelRefused(
         state.status,
-        f"workflow {state.id} is already {state.status}; only an accepted or running "
-        "workflow can be cancelled",
+        f"workflow {state.id} is already {state.status}; only an accepted, planning or "
+        "running workflow can be cancelled",
     )
 
 

@@ -16,7 +16,6 @@ later is reported as not applied.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 
 from orchestrator.playbooks.model import Step
@@ -25,16 +24,24 @@ from orchestrator.workflow.dead_letters import failed_again, reopen, replayed_ta
 from orchestrator.workflow.escalation import escalate
 from orchestrator.workflow.fallback import cannot_go_on
 from orchestrator.workflow.messages import (
-    AnnounceWorkflowStarted,
     Decision,
     DecisionMade,
     GoalAccepted,
     Input,
     LeaseExpired,
+    PlanFailed,
+    PlanReady,
     RetryDue,
     ReviewDue,
     TaskAttemptFailed,
     TaskSucceeded,
+)
+from orchestrator.workflow.planning import (
+    PLAN,
+    plan_failed,
+    plan_ready,
+    plan_review,
+    request_plan,
 )
 from orchestrator.workflow.resolution import review_input
 from orchestrator.workflow.retry import RetryPolicy
@@ -51,23 +58,19 @@ from orchestrator.workflow.transitions import (
     Environment,
     advance,
     attempt_capability,
+    begin,
     close_attempt,
     dispatch_id,
     fail_workflow,
     record_success,
     send,
     stale,
+    task_id,
 )
 
 __all__ = ["Environment", "decide", "dispatch_id", "due_timers", "task_id"]
 
-_TASK_NAMESPACE = uuid.UUID("6f1d2c7e-51a4-4c39-9a57-3c1e5b0f8d21")
 RATE_LIMITED = "RateLimited"  # the error type of an action a governance rate limit held
-
-
-def task_id(workflow_id: str, step: str) -> str:
-    """The task id of a step: stable, so every re-dispatch names the same task."""
-    return str(uuid.uuid5(_TASK_NAMESPACE, f"{workflow_id}/{step}"))
 
 
 def decide(state: WorkflowState, event: Input, env: Environment) -> Decision:
@@ -88,7 +91,14 @@ def decide(state: WorkflowState, event: Input, env: Environment) -> Decision:
         raise ValueError(f"workflow {state.id} was planned by playbook {state.playbook_digest}")
     if replayed is not None:
         return _replayed(state, replayed, event, env)
+    if isinstance(event, PlanReady):
+        return plan_ready(state, event, env)
+    if isinstance(event, PlanFailed):
+        return plan_failed(state, event, env)
     if isinstance(event, DecisionMade | ReviewDue):
+        escalation = state.escalations.get(event.escalation_id)
+        if escalation is not None and escalation.kind == PLAN:
+            return plan_review(state, escalation, event, env)
         return review_input(state, event, env)
     task = state.task_by_id(event.task_id)
     if task is None:
@@ -139,25 +149,9 @@ def _plan(state: WorkflowState, env: Environment) -> Decision:
     errors = playbook.input_errors(dict(state.input))
     if errors:
         return fail_workflow(state, "goal input is invalid: " + "; ".join(errors), env)
-    tasks = {
-        step.name: TaskState(
-            id=task_id(state.id, step.name),
-            step=step.name,
-            capability=step.capability,
-            status=TaskStatus.PENDING,
-            max_attempts=step.max_attempts,
-        )
-        for step in playbook.steps
-    }
-    started = state.evolve(
-        status=WorkflowStatus.RUNNING,
-        tasks=tasks,
-        started_at=env.now,
-        playbook_digest=playbook.digest or None,
-    )
-    announce = AnnounceWorkflowStarted(tuple(s.name for s in playbook.steps))
-    advanced, commands = advance(started, playbook, env)
-    return Decision(advanced, (announce, *commands))
+    if playbook.planning is not None:
+        return request_plan(state, env)
+    return begin(state, playbook, env)
 
 
 def _replayed(state: WorkflowState, task: TaskState, event: Input, env: Environment) -> Decision:

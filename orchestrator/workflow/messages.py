@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from orchestrator.playbooks.model import Playbook
 from orchestrator.workflow.state import (
     DeadLetter,
     EscalationState,
@@ -98,8 +99,27 @@ class ReviewDue:
     escalation_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class PlanReady:
+    """The LLM planner made a plan that passed its checks; ``plan`` is the playbook it
+    makes (``orchestrator/planning/plans.py``), after ``attempts`` plans were asked for."""
+
+    plan: Playbook
+    attempts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PlanFailed:
+    """The LLM planner gave up: every plan was refused, its budget is spent, a policy
+    denied it, or the model refused."""
+
+    reason: str
+
+
 Input = (
     GoalAccepted
+    | PlanReady
+    | PlanFailed
     | TaskSucceeded
     | TaskAttemptFailed
     | LeaseExpired
@@ -192,8 +212,16 @@ class RecordReviewEvent:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class StorePlan:
+    """Store the playbook version a plan makes: the workflow runs on it from now on."""
+
+    plan: Playbook
+
+
 Command = (
     DispatchTask
+    | StorePlan
     | DeadLetterTask
     | AnnounceWorkflowStarted
     | AnnounceWorkflowCompleted

@@ -11,9 +11,10 @@ never approves.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from orchestrator.playbooks.model import Playbook, Step
+from orchestrator.playbooks.model import Playbook, ReviewPolicy, Step
 from orchestrator.workflow.messages import Decision, DecisionMade, RecordReviewEvent, ReviewDue
 from orchestrator.workflow.review import FALLBACK, POLICY_APPROVAL, refuse_action, refuse_stale
 from orchestrator.workflow.state import (
@@ -42,7 +43,7 @@ def review_input(
     if isinstance(event, ReviewDue):
         return review_due(state, escalation, task, step, env)
     decision = event.decision
-    problem = _unappliable(escalation, event)
+    problem = unappliable(escalation, event)
     if problem is not None:
         return Decision(state, applied=False, note=f"decision {decision.id}: {problem}")
     if not _waits_on(task, escalation):
@@ -102,7 +103,7 @@ def review_input(
     return rejected(state, task, step, why, record, env)
 
 
-def _unappliable(escalation: EscalationState, event: DecisionMade) -> str | None:
+def unappliable(escalation: EscalationState, event: DecisionMade) -> str | None:
     """Why this decision is not the escalation's to apply (None when it is): the one it
     accepted, not yet applied, or one made on the pending escalation as it is."""
     accepted = escalation.decision
@@ -199,13 +200,35 @@ def review_due(
     env: Environment,
 ) -> Decision:
     """The escalation's deadline passed: do the step's ``review.on_timeout``."""
+    return missed_deadline(
+        state,
+        escalation,
+        step.review,
+        env,
+        what=f"step {task.step!r}",
+        reject=lambda rejecting, record, why: rejected(rejecting, task, step, why, record, env),
+    )
+
+
+def missed_deadline(
+    state: WorkflowState,
+    escalation: EscalationState,
+    policy: ReviewPolicy,
+    env: Environment,
+    *,
+    what: str,
+    reject: Callable[[WorkflowState, RecordReviewEvent, str], Decision],
+) -> Decision:
+    """An escalation's deadline passed: ``policy.on_timeout`` moves it to another group,
+    ``reject`` s it (given the workflow with the escalation resolved, its audit record and
+    the reason), or marks it overdue; never approves. ``what`` the reviewer did not
+    decide, for the reason."""
     if (
         escalation.status is not EscalationStatus.PENDING
         or escalation.overdue
         or escalation.due_at > env.now
     ):
         return Decision(state, applied=False, note=f"escalation {escalation.id} is not due")
-    policy = step.review
     detail = {"action": policy.on_timeout, "sla_s": policy.sla_s}
     if policy.on_timeout == "reassign" and policy.timeout_group:
         due = env.now + timedelta(seconds=policy.sla_s)
@@ -224,8 +247,8 @@ def review_due(
     if policy.on_timeout == "reject":
         resolved = escalation.evolve(status=EscalationStatus.RESOLVED, resolved_at=env.now)
         record = RecordReviewEvent(resolved, "sla_timeout", SLA_ACTOR, detail)
-        why = f"no reviewer decided step {task.step!r} within its SLA of {policy.sla_s:g} s"
-        return rejected(state.with_escalation(resolved), task, step, why, record, env)
+        why = f"no reviewer decided {what} within its SLA of {policy.sla_s:g} s"
+        return reject(state.with_escalation(resolved), record, why)
     # Waiting on: never approve by timeout, only show the escalation as overdue.
     overdue = escalation.evolve(overdue=True)
     record = RecordReviewEvent(overdue, "sla_timeout", SLA_ACTOR, detail)

@@ -13,6 +13,7 @@ class WorkflowStatus(StrEnum):
     """Where a workflow is in its life."""
 
     ACCEPTED = "accepted"  # goal recorded, not planned yet
+    PLANNING = "planning"  # the LLM planner makes its plan, or a reviewer approves it
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -217,6 +218,14 @@ class WorkflowState:
     def with_escalation(self, escalation: EscalationState) -> WorkflowState:
         """A copy with one escalation added or replaced."""
         return replace(self, escalations={**self.escalations, escalation.id: escalation})
+
+    def capability_of(self, escalation: EscalationState) -> str:
+        """The capability an escalation is about: its task's, or the one its content
+        names (``planner`` for a plan escalation, which has no task)."""
+        task = self.tasks.get(escalation.step)
+        if task is not None and task.id == escalation.task_id:
+            return task.capability
+        return str(escalation.content.get("capability", "unknown"))
 
     def task_by_id(self, task_id: str) -> TaskState | None:
         """The task with this id, if it belongs to this workflow."""

@@ -16,6 +16,7 @@ from orchestrator.workflow.breaker import Admission, CircuitBook
 from orchestrator.workflow.messages import (
     AnnounceWorkflowCompleted,
     AnnounceWorkflowFailed,
+    AnnounceWorkflowStarted,
     Command,
     Decision,
     DispatchTask,
@@ -34,6 +35,7 @@ from orchestrator.workflow.state import (
 from waypost.topics import Topics
 
 _DISPATCH_NAMESPACE = uuid.UUID("c2b7e4a1-0d6f-4e38-8a59-7f3e2d1c9b04")
+_TASK_NAMESPACE = uuid.UUID("6f1d2c7e-51a4-4c39-9a57-3c1e5b0f8d21")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,38 @@ class Environment:
     known_types: Sequence[str] = ()
     topics: Topics = field(default_factory=lambda: Topics("waypost"))
     circuits: CircuitBook = field(default_factory=CircuitBook)
+
+
+def task_id(workflow_id: str, step: str) -> str:
+    """The task id of a step: stable, so every re-dispatch names the same task."""
+    return str(uuid.uuid5(_TASK_NAMESPACE, f"{workflow_id}/{step}"))
+
+
+def begin(
+    state: WorkflowState, playbook: Playbook, env: Environment, *, first: Sequence[Command] = ()
+) -> Decision:
+    """Start the workflow on ``playbook`` (its goal type's, or the one its plan makes):
+    a pending task per step, then dispatch what can run. ``first``: commands before the
+    announcement (storing the plan, a review record)."""
+    tasks = {
+        step.name: TaskState(
+            id=task_id(state.id, step.name),
+            step=step.name,
+            capability=step.capability,
+            status=TaskStatus.PENDING,
+            max_attempts=step.max_attempts,
+        )
+        for step in playbook.steps
+    }
+    started = state.evolve(
+        status=WorkflowStatus.RUNNING,
+        tasks=tasks,
+        started_at=state.started_at or env.now,
+        playbook_digest=playbook.digest or None,
+    )
+    announce = AnnounceWorkflowStarted(tuple(step.name for step in playbook.steps))
+    advanced, commands = advance(started, playbook, env)
+    return Decision(advanced, (*first, announce, *commands))
 
 
 def dispatch_id(task_id: str, attempt: int) -> str:

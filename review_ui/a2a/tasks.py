@@ -33,6 +33,7 @@ INTERRUPTED = frozenset({TaskState.TASK_STATE_INPUT_REQUIRED})
 
 _STATES = {
     WorkflowStatus.ACCEPTED: TaskState.TASK_STATE_SUBMITTED,
+    WorkflowStatus.PLANNING: TaskState.TASK_STATE_WORKING,
     WorkflowStatus.RUNNING: TaskState.TASK_STATE_WORKING,
     WorkflowStatus.COMPLETED: TaskState.TASK_STATE_COMPLETED,
     WorkflowStatus.FAILED: TaskState.TASK_STATE_FAILED,
@@ -51,7 +52,8 @@ def task_of(workflow: WorkflowState) -> Task:
 def status_of(workflow: WorkflowState) -> TaskStatus:
     """The task status: its state, why (a message) and since when."""
     waiting = waiting_escalation(workflow)
-    if workflow.status is WorkflowStatus.RUNNING and waiting is not None:
+    working = (WorkflowStatus.RUNNING, WorkflowStatus.PLANNING)
+    if workflow.status in working and waiting is not None:
         return _status(
             workflow,
             TaskState.TASK_STATE_INPUT_REQUIRED,

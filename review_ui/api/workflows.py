@@ -1,14 +1,17 @@
 """GET /api/v1/workflows[/{id}]: workflow status, tasks, outputs and attempts;
+GET /api/v1/workflows/{id}/plan-attempts: what the LLM planner was told and answered;
 POST /api/v1/workflows/{id}/cancel: stop a workflow that has not finished."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.errors import CancelError
+from orchestrator.planning import store as plan_store
 from orchestrator.review import CancelRequest
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.workflow.state import WorkflowStatus
@@ -53,6 +56,46 @@ def get_workflow(
     if state is None:
         raise Problem(404, "Workflow not found", f"no workflow with id {workflow_id!r}")
     return WorkflowPublic.of(state, app_state.settings.trace_url_template)
+
+
+class PlanAttemptPublic(BaseModel):
+    """One plan the LLM planner asked its model for, and what came of it."""
+
+    attempt: int = Field(description="1 for the first plan asked for.")
+    model: str
+    prompt: list[dict[str, Any]] = Field(description="The chat messages sent, as sent.")
+    answer: str | None = Field(description="The model's answer; null when it gave none.")
+    outcome: str = Field(
+        description="accepted, refused (the plan failed its checks) or error (no usable answer)."
+    )
+    problems: list[str] = Field(description="Why the plan was refused, or the error.")
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    at: datetime
+
+
+@router.get(
+    "/workflows/{workflow_id}/plan-attempts",
+    response_model=list[PlanAttemptPublic],
+    responses=problems(401, 404, 429, 503, why={404: "No such workflow."}),
+)
+def plan_attempts(
+    workflow_id: Annotated[str, Path(json_schema_extra={"pattern": NO_NUL})],
+    connection: ConnectionDep,
+    _: Reader,
+) -> list[PlanAttemptPublic]:
+    """Every plan the LLM planner asked for this workflow, oldest first, with the prompt
+    and the answer (empty for a workflow its playbook planned)."""
+    state = (
+        None if "\x00" in workflow_id else workflow_rows.get(connection, workflow_id=workflow_id)
+    )
+    if state is None:
+        raise Problem(404, "Workflow not found", f"no workflow with id {workflow_id!r}")
+    return [
+        PlanAttemptPublic(**row)
+        for row in plan_store.attempts_of(connection, workflow_id=workflow_id)
+    ]
 
 
 @router.get(

@@ -15,10 +15,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
+from orchestrator.planning import store as plan_store
 from orchestrator.store import audit
 from orchestrator.store import escalations as escalation_rows
 from orchestrator.store.audit import AuditEntry
 from orchestrator.store.escalations import SimilarDecision
+from orchestrator.workflow.planning import PLAN
 from orchestrator.workflow.review import refuse_retry
 from orchestrator.workflow.state import (
     Attempt,
@@ -39,6 +41,19 @@ from waypost.events import utcnow
 from waypost.telemetry.tracing import trace_id_of, trace_url
 
 router = APIRouter(include_in_schema=False)
+# What a reviewer editing a plan writes (orchestrator/planning/plans.py checks it).
+PLAN_FORMAT = {
+    "steps": [
+        {
+            "name": "a unique step name",
+            "capability": "a capability of the catalogue",
+            "depends_on": ["names of steps that finish first"],
+            "input": {"field": "a value, $goal.FIELD or $steps.NAME.output.FIELD"},
+            "description": "what the step is for",
+        }
+    ],
+    "output": {"optional": "$steps.NAME.output"},
+}
 NOTICES = {
     "approve": "Approved: the workflow resumes with the agent's output.",
     "edit": "Approved with your edited output.",
@@ -83,6 +98,13 @@ class DetailView:
     output_schema: Mapping[str, Any] | None
     trace_id: str | None = None
     trace_url: str | None = None  # the workflow's trace in the trace viewer
+    plan_graph: svg.Graph | None = None  # a plan escalation's proposed plan, as a picture
+    plan_attempts: Sequence[Mapping[str, Any]] = ()  # the planner's prompts and answers
+
+    @property
+    def is_plan(self) -> bool:
+        """True for a plan escalation (a reviewer approves the LLM planner's plan)."""
+        return self.escalation.kind == PLAN
 
     @property
     def open(self) -> bool:
@@ -95,13 +117,17 @@ class DetailView:
         return self.escalation.content
 
     @property
-    def task(self) -> TaskState:
-        """The escalated step's task as it is now."""
+    def task(self) -> TaskState | None:
+        """The escalated step's task as it is now (None for a plan escalation)."""
+        if self.is_plan:
+            return None
         return self.workflow.tasks[self.escalation.step]
 
     @property
     def retry_refused(self) -> str | None:
         """Why the step cannot be retried (no attempt left), None when it can."""
+        if self.task is None:
+            return "A plan is not retried: approve it, edit it or reject it"
         refusal = refuse_retry(self.escalation, self.task)
         return refusal.message if refusal is not None else None
 
@@ -129,9 +155,10 @@ def load_detail(
         return None
     workflow, escalation = found
     playbook = state.reviews.versions.for_state(conn, workflow)
+    is_plan = escalation.kind == PLAN
     if playbook is not None:
         order = [(s.name, tuple(s.depends_on)) for s in playbook.steps]
-        schema = playbook.step(escalation.step).output_schema
+        schema = None if is_plan else playbook.step(escalation.step).output_schema
     else:  # the version is gone: show the tasks as stored, without their edges
         order = [(name, ()) for name in workflow.tasks]
         schema = None
@@ -151,7 +178,25 @@ def load_detail(
         output_schema=schema,
         trace_id=trace_id_of(workflow.traceparent),
         trace_url=trace_url(state.settings.trace_url_template, workflow.traceparent),
+        plan_graph=plan_picture(escalation.content.get("output")) if is_plan else None,
+        plan_attempts=plan_store.attempts_of(conn, workflow_id=workflow.id) if is_plan else (),
     )
+
+
+def plan_picture(plan: Any) -> svg.Graph | None:
+    """The picture of a proposed plan's steps and what each depends on (None when the
+    content holds no list of named steps)."""
+    steps = plan.get("steps") if isinstance(plan, Mapping) else None
+    if not isinstance(steps, list):
+        return None
+    order = [
+        (str(step["name"]), tuple(str(d) for d in step.get("depends_on") or ()))
+        for step in steps
+        if isinstance(step, Mapping) and "name" in step
+    ]
+    names = {name for name, _ in order}
+    order = [(name, tuple(d for d in deps if d in names)) for name, deps in order]
+    return svg.layout(order, {name: "pending" for name, _ in order}, current=None)
 
 
 def sla_state(escalation: EscalationState, now: datetime) -> str:
@@ -195,7 +240,11 @@ def render_detail(
         notice=NOTICES.get(notice or ""),
         # Nothing to show when every attempt failed: the reviewer writes the output.
         output_text=pretty_json(output) if (output := view.content.get("output")) else "{}",
-        schema_text=pretty_json(view.output_schema) if view.output_schema else None,
+        schema_text=pretty_json(PLAN_FORMAT)
+        if view.is_plan
+        else pretty_json(view.output_schema)
+        if view.output_schema
+        else None,
     )
     return pages().render(request, "escalation.html", context, status=status, oob=oob)
 

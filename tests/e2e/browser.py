@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,11 +91,14 @@ def module_platform(broker: Any, postgres: Any, logs: Path) -> Iterator[Platform
         engine.dispose()
 
 
-def start_console(platform: Platform, *, workers: bool) -> str:
+def start_console(
+    platform: Platform, *, workers: bool, playbooks: Sequence[Path] = (PLAYBOOKS, E2E_PLAYBOOKS)
+) -> str:
     """`waypost serve` (and, with ``workers``, the orchestrator and the echo agent) with
-    the console playbooks; returns the console's base URL once it is ready."""
+    the console playbooks (or ``playbooks``); returns the console's base URL once it is
+    ready."""
     port = free_port()
-    platform.env_overrides["WAYPOST_PLAYBOOK_DIRS"] = f"{PLAYBOOKS},{E2E_PLAYBOOKS}"
+    platform.env_overrides["WAYPOST_PLAYBOOK_DIRS"] = ",".join(str(p) for p in playbooks)
     platform.env_overrides["WAYPOST_HTTP_PORT"] = str(port)
     if workers:
         platform.start_orchestrator()

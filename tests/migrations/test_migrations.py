@@ -14,6 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, inspect, text
 
 import migrations
+from orchestrator.planning.tables import metadata as planning_metadata
 from orchestrator.schedules.tables import metadata as schedule_metadata
 from orchestrator.store.tables import metadata as orchestrator_metadata
 from review_ui.auth.tables import metadata as auth_metadata
@@ -57,6 +58,8 @@ LEDGER_TABLES = {"agent_results"}
 BRIDGE_TABLES = {"a2a_bridge_tasks"}
 # Schedules and the slots they fired (orchestrator/schedules/tables.py).
 SCHEDULE_TABLES = {"schedules", "schedule_fires"}
+# The LLM planner's attempts and claims (orchestrator/planning/tables.py).
+PLANNING_TABLES = {"plan_attempts", "planner_claims"}
 
 
 def _combined() -> MetaData:
@@ -71,6 +74,7 @@ def _combined() -> MetaData:
         recorded_metadata,
         bridge_metadata,
         schedule_metadata,
+        planning_metadata,
     ):
         for table in source.tables.values():
             table.to_metadata(combined)
@@ -126,6 +130,7 @@ def test_a_fresh_schema_is_upgraded_to_head(fresh_schema: tuple[Engine, str]) ->
         | LEDGER_TABLES
         | BRIDGE_TABLES
         | SCHEDULE_TABLES
+        | PLANNING_TABLES
         | {"alembic_version"}
     )
 

@@ -96,6 +96,7 @@ EXPECTED: dict[tuple[str, str], tuple[Expect, Expect, Expect, Expect]] = {
     ("POST", "/api/v1/goals"): (401, 403, 403, OK),
     ("GET", "/api/v1/workflows"): (401, OK, OK, OK),
     ("GET", "/api/v1/workflows/{workflow_id}"): (401, OK, OK, OK),
+    ("GET", "/api/v1/workflows/{workflow_id}/plan-attempts"): (401, OK, OK, OK),
     ("POST", "/api/v1/workflows/{workflow_id}/cancel"): (401, 403, 403, OK),
     ("GET", "/api/v1/breakers"): (401, OK, OK, OK),
     ("GET", "/api/v1/schedules"): (401, OK, OK, OK),

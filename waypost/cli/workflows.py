@@ -33,7 +33,8 @@ def show(workflow_id: str, as_json: bool, url: str | None) -> None:
 
 @workflow.command(name="ls")
 @click.option(
-    "--status", type=click.Choice(["accepted", "running", "completed", "failed", "cancelled"])
+    "--status",
+    type=click.Choice(["accepted", "planning", "running", "completed", "failed", "cancelled"]),
 )
 @click.option("--type", "goal_type", metavar="TYPE", help="Only goals of this type.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 200))

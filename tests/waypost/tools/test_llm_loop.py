@@ -4,18 +4,15 @@ governed by a real policy (MemoryGate) through ctx.tools."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
+from tests.support.chat_model import ChatModel, chat_model
 from tests.waypost.tools.conftest import Calls, server_file
 from waypost import AgentContext, NonRetryableError, TaskInfo, agent
 from waypost.events import TaskDispatched
@@ -67,44 +64,11 @@ def answer(
     }
 
 
-@dataclass
-class Model:
-    """The fake model: the request bodies it got and what it answers next (the last
-    answer again once the script runs out)."""
-
-    url: str = ""
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    script: list[dict[str, Any]] = field(default_factory=list)
-
-
 @pytest.fixture
-def model() -> Iterator[Model]:
+def model() -> Iterator[ChatModel]:
     """An OpenAI-compatible /v1/chat/completions on 127.0.0.1 in a thread."""
-    state = Model()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers["Content-Length"])
-            state.requests.append(json.loads(self.rfile.read(length)))
-            body = state.script.pop(0) if len(state.script) > 1 else state.script[0]
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+    with chat_model() as served:
+        yield served
 
 
 @pytest.fixture
@@ -148,14 +112,14 @@ def ctx(tmp_path: Path, toolbox: Toolbox) -> AgentContext:
     )
 
 
-def _llm(model: Model) -> LLMClient:
+def _llm(model: ChatModel) -> LLMClient:
     return LLMClient(
         LLMSettings(base_url=model.url, model="fake-model", input_usd_per_mtok=1_000_000)
     )
 
 
 def test_the_model_calls_a_tool_once_and_answers_with_its_result(
-    model: Model, ctx: AgentContext, calls: Calls
+    model: ChatModel, ctx: AgentContext, calls: Calls
 ) -> None:
     model.script = [
         answer(calls=[("local__echo", '{"text": "ab", "times": 2}')], tokens=100),
@@ -194,7 +158,7 @@ def test_the_model_calls_a_tool_once_and_answers_with_its_result(
 
 
 def test_a_denied_tool_is_reported_to_the_model_and_never_reaches_the_server(
-    model: Model, ctx: AgentContext, calls: Calls
+    model: ChatModel, ctx: AgentContext, calls: Calls
 ) -> None:
     model.script = [
         answer(
@@ -225,7 +189,7 @@ def test_a_denied_tool_is_reported_to_the_model_and_never_reaches_the_server(
     assert any(n.startswith("tool local/secret ") and ": refused: " in n for n in ctx.notes)
 
 
-def test_only_the_named_tools_are_offered(model: Model, ctx: AgentContext) -> None:
+def test_only_the_named_tools_are_offered(model: ChatModel, ctx: AgentContext) -> None:
     model.script = [answer("nothing to call")]
 
     _llm(model).chat_with_tools([user("hi")], ctx=ctx, servers=["local"], only=["local/whoami"])
@@ -234,7 +198,7 @@ def test_only_the_named_tools_are_offered(model: Model, ctx: AgentContext) -> No
 
 
 def test_the_rounds_limit_stops_a_model_that_never_stops_calling_tools(
-    model: Model, ctx: AgentContext, calls: Calls
+    model: ChatModel, ctx: AgentContext, calls: Calls
 ) -> None:
     model.script = [answer(calls=[("local__echo", '{"text": "again"}')])]
 
@@ -247,7 +211,7 @@ def test_the_rounds_limit_stops_a_model_that_never_stops_calling_tools(
     assert ctx.input_tokens == 30  # every turn was accounted, the last one too
 
 
-def test_a_task_without_tools_cannot_offer_any(model: Model) -> None:
+def test_a_task_without_tools_cannot_offer_any(model: ChatModel) -> None:
     bare = AgentContext(task=task_context_info())
     with pytest.raises(UnknownToolServer, match=r"no ctx\.tools"):
         _llm(model).chat_with_tools([user("hi")], ctx=bare, servers=["local"])
