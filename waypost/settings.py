@@ -302,6 +302,13 @@ class OrchestratorSettings(PlaybookSettings, GovernanceSettings):
         description="How often each orchestrator looks for workflows of planner: llm goal "
         "types waiting for a plan (docs/playbooks.md). The model is set by WAYPOST_LLM_*.",
     )
+    planner_concurrency: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="How many workflows each orchestrator plans at the same time (model "
+        "calls in flight); each planning thread claims one workflow at a time.",
+    )
     planner_lease_s: float = Field(
         90.0,
         gt=0,

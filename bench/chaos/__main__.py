@@ -1,8 +1,9 @@
 """`python -m bench.chaos [SCENARIO...]`: faults against `waypost up`, counted from outside.
 
 Each scenario run starts its own `waypost up` (fresh data directory, the chaos agents of
-bench.chaos.ledger_agent and the chaos.pair playbook), submits goals over the HTTP API at
-a steady pace, strikes its faults, waits until every workflow finished or the deadline
+bench.chaos.ledger_agent and the chaos.pair playbook; planner-kill adds chaos.planned,
+planned by a scripted model the harness serves), submits goals over the HTTP API at a
+steady pace, strikes its faults, waits until every workflow finished or the deadline
 passed, and prints what happened; definitions of every count are in bench/chaos/README.md.
 Exit status 1 if any run lost a workflow, left one stuck, had a duplicate effect (or
 another failure listed under the table), else 0.
@@ -15,6 +16,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 
+from bench.chaos.model import PlanningCounts
 from bench.chaos.report import RunResult, table
 from bench.chaos.run import Options, run_once
 from bench.chaos.scenarios import Scenario, scenarios
@@ -23,6 +25,7 @@ QUICK_WORKFLOWS = 200
 QUICK_RATE = 20.0
 QUICK_FREEZE_S = 10.0
 QUICK_DEADLINE_S = 120.0
+MODEL_OUTAGE_S = 5.0
 
 
 def _parser(known: dict[str, Scenario]) -> argparse.ArgumentParser:
@@ -55,7 +58,8 @@ def _parser(known: dict[str, Scenario]) -> argparse.ArgumentParser:
         "--workflows",
         type=int,
         metavar="N",
-        help="workflows per run (default 3000; broker-restart runs 1000 and 3000)",
+        help="workflows per run (default 3000; broker-restart runs 1000 and 3000, "
+        "planner-kill 500)",
     )
     parser.add_argument(
         "--runs",
@@ -97,6 +101,20 @@ def _parser(known: dict[str, Scenario]) -> argparse.ArgumentParser:
         "--freeze", type=float, metavar="S", help="agent-freeze: seconds stopped (default 30)"
     )
     parser.add_argument(
+        "--model-delay",
+        type=_delay,
+        default=(0.2, 0.5),
+        metavar="S[-S]",
+        help="planner-kill: how long the scripted model takes to answer a plan, fixed or "
+        "uniform between two values (default 0.2-0.5)",
+    )
+    parser.add_argument(
+        "--model-outage",
+        type=float,
+        metavar="S",
+        help=f"planner-kill: seconds the model answers 503 (default {MODEL_OUTAGE_S:g})",
+    )
+    parser.add_argument(
         "--keep",
         choices=("never", "failed", "always"),
         default="failed",
@@ -117,6 +135,17 @@ def _parser(known: dict[str, Scenario]) -> argparse.ArgumentParser:
         help="how many grouped warning/error log lines to print per run (default 12)",
     )
     return parser
+
+
+def _delay(text: str) -> tuple[float, float]:
+    low, _, high = text.partition("-")
+    try:
+        span = (float(low), float(high or low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write seconds, e.g. 0.3 or 0.2-0.5") from None
+    if not 0 <= span[0] <= span[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: write MIN-MAX with 0 <= MIN <= MAX")
+    return span
 
 
 def _reasons(counts: dict[str, int]) -> str:
@@ -141,7 +170,9 @@ def _print_run(result: RunResult) -> None:
     )
     for fault in result.faults:
         recovery = "never" if fault.recovery_s is None else f"{fault.recovery_s:g} s"
-        if fault.restart_s is None:
+        if fault.old_pid is None and fault.restart_s is not None:
+            back = f"over after {fault.restart_s:g} s"
+        elif fault.restart_s is None:
             back = f"pid {fault.old_pid} not back"
         elif fault.old_pid == fault.new_pid:
             back = f"pid {fault.old_pid} continued after {fault.restart_s:g} s"
@@ -153,6 +184,8 @@ def _print_run(result: RunResult) -> None:
             f"{back}{ready}; recovery {recovery}; {fault.reruns} handler re-runs after it"
             + (f"; {fault.note}" if fault.note else "")
         )
+    if result.planning is not None:
+        _print_planning(result.planning)
     print(
         "   Waypost processes no fault targeted that exited: "
         + (", ".join(result.exited) if result.exited else "none (same PIDs before and after)")
@@ -176,14 +209,45 @@ def _print_run(result: RunResult) -> None:
     print(result.json_line(), flush=True)
 
 
+def _print_planning(p: PlanningCounts) -> None:
+    print(
+        f"   plans asked for {p.requests} for {p.workflows} workflows ({p.workflows_asked} "
+        f"asked about): {p.answered} answered with the plan, {p.unavailable} answered 503"
+        + (f", {p.cut} cut off" if p.cut else "")
+        + (f", {p.unknown_goal} for no goal of this run" if p.unknown_goal else "")
+    )
+    why = ", ".join(f"{n} {cause}" for cause, n in sorted(p.repeats.items())) or "none"
+    faults = "; ".join(f"{label}: {n}" for label, n in p.repeats_by_fault.items())
+    print(
+        f"   plans asked again for {p.asked_again} workflows (at most {p.max_per_workflow} "
+        f"for one); requests after a workflow's first: {why}"
+        + (f" (by fault: {faults})" if faults else "")
+    )
+    if p.replan_after_kill_s:
+        low, high = p.replan_after_kill_s
+        print(
+            f"   a killed planner's workflows were asked for again {low:g}-{high:g} s after "
+            f"the kill ({p.early_after_kill} before its claim ran out)"
+        )
+    if p.retry_after_503_s:
+        low, high = p.retry_after_503_s
+        print(
+            f"   after a 503 a plan was asked for again {low:g}-{high:g} s later (the "
+            f"planner's backoff; {p.early_after_503} sooner than 2 s)"
+        )
+    for example in p.unexplained_examples:
+        print(f"   asked again without cause: {example}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the scenarios asked for; the exit status says whether any run failed."""
     probe = argparse.ArgumentParser(add_help=False)
     probe.add_argument("--freeze", type=float)
     probe.add_argument("--quick", action="store_true")
+    probe.add_argument("--model-outage", type=float)
     early, _ = probe.parse_known_args(argv)
     freeze = early.freeze or (QUICK_FREEZE_S if early.quick else 30.0)
-    known = scenarios(freeze)
+    known = scenarios(freeze, early.model_outage or MODEL_OUTAGE_S)
     parser = _parser(known)
     args = parser.parse_args(argv)
     unknown = [s for s in args.scenario if s not in known]
@@ -203,6 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         env=env,
         lease_s=args.lease,
         log_notes=args.log_notes,
+        model_delay_s=args.model_delay,
     )
     results: list[RunResult] = []
     try:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from bench.chaos.ledger import LedgerReader
 from bench.chaos.load import Submitter
+from bench.chaos.model import ScriptedModel
 from bench.chaos.report import FaultRecord
-from bench.chaos.scenarios import Fault
+from bench.chaos.scenarios import MODEL, Fault
 from bench.chaos.stack import AGENT, UpStack, ready
 
 # Services /readyz watches: a fault on them is over when it answers 200 again.
@@ -32,8 +33,10 @@ class FaultDriver:
         size: int,
         echo: Callable[[str], None],
         *,
+        model: ScriptedModel | None = None,
         restart_timeout_s: float = 120.0,
     ) -> None:
+        self._model = model
         self._stack = stack
         self._http_url = http_url
         self._ledger = LedgerReader(ledger)
@@ -75,10 +78,15 @@ class FaultDriver:
             self._strike(fault)
 
     def _strike(self, fault: Fault) -> None:
+        if fault.action == "outage":
+            self._outage(fault)
+            return
         pid = self._wait_running(fault.target)
         waited = None
         if pid is not None and fault.target == AGENT:
             waited = self._wait_working(pid)
+        elif pid is not None and fault.target == "orchestrator" and self._model is not None:
+            waited = self._wait_planning()
         accepted, _ = self._submitter.snapshot()
         record = FaultRecord(
             label=fault.label(),
@@ -90,7 +98,8 @@ class FaultDriver:
         )
         self.records.append(record)
         if waited is not None:
-            record.note = f"waited {waited:.1f} s for pid {pid} to run a handler"
+            doing = "ask for a plan" if fault.target == "orchestrator" else "run a handler"
+            record.note = f"waited {waited:.1f} s for pid {pid} to {doing}"
         if pid is None:
             record.note = f"{fault.target} was not running: fault skipped"
             self._echo(f"  ! {record.label}: {record.note}")
@@ -129,6 +138,45 @@ class FaultDriver:
                 time.sleep(0.25)
             else:
                 record.note = (record.note + "; " if record.note else "") + "/readyz not 200"
+
+    def _outage(self, fault: Fault) -> None:
+        """The scripted model answers 503 for ``hold_s``."""
+        assert fault.target == MODEL
+        accepted, _ = self._submitter.snapshot()
+        record = FaultRecord(
+            label=fault.label(),
+            target=fault.target,
+            at_s=round(time.monotonic() - self._started, 2),
+            at_time=time.time(),
+            submitted_before=accepted,
+            old_pid=None,
+        )
+        self.records.append(record)
+        if self._model is None:
+            record.note = "no scripted model in this scenario: fault skipped"
+            self._echo(f"  ! {record.label}: {record.note}")
+            return
+        struck = time.monotonic()
+        self._echo(f"  >> {record.label}: the model answers 503 ({accepted} goals accepted)")
+        self._model.down_for(fault.hold_s)
+        self._stop.wait(fault.hold_s)
+        record.restart_s = round(time.monotonic() - struck, 2)
+        self._echo(f"  << the model answers again after {record.restart_s:g} s")
+
+    def _wait_planning(self, timeout_s: float = 60.0) -> float | None:
+        """Wait until a plan is being asked for (the only orchestrator asks it), so the
+        kill lands during a model call; how long that took, or None when one was."""
+        assert self._model is not None
+        if self._model.in_flight():
+            return None
+        began = time.monotonic()
+        while time.monotonic() - began < timeout_s and not self._stop.is_set():
+            time.sleep(0.02)
+            if self._model.in_flight():
+                break
+        else:
+            self._echo(f"  ! no plan asked for within {timeout_s:g} s; striking anyway")
+        return time.monotonic() - began
 
     def _wait_working(self, pid: int, timeout_s: float = 120.0) -> float | None:
         """Wait until the agent ``pid`` ran a handler (so a kill finds work in flight);

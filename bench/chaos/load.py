@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import httpx
 
 GOAL_TYPE = "chaos.pair"
+"""The goal type submitted unless another is given."""
 
 
 @dataclass
@@ -34,7 +35,8 @@ class Submissions:
 
 
 class Submitter:
-    """Sends ``goal_ids`` as chaos.pair goals, ``rate`` per second overall."""
+    """Sends ``goal_ids`` as goals of ``goal_type`` (input ``{"n": index}``), ``rate``
+    per second overall."""
 
     def __init__(
         self,
@@ -45,8 +47,10 @@ class Submitter:
         rate: float,
         threads: int,
         give_up_s: float,
+        goal_type: str = GOAL_TYPE,
     ) -> None:
         self._url = http_url
+        self._goal_type = goal_type
         self._token = token
         self._ids = list(goal_ids)
         self._rate = rate
@@ -129,7 +133,7 @@ class Submitter:
         try:
             response = client.post(
                 "/api/v1/goals",
-                json={"type": GOAL_TYPE, "input": {"n": index}},
+                json={"type": self._goal_type, "input": {"n": index}},
                 headers={"Idempotency-Key": goal_id},
             )
         except httpx.TimeoutException:

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
+from bench.chaos.model import PlanningCounts
+
 
 @dataclass
 class FaultRecord:
@@ -22,7 +24,8 @@ class FaultRecord:
     old_pid: int | None
     new_pid: int | None = None
     restart_s: float | None = None
-    """Seconds until the child ran under a new PID (kills) or was continued (freeze)."""
+    """Seconds until the child ran under a new PID (kills), was continued (freeze), or
+    the model answered again (outage)."""
     ready_s: float | None = None
     """Seconds until /readyz answered 200 again."""
     recovery_s: float | None = None
@@ -73,6 +76,8 @@ class RunResult:
     """Warning/error/exception lines per log file."""
     log_notes: list[str] = field(default_factory=list)
     """The most frequent of those lines, grouped (printed, not in the JSON line)."""
+    planning: PlanningCounts | None = None
+    """Plans asked of the scripted model (scenarios of planned goals only)."""
 
     def problems(self) -> list[str]:
         """Why this run fails (empty: it passed)."""
@@ -89,6 +94,8 @@ class RunResult:
             found.append(f"{self.completed_without_effect} completed without their effect")
         if self.exited:
             found.append("exited: " + ", ".join(self.exited))
+        if self.planning is not None:
+            found += self.planning.problems()
         return found
 
     def json_line(self) -> str:

@@ -15,10 +15,11 @@ from bench.chaos import logscan
 from bench.chaos.faults import FaultDriver
 from bench.chaos.ledger import LedgerReader, count
 from bench.chaos.load import Submitter
+from bench.chaos.model import Cause, ScriptedModel, planning_counts
 from bench.chaos.report import FaultRecord, RunResult
-from bench.chaos.scenarios import Scenario
+from bench.chaos.scenarios import MODEL, Scenario
 from bench.chaos.stack import StackFailed, Started, UpStack
-from bench.chaos.tracker import Finished, Tracker, Verdict
+from bench.chaos.tracker import STUCK, Finished, Tracker, Verdict
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,14 @@ class Options:
     lease_s: float | None = None
     """Step timeout instead of the playbook's 5 s."""
     log_notes: int = 12
+    model_delay_s: tuple[float, float] = (0.2, 0.5)
+    """How long the scripted model takes to answer (uniform between the two)."""
+    llm_timeout_s: float = 5.0
+    """WAYPOST_LLM_TIMEOUT_S of scenarios with the scripted model."""
+    planner_lease_s: float = 10.0
+    """WAYPOST_PLANNER_LEASE_S of those: a killed planner's claims run out this soon."""
+    planner_poll_s: float = 0.2
+    """WAYPOST_PLANNER_POLL_INTERVAL_S of those."""
 
 
 def _progress(message: str) -> None:
@@ -50,15 +59,25 @@ def run_once(
     echo: Callable[[str], None] = _progress,
 ) -> RunResult:
     """Run ``scenario`` once with ``size`` workflows; never raises for a platform fault."""
-    stack = UpStack(options.env, options.lease_s)
+    model = ScriptedModel(options.model_delay_s) if scenario.model else None
+    env = dict(options.env)
+    if model is not None:  # --env still wins
+        planner = model.env(options.llm_timeout_s, options.planner_lease_s, options.planner_poll_s)
+        env = {**planner, **env}
+    stack = UpStack(env, options.lease_s, scenario.playbooks)
+    if model is not None:
+        model.log_path = stack.data_dir / "model.jsonl"
     result = RunResult(scenario.name, size, run, runs, str(stack.data_dir))
     tag = f"[{scenario.name} {size} run {run}/{runs}]"
     echo(f"{tag} starting waypost up in {stack.data_dir}")
     began = time.monotonic()
     try:
+        if model is not None:
+            model.start()
+            echo(f"{tag} scripted model at {model.base_url}")
         started = stack.start()
         echo(f"{tag} running at {started.http_url} (waypost up pid {stack.pid})")
-        _drive(scenario, size, stack, started, result, options, tag, echo)
+        _drive(scenario, size, stack, started, result, options, tag, echo, model)
     except StackFailed as exc:
         result.error = str(exc)
     except KeyboardInterrupt:
@@ -72,6 +91,8 @@ def run_once(
         result.supervisor = stack.supervisor_lines({f.target for f in scenario.faults})
         echo(f"{tag} stopping waypost up")
         code = stack.stop()
+        if model is not None:
+            model.stop()
         if code not in (0, None) and not result.error:
             result.error = f"waypost up exited with {code} when stopped"
         notes = logscan.scan(stack.data_dir / "logs")
@@ -96,12 +117,13 @@ def _drive(
     options: Options,
     tag: str,
     echo: Callable[[str], None],
+    model: ScriptedModel | None = None,
 ) -> None:
     baseline = stack.children()
     prefix = f"chaos-{scenario.name}-{secrets.token_hex(3)}"
     goal_ids = [f"{prefix}-{n:05d}" for n in range(size)]
     ledger = LedgerReader(started.ledger)
-    tracker = Tracker(started.http_url, started.token)
+    tracker = Tracker(started.http_url, started.token, goal_type=scenario.goal_type)
     submitter = Submitter(
         started.http_url,
         started.token,
@@ -109,9 +131,17 @@ def _drive(
         rate=options.rate,
         threads=options.threads,
         give_up_s=options.deadline_s,
+        goal_type=scenario.goal_type,
     )
     driver = FaultDriver(
-        stack, started.http_url, started.ledger, scenario.faults, submitter, size, echo
+        stack,
+        started.http_url,
+        started.ledger,
+        scenario.faults,
+        submitter,
+        size,
+        echo,
+        model=model,
     )
     clock = time.monotonic()
 
@@ -126,6 +156,7 @@ def _drive(
             f"(post retries {retries})  completed {done['completed']}  failed {done['failed']}"
             f"  effects {len(counts.effected)}  re-runs {counts.handler_reruns}"
             f"  retries {counts.retries}"
+            + ("" if model is None else f"  plans asked {len(model.requests())}")
         )
 
     tracker.start()
@@ -155,7 +186,19 @@ def _drive(
             time.sleep(0.5)
         progress("end")
         tracker.stop()
-        _judge(result, stack, started, submitter, tracker, ledger, driver.records, baseline)
+        completed = _judge(
+            result, stack, started, submitter, tracker, ledger, driver.records, baseline
+        )
+        if model is not None:
+            result.planning = planning_counts(
+                model.requests(),
+                goal_ids,
+                completed,
+                _causes(driver.records),
+                lease_s=float(
+                    stack.extra_env.get("WAYPOST_PLANNER_LEASE_S", options.planner_lease_s)
+                ),
+            )
     finally:
         submitter.stop()
         driver.stop()
@@ -172,7 +215,8 @@ def _judge(
     ledger: LedgerReader,
     faults: list[FaultRecord],
     baseline: dict[str, int],
-) -> None:
+) -> set[str]:
+    """Fill in ``result``'s counts; the workflows completed."""
     accepted = submitter.accepted()
     state = submitter.state
     result.submitted = len(accepted)
@@ -213,7 +257,7 @@ def _judge(
     lost = [v for v in verdicts.values() if v.status != "completed"]
     result.completed = len(completed)
     result.lost = len(lost)
-    result.stuck = sum(v.status in ("running", "accepted") for v in lost)
+    result.stuck = sum(v.status in STUCK for v in lost)
     result.failed = sum(v.status == "failed" for v in lost)
     result.missing = sum(v.status in ("missing", "unknown") for v in lost)
     result.failed_reasons = dict(
@@ -237,6 +281,20 @@ def _judge(
         if name not in targets and after.get(name) != pid:
             now = after.get(name)
             result.exited.append(f"{name} (pid {pid} -> {now if now else 'not running'})")
+    return completed
+
+
+def _causes(faults: list[FaultRecord]) -> list[Cause]:
+    """The faults that may make a planner ask for a workflow's plan again."""
+    causes = []
+    for fault in faults:
+        if fault.target == "orchestrator" and fault.old_pid is not None:
+            causes.append(Cause(fault.label, fault.at_time, fault.at_time, "planner"))
+        elif fault.target == MODEL and fault.restart_s is not None:
+            causes.append(
+                Cause(fault.label, fault.at_time, fault.at_time + fault.restart_s, "model")
+            )
+    return causes
 
 
 def _recovery(

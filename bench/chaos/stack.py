@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 AGENT_MODULE = "bench.chaos.ledger_agent"
 AGENT = f"agents:{AGENT_MODULE}"
 PLAYBOOKS = ROOT / "bench" / "chaos" / "playbooks"
+PLANNED_PLAYBOOKS = ROOT / "bench" / "chaos" / "playbooks_planned"
 LEDGER_ENV = "CHAOS_LEDGER"  # read by bench.chaos.ledger_agent
 
 
@@ -69,7 +70,12 @@ def child_name(cmdline: list[str]) -> str | None:
 class UpStack:
     """A `waypost up` in a fresh data directory under the temporary directory."""
 
-    def __init__(self, extra_env: Mapping[str, str], lease_s: float | None = None) -> None:
+    def __init__(
+        self,
+        extra_env: Mapping[str, str],
+        lease_s: float | None = None,
+        playbook_dirs: Sequence[Path] = (PLAYBOOKS,),
+    ) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix="waypost-chaos-", dir=tempfile.gettempdir()))
         # PostgreSQL runs as an unprivileged user when we are root: it must get in.
         self.data_dir.chmod(0o755)
@@ -77,9 +83,18 @@ class UpStack:
         self.ledger = self.data_dir / "ledger.jsonl"
         self.up_log = self.data_dir / "up.log"
         self._extra_env = dict(extra_env)
-        self.playbooks = PLAYBOOKS if lease_s is None else _leased(self.data_dir, lease_s)
+        self.playbooks: list[Path] = (
+            list(playbook_dirs)
+            if lease_s is None
+            else [_leased(self.data_dir, playbook_dirs, lease_s)]
+        )
         self._process: subprocess.Popen[bytes] | None = None
         self._stopped: set[int] = set()
+
+    @property
+    def extra_env(self) -> Mapping[str, str]:
+        """The environment given to `waypost up` on top of the harness's own."""
+        return self._extra_env
 
     @property
     def pid(self) -> int | None:
@@ -110,9 +125,9 @@ class UpStack:
             str(self.port),
             "--agents",
             AGENT_MODULE,
-            "--playbooks",
-            str(self.playbooks),
         ]
+        for directory in self.playbooks:
+            argv += ["--playbooks", str(directory)]
         with self.up_log.open("ab") as log:
             self._process = spawn(argv, log=log, env=env, cwd=ROOT)
         http_url = f"http://127.0.0.1:{self.port}"
@@ -220,11 +235,11 @@ class UpStack:
         return found
 
 
-def _leased(data_dir: Path, lease_s: float) -> Path:
+def _leased(data_dir: Path, playbook_dirs: Sequence[Path], lease_s: float) -> Path:
     """A copy of the chaos playbooks whose steps have a ``lease_s`` timeout."""
     target = data_dir / "playbooks"
     target.mkdir()
-    for source in PLAYBOOKS.glob("*.yaml"):
+    for source in (path for d in playbook_dirs for path in sorted(d.glob("*.yaml"))):
         document = yaml.safe_load(source.read_text())
         document.setdefault("defaults", {})["timeout"] = lease_s
         (target / source.name).write_text(yaml.safe_dump(document, sort_keys=False))

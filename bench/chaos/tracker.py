@@ -1,9 +1,9 @@
 """Following workflows through the HTTP API: which finished, how and when.
 
 While a run goes on, the tracker pages through `GET /api/v1/workflows?status=...` for
-completed and failed chaos workflows every couple of seconds (a few requests instead of
-one per workflow). At the end, every workflow not seen completed is asked for one by one
-with `GET /api/v1/workflows/{id}`, which gives the verdict.
+completed and failed workflows of the run's goal type every couple of seconds (a few
+requests instead of one per workflow). At the end, every workflow not seen completed is
+asked for one by one with `GET /api/v1/workflows/{id}`, which gives the verdict.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import httpx
 from bench.chaos.load import GOAL_TYPE
 
 TERMINAL = ("completed", "failed")
+STUCK = ("running", "planning", "accepted")
+"""Statuses of a workflow that is neither finished nor gone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +39,8 @@ class Verdict:
 
     workflow_id: str
     status: str
-    """completed, failed, running, accepted, missing (404) or unknown (no answer)."""
+    """completed, failed, running, planning, accepted, cancelled, missing (404) or
+    unknown (no answer)."""
     reason: str | None
     tasks: str
     """Each task as step:status@attempt/max_attempts, for the report."""
@@ -47,7 +50,10 @@ class Verdict:
 class Tracker:
     """Keeps ``finished`` up to date from the HTTP API in a thread of its own."""
 
-    def __init__(self, http_url: str, token: str, interval_s: float = 2.0) -> None:
+    def __init__(
+        self, http_url: str, token: str, interval_s: float = 2.0, goal_type: str = GOAL_TYPE
+    ) -> None:
+        self._goal_type = goal_type
         self._client = httpx.Client(
             base_url=http_url, headers={"Authorization": f"Bearer {token}"}, timeout=15.0
         )
@@ -87,7 +93,7 @@ class Tracker:
             self._stop.wait(self._interval_s)
 
     def sweep(self) -> None:
-        """One pass over every finished chaos workflow."""
+        """One pass over every finished workflow of the goal type."""
         found: dict[str, Finished] = {}
         for status in TERMINAL:
             for item in self._pages(status):
@@ -100,7 +106,11 @@ class Tracker:
     def _pages(self, status: str) -> Iterable[dict[str, Any]]:
         cursor: str | None = None
         while True:
-            params: dict[str, str | int] = {"type": GOAL_TYPE, "status": status, "limit": 200}
+            params: dict[str, str | int] = {
+                "type": self._goal_type,
+                "status": status,
+                "limit": 200,
+            }
             if cursor:
                 params["cursor"] = cursor
             response = self._client.get("/api/v1/workflows", params=params)

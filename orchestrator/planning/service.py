@@ -65,7 +65,9 @@ class PlanningLoop:
     poll_interval_s: float = 0.5
     lease_s: float = 300.0
     max_backoff_s: float = 60.0
-    batch_size: int = 4
+    # One workflow per claim: a planner that dies leaves only the workflow it was asking
+    # about to wait for its claim to run out. Parallel planning is several loops.
+    batch_size: int = 1
     metrics: Observer = NO_OBSERVER
     outages: Outages = field(default_factory=Outages)
     instance: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")

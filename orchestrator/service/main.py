@@ -164,7 +164,9 @@ def workers(
         outages=outages,
     )
     if planning is not None:
-        threads["planner"] = lambda: planning.run(stop)
+        # Each thread plans one workflow at a time: a model answers in seconds.
+        for number in range(1, settings.planner_concurrency + 1):
+            threads[f"planner-{number}"] = lambda: planning.run(stop)
     return threads
 
 
