@@ -254,7 +254,7 @@ def main() -> None:
         rita.fill("#edit-output", '{\n  "category": "weather",\n  "urgency": "low"\n}')
         rita.click("#edit-form button[type=submit]")
         rita.wait_for_selector("#edit-error")
-        shot(rita.locator("section.decide"), "edit-error")
+        shot(rita.locator("section.untrusted"), "edit-error")
         rita.fill("#comment-text", "A check-in about an earlier talk, not a refund request.")
         rita.click("#comments button[type=submit]")
         rita.wait_for_selector("text=A check-in about an earlier talk")

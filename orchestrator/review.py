@@ -13,9 +13,11 @@ A refusal becomes a ``ReviewError`` (404, 409 or 422) with the rules' message.
 
 A decision is accepted only on the version and digest the reviewer saw and only once: the
 escalation becomes ``decided`` (version + 1); the orchestrator applies it when its event
-arrives (or, if it was lost, from the escalation row). What a decision is observed by,
-the ``review`` span and the decision-time metric, is recorded by ``committed``, which the
-caller calls once the transaction committed.
+arrives (or, if it was lost, from the escalation row). Under four eyes
+(``workflow/four_eyes.py``) an approval that needs another reviewer's leaves the
+escalation pending (version + 1, audited, no event) until a different reviewer approves.
+What a decision is observed by, the ``review`` span and the decision-time metric, is
+recorded by ``committed``, which the caller calls once the transaction committed.
 
 Cancelling locks the workflow row, asks the pure rules (``workflow/cancellation.py``)
 and writes the cancelled workflow, its cancelled tasks and resolved escalations, and
@@ -50,6 +52,7 @@ from orchestrator.store import audit, outbox
 from orchestrator.store import escalations as escalation_rows
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.audit import AuditEntry
+from orchestrator.workflow import four_eyes
 from orchestrator.workflow.cancellation import CancelRequest, cancel, refuse_cancel
 from orchestrator.workflow.messages import AnnounceWorkflowCancelled, RecordReviewEvent
 from orchestrator.workflow.planning import PLAN
@@ -63,6 +66,7 @@ from orchestrator.workflow.review import (
     refuse_closed,
     refuse_comment,
     refuse_decision,
+    refuse_repeated_approval,
 )
 from orchestrator.workflow.state import (
     EscalationState,
@@ -97,12 +101,22 @@ _SOURCE = "waypost/review"
 @dataclass(frozen=True, slots=True)
 class Accepted:
     """A decision that won. ``outbox`` holds its event, to publish after commit; ``wait``
-    is the time the escalation waited for it, recorded by ``Reviews.committed``."""
+    is the time the escalation waited for it, recorded by ``Reviews.committed``.
+
+    Under four eyes a first approval is accepted too, but decides nothing yet: the
+    escalation stays pending for another reviewer (``complete`` is False), with no
+    event and nothing to record."""
 
     decision_id: str
     escalation: EscalationState
     outbox: OutboxRows
-    wait: ReviewWait
+    wait: ReviewWait | None
+
+    @property
+    def complete(self) -> bool:
+        """True when the escalation is decided; False for an approval that waits for
+        another reviewer's."""
+        return self.escalation.status is not EscalationStatus.PENDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +148,7 @@ class Reviews:
                 refuse_plan_decision(
                     conn, self.versions.registry, state, escalation, request, reviewer
                 )
+                or refuse_repeated_approval(escalation, request.action, reviewer)
             )
         else:
             task, step = state.tasks[escalation.step], self._step(conn, state, escalation)
@@ -146,9 +161,7 @@ class Reviews:
             output=dict(request.output) if request.output is not None else None,
             reason=request.reason,
         )
-        decided = escalation.evolve(
-            status=EscalationStatus.DECIDED, version=escalation.version + 1, decision=decision
-        )
+        decided = four_eyes.accept(escalation, decision)
         _save(conn, state, decided, now)
         entry = _entry(
             reviewer.name,
@@ -159,15 +172,22 @@ class Reviews:
             decision=request.action,
             reason=request.reason,
             decision_id=decision.id,
+            **(four_eyes.progress(decided) if decided.required_approvals > 1 else {}),
         )
         audit.record(conn, entries=[entry])
-        wait = self.outgoing.review_wait(state, escalation, decision)
-        rows = self._publish(conn, state, escalation, decision, request.version, wait.headers)
+        final = decided.decision
+        if decided.status is EscalationStatus.PENDING or final is None:
+            # An approval another reviewer must join (four eyes): nothing resumes yet.
+            return Accepted(decision.id, decided, [], None)
+        wait = self.outgoing.review_wait(state, escalation, final)
+        rows = self._publish(conn, state, escalation, final, request.version, wait.headers)
         return Accepted(decision.id, decided, rows, wait)
 
     def committed(self, accepted: Accepted) -> None:
         """The decision's transaction committed: record its ``review`` span and count the
-        time its escalation waited."""
+        time its escalation waited (nothing for an approval that waits for another)."""
+        if accepted.wait is None:
+            return
         accepted.wait.record()
         decision = accepted.escalation.decision
         if self.on_decided is not None and decision is not None:

@@ -17,7 +17,17 @@ from orchestrator.publishing.outbox import OutboxPublisher
 from orchestrator.publishing.records import Outgoing
 from orchestrator.review import Reviews
 from review_ui import a2a, console, hooks, openapi, problems
-from review_ui.api import dead_letters, escalations, goals, health, schedules, workflows
+from review_ui.api import (
+    dead_letters,
+    escalations,
+    goals,
+    governance,
+    health,
+    quality,
+    schedules,
+    workflow_actions,
+    workflows,
+)
 from review_ui.api.agents import router as agents_router
 from review_ui.api.breakers import router as breakers_router
 from review_ui.deps import AppState
@@ -105,7 +115,15 @@ def create_app(
     openapi.install(app)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics, metrics=metrics)
-    for router in (goals.router, workflows.router, escalations.router, dead_letters.router):
+    for router in (
+        goals.router,
+        workflows.router,
+        workflow_actions.router,
+        escalations.router,
+        dead_letters.router,
+        governance.router,
+        quality.router,
+    ):
         app.include_router(router, prefix="/api/v1")
     app.include_router(agents_router, prefix="/api/v1")
     app.include_router(schedules.router, prefix="/api/v1")

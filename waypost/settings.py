@@ -330,6 +330,41 @@ class OrchestratorSettings(PlaybookSettings, GovernanceSettings):
         "schedule's catch_up policy.",
     )
 
+    # Decision quality: the drift check (orchestrator/quality/, docs/reviewing.md).
+    quality_window_s: float = Field(
+        7 * 86400.0,
+        gt=0,
+        description="Decision quality: the drift check and the waypost_decision_quality_* "
+        "metrics measure each agent version's rejection and edit rates over the escalations "
+        "opened this long before now.",
+    )
+    quality_reject_threshold: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="A version whose share of rejected decisions over quality_window_s "
+        "rises past this is announced by a decision_quality.drifted event (1 turns it off).",
+    )
+    quality_edit_threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="A version whose share of edited decisions over quality_window_s "
+        "rises past this is announced by a decision_quality.drifted event (1 turns it off).",
+    )
+    quality_min_decisions: int = Field(
+        10,
+        ge=1,
+        description="The drift check judges a version only once reviewers decided at "
+        "least this many of its escalations in the window.",
+    )
+    quality_check_interval_s: float = Field(
+        300.0,
+        gt=0,
+        description="How often the orchestrator checks decision quality for drift; one "
+        "orchestrator checks at a time, and each crossing is announced once.",
+    )
+
 
 class AgentSettings(PolicySettings):
     """Settings of an agent worker process (`waypost agent run`)."""
@@ -373,7 +408,7 @@ class IndexerSettings(CommonSettings):
     )
 
 
-class HttpSettings(ListenerSettings, PlaybookSettings):
+class HttpSettings(ListenerSettings, PlaybookSettings, GovernanceSettings):
     """Settings of the HTTP app (review console and JSON API)."""
 
     hook_dirs: Annotated[list[Path], NoDecode] = Field(

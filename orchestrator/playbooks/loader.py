@@ -16,6 +16,7 @@ import orjson
 import yaml
 
 from orchestrator.errors import PlaybookError, Problem
+from orchestrator.playbooks import summary
 from orchestrator.playbooks.mapping import referenced_step, references
 from orchestrator.playbooks.model import (
     TRIGGER_KEY,
@@ -89,6 +90,8 @@ def load_document(
 def _explain(error: Any) -> str:
     """The schema's message, or a plainer one where the schema's would puzzle."""
     path = list(error.instance_path)
+    if path[-1:] == ["summary"] and isinstance(error.instance, str):
+        return summary.problem(error.instance) or str(error.message)
     if path[-1:] == ["fallback"] and not isinstance(error.instance, dict):
         return (
             f"{json.dumps(error.instance)} is not a fallback; write it as a mapping: "

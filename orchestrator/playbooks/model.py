@@ -138,6 +138,7 @@ class ReviewPolicy:
     warn_before_s: float | None = None  # default: the last fifth of the SLA
     on_timeout: Literal["reassign", "reject", "wait"] = "wait"
     timeout_group: str | None = None
+    approvals: int = 1  # different reviewers who must approve (2: four eyes)
 
     @property
     def warning_s(self) -> float:
@@ -146,8 +147,8 @@ class ReviewPolicy:
 
     @classmethod
     def read(cls, raw: Mapping[str, Any]) -> ReviewPolicy:
-        """``{group, priority, sla, warn_before, on_timeout: {action, group}}``; a key left
-        out keeps the default above."""
+        """``{group, priority, sla, warn_before, on_timeout: {action, group}, approvals}``;
+        a key left out keeps the default above."""
         timeout = raw.get("on_timeout", {})
         given = {
             "group": raw.get("group"),
@@ -156,6 +157,7 @@ class ReviewPolicy:
             "warn_before_s": parse_duration(raw["warn_before"]) if "warn_before" in raw else None,
             "on_timeout": timeout.get("action"),
             "timeout_group": timeout.get("group"),
+            "approvals": raw.get("approvals"),
         }
         return cls(**{name: value for name, value in given.items() if value is not None})
 
@@ -226,6 +228,8 @@ class Step:
     # the last dispatch, or ask a person for the output (the human fallback).
     on_failure: Literal["fail", "escalate"] = field(default="fail", metadata=option())
     output_schema: Mapping[str, Any] | None = field(default=None, metadata=option())
+    # The inbox line of the step's escalations (orchestrator/playbooks/summary.py).
+    summary: str | None = field(default=None, metadata=option())
     # Built by the loader from output_schema (compiled once, not read from the document).
     output_checker: Callable[[Any], list[tuple[str, str]]] | None = field(
         default=None, compare=False, repr=False

@@ -7,7 +7,8 @@ are not closed are locked before deciding, so only one instance lets a probe thr
 What the decisions did is folded onto the rows, locked, when the batch is saved; so
 failures two instances saw at once are all counted. Every state change is logged and
 written to ``audit_events`` (actor ``waypost:breaker``); a circuit that closes makes the
-tasks waiting for it due at once.
+tasks waiting for it due at once. Circuits an admin opened by hand are honoured here too,
+even with automatic breakers off (``orchestrator/manual_breakers.py`` changes them).
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ class Breakers:
 
     def book(self, conn: Connection, *, capabilities: Iterable[str], now: datetime) -> CircuitBook:
         """The circuits of these capabilities for a batch of decisions; those not closed
-        locked (until the transaction ends)."""
+        locked (until the transaction ends). With automatic breakers off, only circuits
+        opened by hand, unlocked: they never change but when their time is up."""
         if not self.policy.enabled:
-            return CircuitBook(self.policy)
+            return CircuitBook.of(self.policy, breaker_rows.held_by_hand(conn))
         seen = breaker_rows.read(conn, capabilities=sorted(set(capabilities)))
         unsettled = [c for c, circuit in seen.items() if circuit.state is not CircuitState.CLOSED]
         if unsettled:
@@ -109,6 +111,8 @@ def _announce(what: str, circuit: Circuit, event: CircuitEvent, now: datetime) -
             capability,
             circuit.probe_task_id,
         )
+    elif event.kind == "admitted":
+        log.info("circuit of capability %r closed: the time it was opened for is up", capability)
     else:
         log.info("circuit of capability %r closed: task %s succeeded", capability, event.task_id)
     return AuditEntry(

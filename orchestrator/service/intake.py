@@ -63,6 +63,8 @@ def to_input(event: Event) -> tuple[str, Input] | None:
                 reason=approval.reason,
                 scopes=tuple(approval.scopes),
                 rule=approval.rule.model_dump(exclude_none=True) if approval.rule else None,
+                risk=approval.risk,
+                approvals=approval.approvals,
             )
             if approval is not None
             else None,

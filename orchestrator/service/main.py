@@ -15,6 +15,8 @@ from orchestrator.cascades.outgoing import CascadeOutgoing
 from orchestrator.planning.service import planning_loop
 from orchestrator.playbooks.registry import PlaybookRegistry
 from orchestrator.publishing.outbox import OutboxPublisher
+from orchestrator.quality.metrics import quality_gauges
+from orchestrator.quality.watch import drift_watch
 from orchestrator.schedules.service import scheduler
 from orchestrator.service.applier import Applier
 from orchestrator.service.intake import Intake
@@ -153,6 +155,11 @@ def workers(
         outages=outages,
     )
     threads["schedules"] = lambda: schedules.run(stop)
+    # Decision quality: announces agent versions reviewers reject or edit too often.
+    quality = drift_watch(
+        settings, engine=engine, outgoing=outgoing, publisher=publisher, outages=outages
+    )
+    threads["quality"] = lambda: quality.run(stop)
     planning = planning_loop(
         settings,
         engine=engine,
@@ -180,6 +187,7 @@ def main(settings: OrchestratorSettings | None = None) -> int:
     def build(process: service.Started) -> dict[str, Callable[[], None]]:
         metrics = OrchestratorMetrics(process.telemetry.registry)
         process.telemetry.registry.register(StoreGauges(process.engine, utcnow))
+        process.telemetry.registry.register(quality_gauges(settings, process.engine))
         return workers(
             settings,
             bus=process.bus(),

@@ -66,6 +66,17 @@ def write(conn: Connection, *, circuits: Sequence[Circuit], now: datetime) -> No
         )
 
 
+def held_by_hand(conn: Connection) -> list[Circuit]:
+    """The circuits an admin opened by hand (without locking them): what a batch must
+    honour even when automatic circuit breakers are off."""
+    rows = conn.execute(
+        select(circuit_breakers)
+        .where(circuit_breakers.c.opened_by.is_not(None))
+        .order_by(circuit_breakers.c.capability)
+    ).all()
+    return [_circuit(row) for row in rows]
+
+
 def list_all(conn: Connection) -> list[Circuit]:
     """Every stored circuit, by capability."""
     rows = conn.execute(select(circuit_breakers).order_by(circuit_breakers.c.capability)).all()
@@ -102,6 +113,8 @@ def _fields(circuit: Circuit) -> dict[str, Any]:
         "open_until": circuit.open_until,
         "probe_task_id": circuit.probe_task_id,
         "probe_until": circuit.probe_until,
+        "opened_by": circuit.opened_by,
+        "open_reason": circuit.open_reason,
     }
 
 
@@ -116,4 +129,6 @@ def _circuit(row: Any) -> Circuit:
         probe_until=row.probe_until,
         last_error=row.last_error,
         updated_at=row.updated_at,
+        opened_by=row.opened_by,
+        open_reason=row.open_reason,
     )

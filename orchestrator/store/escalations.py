@@ -61,6 +61,8 @@ class InboxRow:
     overdue: bool
     summary: str
     confidence: float | None
+    approvals: int = 0  # approvals given so far (four eyes)
+    required_approvals: int = 1  # different reviewers who must approve
 
     def sla(self, now: datetime) -> SlaState:
         """ok, warning (close to the deadline) or overdue."""
@@ -260,6 +262,8 @@ _ROW_COLUMNS = (
     escalations.c.warn_at,
     escalations.c.overdue,
     escalations.c.content,
+    escalations.c.required_approvals,
+    func.jsonb_array_length(escalations.c.approvals).label("approval_count"),
 )
 
 
@@ -313,6 +317,8 @@ def _row(row: Any) -> InboxRow:
         overdue=row.overdue,
         summary=summary(content),
         confidence=float(confidence) if isinstance(confidence, int | float) else None,
+        approvals=row.approval_count,
+        required_approvals=row.required_approvals,
     )
 
 

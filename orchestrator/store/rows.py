@@ -176,6 +176,8 @@ def escalation_fields(escalation: EscalationState) -> dict[str, Any]:
         "overdue": escalation.overdue,
         "decision": to_json(decision_json(decision)) if decision is not None else None,
         "resolved_at": escalation.resolved_at,
+        "required_approvals": escalation.required_approvals,
+        "approvals": to_json([decision_json(a) for a in escalation.approvals]),
     }
 
 
@@ -213,15 +215,20 @@ def escalation_state(row: Row[Any]) -> EscalationState:
         assignee=row.assignee,
         claimed_at=row.claimed_at,
         overdue=row.overdue,
-        decision=ReviewDecision(
-            id=stored["id"],
-            action=stored["action"],
-            reviewer=stored["reviewer"],
-            decided_at=datetime.fromisoformat(stored["decided_at"]),
-            output=stored["output"],
-            reason=stored["reason"],
-        )
-        if stored is not None
-        else None,
+        decision=decision_of(stored) if stored is not None else None,
         resolved_at=row.resolved_at,
+        required_approvals=row.required_approvals,
+        approvals=tuple(decision_of(a) for a in row.approvals),
+    )
+
+
+def decision_of(stored: Mapping[str, Any]) -> ReviewDecision:
+    """A reviewer's decision (or approval) as stored (``decision_json``)."""
+    return ReviewDecision(
+        id=stored["id"],
+        action=stored["action"],
+        reviewer=stored["reviewer"],
+        decided_at=datetime.fromisoformat(stored["decided_at"]),
+        output=stored["output"],
+        reason=stored["reason"],
     )

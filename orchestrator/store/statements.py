@@ -139,6 +139,8 @@ ESCALATION_COLUMNS = {
     "overdue": "bool",
     "decision": "jsonb",
     "resolved_at": "timestamptz",
+    "required_approvals": "int4",
+    "approvals": "jsonb",
 }
 NEW_ESCALATION_COLUMNS = {
     "id": "text",

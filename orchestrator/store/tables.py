@@ -48,9 +48,35 @@ workflows = Table(
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    Index("workflows_status_accepted", "status", "accepted_at"),
-    Index("workflows_type_accepted", "type", "accepted_at"),
-    Index("workflows_accepted", "accepted_at"),
+    # Workflow search (orchestrator/store/workflow_search.py, migration 0019).
+    Index("workflows_status_accepted", "status", "accepted_at", "id"),
+    Index("workflows_type_status", "type", "status", "accepted_at", "id"),
+    Index("workflows_accepted", "accepted_at", "id"),
+    Index("workflows_started", "started_at", "id"),
+    Index("workflows_finished", "finished_at", "id"),
+    Index("workflows_id_prefix", "id", postgresql_ops={"id": "text_pattern_ops"}),
+    Index(
+        "workflows_trigger_event_type",
+        text("((input -> '_trigger') ->> 'event_type')"),
+        "accepted_at",
+        "id",
+        postgresql_where=text("input ? '_trigger'"),
+    ),
+    Index(
+        "workflows_trigger_source",
+        text("((input -> '_trigger') ->> 'source')"),
+        "accepted_at",
+        "id",
+        postgresql_where=text("input ? '_trigger'"),
+    ),
+    Index(
+        "workflows_input_search",
+        text(
+            "jsonb_to_tsvector('simple'::regconfig, input - '_trigger'::text,"
+            """ '["string", "numeric"]'::jsonb)"""
+        ),
+        postgresql_using="gin",
+    ),
 )
 
 tasks = Table(
@@ -95,6 +121,8 @@ tasks = Table(
         "next_attempt_at",
         postgresql_where=text("status = 'retry_wait'"),
     ),
+    # Recent work per capability (the agents page, decision quality's day ranges).
+    Index("tasks_updated", "updated_at"),
 )
 
 outbox = Table(
@@ -149,7 +177,22 @@ escalations = Table(
     Column("resolved_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("embedding", Vector(EMBEDDING_DIMENSION), comment="for similar past decisions"),
+    Column(
+        "required_approvals",
+        Integer,
+        nullable=False,
+        server_default=text("1"),
+        comment="different reviewers who must approve (2: four eyes)",
+    ),
+    Column(
+        "approvals",
+        JSONB,
+        nullable=False,
+        server_default=text("'[]'::jsonb"),
+        comment="approve/edit decisions given so far to the output awaiting approval",
+    ),
     Index("escalations_inbox", "status", "priority", "opened_at"),
+    Index("escalations_opened", "opened_at"),  # decision quality's day ranges
     Index("escalations_workflow", "workflow_id"),
     Index(
         "escalations_due",
@@ -179,6 +222,8 @@ audit_events = Table(
     Column("detail", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Index("audit_events_escalation", "escalation_id", "at"),
     Index("audit_events_at", "at"),
+    Index("audit_events_workflow", "workflow_id", "at", "id"),  # a workflow's timeline
+    Index("audit_events_actor", "actor", "at"),  # the audit log by actor
 )
 
 _TS = DateTime(timezone=True)
@@ -316,4 +361,10 @@ circuit_breakers = Table(
     Column("probe_task_id", Text, comment="the task let through (half_open)"),
     Column("probe_until", _TS, comment="the probe's lease; then another may go"),
     Column("updated_at", _TS, nullable=False),
+    Column(
+        "opened_by",
+        Text,
+        comment="who opened the circuit by hand; NULL: the breaker did (or it is not open)",
+    ),
+    Column("open_reason", Text, comment="why they opened it by hand"),
 )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, tuple_
+from sqlalchemy import Connection, Row, select
 
 from orchestrator.store import statements as sql
 from orchestrator.store.rows import (
@@ -22,6 +21,9 @@ from orchestrator.store.rows import (
     workflow_state,
 )
 from orchestrator.store.tables import escalations, tasks, workflows
+from orchestrator.store.workflow_pages import Cursor, WorkflowFilter, WorkflowPage
+from orchestrator.store.workflow_pages import WorkflowSummary as WorkflowSummary
+from orchestrator.store.workflow_search import search
 from orchestrator.workflow.state import (
     EscalationState,
     EscalationStatus,
@@ -44,24 +46,8 @@ class NewWorkflow:
     tracestate: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class WorkflowSummary:
-    """One row of a workflow listing."""
-
-    id: str
-    type: str
-    status: WorkflowStatus
-    accepted_at: datetime
-    finished_at: datetime | None
-    reason: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """A page of workflows, newest first, and the cursor of the next page."""
-
-    items: list[WorkflowSummary]
-    next_cursor: str | None
+# A page of the listing (orchestrator/store/workflow_search.py has every filter and sort).
+Page = WorkflowPage
 
 
 def insert_accepted(conn: Connection, *, new: Sequence[NewWorkflow]) -> set[str]:
@@ -286,53 +272,21 @@ def list_page(
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page:
-    """Workflows newest first, filtered; pass ``next_cursor`` back for the next page."""
-    query = select(
-        workflows.c.id,
-        workflows.c.type,
-        workflows.c.status,
-        workflows.c.accepted_at,
-        workflows.c.finished_at,
-        workflows.c.reason,
+    """Workflows newest first, filtered; pass ``next_cursor`` back for the next page
+    (``workflow_search.search`` has every filter and sort)."""
+    filters = WorkflowFilter(
+        statuses=(status,) if status is not None else (), goal_type=goal_type, goal_id=goal_id
     )
-    if status is not None:
-        query = query.where(workflows.c.status == status)
-    if goal_type is not None:
-        query = query.where(workflows.c.type == goal_type)
-    if goal_id is not None:
-        query = query.where(workflows.c.id == goal_id)
-    if cursor is not None:
-        accepted_at, last_id = decode_cursor(cursor)
-        query = query.where(
-            tuple_(workflows.c.accepted_at, workflows.c.id) < tuple_(accepted_at, last_id)
-        )
-    rows = conn.execute(
-        query.order_by(workflows.c.accepted_at.desc(), workflows.c.id.desc()).limit(limit + 1)
-    ).all()
-    items = [
-        WorkflowSummary(
-            r.id, r.type, WorkflowStatus(r.status), r.accepted_at, r.finished_at, r.reason
-        )
-        for r in rows[:limit]
-    ]
-    next_cursor = _encode_cursor(items[-1]) if len(rows) > limit else None
-    return Page(items, next_cursor)
+    return search(conn, filters=filters, limit=limit, cursor=cursor)
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The position a cursor stands for; ValueError if it is not one of ours."""
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-        moment, workflow_id = text.split("|", 1)
-        if "\x00" in workflow_id:
-            raise ValueError("NUL in cursor")
-        return datetime.fromisoformat(moment), workflow_id
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"invalid cursor {cursor!r}") from exc
-
-
-def _encode_cursor(item: WorkflowSummary) -> str:
-    return base64.urlsafe_b64encode(f"{item.accepted_at.isoformat()}|{item.id}".encode()).decode()
+    """The position a next-page cursor of ``list_page`` stands for; ValueError if it is
+    not one."""
+    position = Cursor.decode(cursor)
+    if position.value is None or position.before:
+        raise ValueError(f"invalid cursor {cursor!r}: not a next-page cursor of list_page")
+    return position.value, position.id
 
 
 def _with_tasks(conn: Connection, rows: Sequence[Row[Any]]) -> dict[str, WorkflowState]:

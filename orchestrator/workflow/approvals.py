@@ -9,17 +9,21 @@ scopes and the rule. Approving runs the step again (``review.review_input``); ev
 dispatch of the task carries the approvals given so far (``granted``), so the agent's
 ``ctx.act`` with the same action and parameters is allowed, audited with the
 reviewer's name. Retrying runs it again without a new approval; rejecting follows the
-step's ``on_reject``.
+step's ``on_reject``. The content shows the action's risk level, and the escalation needs
+as many reviewers' approvals as the policy asks (two under four eyes, ``four_eyes.py``),
+or as the step's ``review.approvals`` if that is more.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from orchestrator.playbooks.model import Step
 from orchestrator.workflow.escalation import escalate
-from orchestrator.workflow.messages import Decision, TaskAttemptFailed
+from orchestrator.workflow.four_eyes import approvers
+from orchestrator.workflow.messages import ActionApproval, Decision, TaskAttemptFailed
 from orchestrator.workflow.review import POLICY_APPROVAL
 from orchestrator.workflow.state import TaskState, WorkflowState
 from orchestrator.workflow.transitions import Environment, attempt_capability, close_attempt
@@ -50,6 +54,7 @@ def approval_needed(
         now=env.now,
     )
     attempts = close_attempt(task.attempts, task.attempt, env.now, "approval_required", None)
+    risk, approvals, rule = demand(approval)
     shown = {
         "output": None,
         "confidence": None,
@@ -59,7 +64,8 @@ def approval_needed(
             "params_digest": approval.params_digest,
             "params_size": approval.params_size,
             "scopes": list(approval.scopes),
-            "rule": dict(approval.rule) if approval.rule is not None else None,
+            "risk": risk,
+            "rule": rule,
         },
     }
     waiting = task.evolve(proposal=None, error=None, attempts=attempts)
@@ -72,7 +78,15 @@ def approval_needed(
         reason=approval.reason,
         shown=shown,
         now=env.now,
+        approvals=approvals,
     )
+
+
+def demand(approval: ActionApproval) -> tuple[str, int, dict[str, Any] | None]:
+    """How risky the policies say the action is, how many different reviewers must
+    approve it (two under a policy's ``four_eyes_from``), and the rule that holds it (an
+    older agent sends neither of the first two: ``low``, one reviewer)."""
+    return approval.risk, max(1, approval.approvals), dict(approval.rule) if approval.rule else None
 
 
 def granted(state: WorkflowState, task_id: str) -> tuple[Granted, ...]:
@@ -89,7 +103,7 @@ def granted(state: WorkflowState, task_id: str) -> tuple[Granted, ...]:
             or not isinstance(action, Mapping)
         ):
             continue
-        found.append(
-            Granted(action["name"], action["params_digest"], decision.reviewer, escalation.id)
-        )
+        # Under four eyes every reviewer who approved is named ("ann, bob").
+        approved_by = ", ".join(approvers(escalation)) or decision.reviewer
+        found.append(Granted(action["name"], action["params_digest"], approved_by, escalation.id))
     return tuple(found)

@@ -13,6 +13,12 @@ lease that ran out is a failure; a failure the agent marks as not retryable is a
 input and is not counted (a probe failing so only frees the probe slot). While a circuit
 is open, outcomes of attempts sent before it opened change nothing.
 
+An admin may also open a circuit by hand (``open_by_hand``), for a while or until they
+close it: it then refuses every attempt whatever happens, and only when its time is up
+does it behave as an automatically opened circuit whose time is up (a probe goes;
+without automatic breakers it simply closes). Closing by hand (``close_by_hand``) puts
+any circuit back to normal: closed, with no failures counted.
+
 ``CircuitBook`` is what the state machine consults and changes during a batch of
 decisions: a snapshot of the circuits and the events it applied to them, which the
 adapter folds onto the locked rows (``fold``) when it saves. Time comes in as ``now``.
@@ -65,6 +71,17 @@ class Circuit:
     probe_until: datetime | None = None  # its lease: after it, another probe may go
     last_error: str | None = None
     updated_at: datetime | None = None
+    opened_by: str | None = None  # who opened it by hand (None: opened automatically)
+    open_reason: str | None = None  # why they did
+
+    def held_open(self, now: datetime) -> bool:
+        """True while a circuit opened by hand refuses everything (open_until None: until
+        it is closed by hand)."""
+        return (
+            self.opened_by is not None
+            and self.state is CircuitState.OPEN
+            and (self.open_until is None or now < self.open_until)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +103,16 @@ def admit(
 ) -> tuple[Admission, Circuit]:
     """May ``task_id`` be dispatched to the circuit's capability now? (and the circuit
     after asking: asking may start the half-open probe)."""
+    capability = circuit.capability
+    if circuit.opened_by is not None and circuit.state is CircuitState.OPEN:
+        if circuit.held_open(now):
+            # Without an end, ask again now and then (closing it by hand wakes them).
+            retry_at = circuit.open_until or now + timedelta(seconds=policy.open_s)
+            return Admission(False, retry_at=retry_at, reason=_held_reason(circuit)), circuit
+        if not policy.enabled:  # its time is up, and nothing else ever opens it
+            return ALLOWED, _closed(circuit, now)
     if not policy.enabled or circuit.state is CircuitState.CLOSED:
         return ALLOWED, circuit
-    capability = circuit.capability
     if circuit.state is CircuitState.OPEN:
         reopen_at = circuit.open_until or now
         if now < reopen_at:
@@ -116,6 +140,19 @@ def admit(
     ), circuit
 
 
+def _held_reason(circuit: Circuit) -> str:
+    until = (
+        f"until {circuit.open_until.isoformat(timespec='seconds')}"
+        if circuit.open_until is not None
+        else "until it is closed by hand"
+    )
+    why = f" ({circuit.open_reason})" if circuit.open_reason else ""
+    return (
+        f"the circuit of capability {circuit.capability!r} was opened by hand by "
+        f"{circuit.opened_by}{why}, {until}"
+    )
+
+
 def _probe(
     circuit: Circuit, task_id: str, now: datetime, probe_until: datetime
 ) -> tuple[Admission, Circuit]:
@@ -125,8 +162,14 @@ def _probe(
         probe_task_id=task_id,
         probe_until=probe_until,
         updated_at=now,
+        opened_by=None,
+        open_reason=None,
     )
     return Admission(True, probe=True), probing
+
+
+def _closed(circuit: Circuit, now: datetime) -> Circuit:
+    return Circuit(circuit.capability, last_error=circuit.last_error, updated_at=now)
 
 
 def failed(
@@ -162,7 +205,7 @@ def _open(circuit: Circuit, policy: BreakerPolicy, now: datetime, error: str) ->
 def succeeded(circuit: Circuit, *, task_id: str, now: datetime) -> Circuit:
     """An attempt on the capability succeeded: the probe's success closes the circuit."""
     if circuit.state is CircuitState.HALF_OPEN and circuit.probe_task_id == task_id:
-        return Circuit(circuit.capability, last_error=circuit.last_error, updated_at=now)
+        return _closed(circuit, now)
     return circuit
 
 
@@ -172,6 +215,30 @@ def released(circuit: Circuit, *, task_id: str, now: datetime) -> Circuit:
     if circuit.state is CircuitState.HALF_OPEN and circuit.probe_task_id == task_id:
         return replace(circuit, probe_task_id=None, probe_until=None, updated_at=now)
     return circuit
+
+
+def open_by_hand(
+    circuit: Circuit, *, actor: str, reason: str, now: datetime, until: datetime | None
+) -> Circuit:
+    """The circuit opened by ``actor`` until ``until`` (None: until closed by hand): it
+    refuses every attempt meanwhile, whatever their outcomes. Opening it again replaces
+    the time and the reason."""
+    return replace(
+        circuit,
+        state=CircuitState.OPEN,
+        opened_at=now,
+        open_until=until,
+        probe_task_id=None,
+        probe_until=None,
+        updated_at=now,
+        opened_by=actor,
+        open_reason=reason,
+    )
+
+
+def close_by_hand(circuit: Circuit, *, now: datetime) -> Circuit:
+    """The circuit back to normal: closed, no failures counted, nobody's hold on it."""
+    return _closed(circuit, now)
 
 
 def change(before: Circuit, after: Circuit) -> str | None:

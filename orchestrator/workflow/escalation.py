@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from orchestrator.playbooks import summary
 from orchestrator.playbooks.model import Step
 from orchestrator.workflow.messages import AnnounceTaskEscalated, Decision, RecordReviewEvent
 from orchestrator.workflow.state import (
@@ -53,11 +54,14 @@ def escalate(
     reason: str,
     shown: Mapping[str, Any],
     now: datetime,
+    approvals: int = 1,
 ) -> Decision:
     """``task`` (as the caller changed it) waits for a reviewer: open its escalation of
     ``kind`` at version 1 with the step's group, priority and SLA, announce it and record
     its opening. Its content is the task's context plus ``shown`` (the output, or what
-    stands in for one, and whatever else the reviewer needs)."""
+    stands in for one, and whatever else the reviewer needs), and the step's ``summary``
+    line when it has one. It needs the approval of the step's ``review.approvals``
+    reviewers, or of ``approvals`` if that is more (a policy's four eyes)."""
     content = {
         "workflow_id": state.id,
         "goal_type": state.type,
@@ -69,6 +73,9 @@ def escalate(
         **shown,
         "reason": reason,
     }
+    if step.summary:
+        # Rendered once, as the escalation opens: the digest covers the line the inbox shows.
+        content["summary"] = summary.render(step.summary, content)
     number = 1 + sum(1 for e in state.escalations.values() if e.task_id == task.id)
     due = now + timedelta(seconds=step.review.sla_s)
     escalation = EscalationState(
@@ -87,6 +94,7 @@ def escalate(
         opened_at=now,
         due_at=due,
         warn_at=due - timedelta(seconds=step.review.warning_s),
+        required_approvals=max(step.review.approvals, approvals),
     )
     waiting = task.evolve(
         status=TaskStatus.AWAITING_REVIEW, lease_expires_at=None, next_attempt_at=None

@@ -11,7 +11,8 @@ the reason names the step, the last error and the dead letter, whose replay resu
 (``breaker``), and every attempt's outcome is reported to it. An attempt that stopped at
 an action a governance policy holds for approval waits for a reviewer (``approvals``).
 Results are applied at most once: the first result for an open task wins, anything
-later is reported as not applied.
+later is reported as not applied. A person may retry a failed step, or resume a failed
+workflow from a step (``operations``).
 """
 
 from __future__ import annotations
@@ -31,11 +32,14 @@ from orchestrator.workflow.messages import (
     LeaseExpired,
     PlanFailed,
     PlanReady,
+    ResumeRequested,
     RetryDue,
+    RetryRequested,
     ReviewDue,
     TaskAttemptFailed,
     TaskSucceeded,
 )
+from orchestrator.workflow.operations import resume_from, retry_step
 from orchestrator.workflow.planning import (
     PLAN,
     plan_failed,
@@ -77,6 +81,11 @@ def decide(state: WorkflowState, event: Input, env: Environment) -> Decision:
     """Apply one input to a workflow."""
     if isinstance(event, GoalAccepted):
         return _plan(state, env)
+    # A person's operations: they apply to a failed workflow too (``operations``).
+    if isinstance(event, RetryRequested):
+        return retry_step(state, event, env)
+    if isinstance(event, ResumeRequested):
+        return resume_from(state, event, env)
     replayed = replayed_task(state, event)
     if state.status.finished and replayed is None:
         return Decision(state, applied=False, note=f"workflow already {state.status}")

@@ -50,6 +50,8 @@ class ActionApproval:
     reason: str  # the policy's: names the action, the policy and the rule
     scopes: tuple[str, ...] = ()
     rule: Mapping[str, Any] | None = None  # policy, file, version, digest, path, line
+    risk: str = "low"  # the highest risk level the policies give the action
+    approvals: int = 1  # different reviewers who must approve it (2: four eyes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,33 @@ class PlanFailed:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class RetryRequested:
+    """A person (``actor``) asks for a failed step to run again, saying why: a new attempt
+    with a whole retry budget, on its last input or on ``input`` (used exactly, for this
+    run). ``input_problems``: how ``input`` breaks its capability's input schema, as the
+    adapter found: (field, message) each (the machine refuses an input with problems)."""
+
+    step: str
+    actor: str
+    reason: str
+    input: Mapping[str, Any] | None = None
+    input_problems: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRequested:
+    """A person (``actor``) asks for a failed workflow to run again from ``step``: the step
+    and every step after it run again, on their mapped inputs, or the step on ``input``
+    (used exactly, for this run). ``input_problems`` as for ``RetryRequested``."""
+
+    step: str
+    actor: str
+    reason: str
+    input: Mapping[str, Any] | None = None
+    input_problems: tuple[tuple[str, str], ...] = ()
+
+
 Input = (
     GoalAccepted
     | PlanReady
@@ -126,6 +155,8 @@ Input = (
     | RetryDue
     | DecisionMade
     | ReviewDue
+    | RetryRequested
+    | ResumeRequested
 )
 
 # --- commands: side effects for adapters to carry out ----------------------------------

@@ -104,6 +104,7 @@ def plan_ready(state: WorkflowState, event: PlanReady, env: Environment) -> Deci
         opened_at=env.now,
         due_at=due,
         warn_at=due - timedelta(seconds=review.warning_s),
+        required_approvals=review.approvals,
     )
     return Decision(
         state.with_escalation(escalation),

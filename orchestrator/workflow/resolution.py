@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from orchestrator.playbooks.model import Playbook, ReviewPolicy, Step
+from orchestrator.workflow.four_eyes import incomplete
 from orchestrator.workflow.messages import Decision, DecisionMade, RecordReviewEvent, ReviewDue
 from orchestrator.workflow.review import FALLBACK, POLICY_APPROVAL, refuse_action, refuse_stale
 from orchestrator.workflow.state import (
@@ -105,13 +106,16 @@ def review_input(
 
 def unappliable(escalation: EscalationState, event: DecisionMade) -> str | None:
     """Why this decision is not the escalation's to apply (None when it is): the one it
-    accepted, not yet applied, or one made on the pending escalation as it is."""
+    accepted, not yet applied, or one made on the pending escalation as it is (and, for
+    an escalation that needs several reviewers, not an approval: ``four_eyes``)."""
     accepted = escalation.decision
     if accepted is not None and accepted.id == event.decision.id:
         resolved = escalation.status is EscalationStatus.RESOLVED
         return "the escalation is already resolved" if resolved else None
     stale = refuse_stale(escalation, event.version, event.digest)
-    return stale.message if stale is not None else None
+    if stale is not None:
+        return stale.message
+    return incomplete(escalation, event.decision)
 
 
 def _waits_on(task: TaskState, escalation: EscalationState) -> bool:

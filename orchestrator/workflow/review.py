@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from orchestrator.playbooks.model import Step
+from orchestrator.workflow.four_eyes import approvers
 from orchestrator.workflow.messages import TaskSucceeded
 from orchestrator.workflow.state import EscalationState, EscalationStatus, TaskState
 
@@ -104,7 +105,29 @@ def refuse_decision(
     return (
         refuse_stale(escalation, request.version, request.digest)
         or refuse_held(escalation, reviewer)
+        or refuse_repeated_approval(escalation, request.action, reviewer)
         or refuse_action(escalation, task, step, request.action, request.output, request.reason)
+    )
+
+
+def refuse_repeated_approval(
+    escalation: EscalationState, action: str, reviewer: Reviewer
+) -> Refusal | None:
+    """Four eyes (``four_eyes.py``): a reviewer who approved the output awaiting approval,
+    or edited it, cannot approve it again; another reviewer must. Editing it again is
+    allowed (the new edit needs the others' approval)."""
+    if action != "approve" or reviewer.name not in approvers(escalation):
+        return None
+    given, required = len(escalation.approvals), escalation.required_approvals
+    mine = next(a for a in escalation.approvals if a.reviewer == reviewer.name)
+    already = (
+        "your edit counts as your approval" if mine.action == "edit" else "you approved it already"
+    )
+    who = "a second reviewer" if given == 1 else "another reviewer"
+    return Refusal(
+        f"{already}; {who} must approve it ({given} of {required} approvals given)",
+        conflict=True,
+        detail={"approvals": given, "required_approvals": required},
     )
 
 

@@ -178,6 +178,10 @@ class EscalationState:
     overdue: bool = False
     decision: ReviewDecision | None = None
     resolved_at: datetime | None = None
+    # Four eyes (``four_eyes.py``): how many different reviewers must approve, and the
+    # approvals (approve or edit decisions) given so far to the output awaiting approval.
+    required_approvals: int = 1
+    approvals: tuple[ReviewDecision, ...] = ()
 
     def evolve(self, **changes: Any) -> EscalationState:
         """A copy with some fields changed."""

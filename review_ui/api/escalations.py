@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from orchestrator.review import ACTIONS, DecisionRequest
 from orchestrator.store import escalations as escalation_rows
 from orchestrator.store.escalations import InboxFilter, InboxRow
+from orchestrator.workflow.state import ReviewDecision
 from review_ui import review
 from review_ui.auth.principal import Principal, api_roles
 from review_ui.auth.roles import ASSIGN, DECIDE, READ
@@ -27,7 +28,8 @@ Assigner = Annotated[Principal, Depends(api_roles(ASSIGN))]
 _WHY = {
     404: "No such escalation.",
     409: "Decided or closed already, changed since the version you sent (`version` is the "
-    "current one), or claimed by another reviewer (`assignee`).",
+    "current one), claimed by another reviewer (`assignee`), or approved by you already "
+    "while it needs another reviewer's approval (four eyes).",
     422: "A body that breaks the schema or a rule in the operation's description.",
 }
 # Claim and unclaim send no body; decide, comment and assign do (400 and 422 for it).
@@ -56,6 +58,8 @@ class EscalationSummaryPublic(BaseModel):
     sla: Literal["ok", "warning", "overdue"]
     summary: str
     confidence: float | None
+    approvals: int = Field(0, description="approvals given so far (four eyes)")
+    required_approvals: int = Field(1, description="different reviewers who must approve")
 
     @classmethod
     def of(cls, row: InboxRow, now: datetime) -> EscalationSummaryPublic:
@@ -79,6 +83,8 @@ class EscalationSummaryPublic(BaseModel):
             sla=row.sla(now),
             summary=row.summary,
             confidence=row.confidence,
+            approvals=row.approvals,
+            required_approvals=row.required_approvals,
         )
 
 
@@ -101,6 +107,18 @@ class DecisionPublic(BaseModel):
     output: dict[str, Any] | None
     reason: str | None
 
+    @classmethod
+    def of(cls, decision: ReviewDecision) -> DecisionPublic:
+        """The public view of a decision (or of one approval)."""
+        return cls(
+            id=decision.id,
+            action=decision.action,
+            reviewer=decision.reviewer,
+            decided_at=decision.decided_at,
+            output=dict(decision.output) if decision.output is not None else None,
+            reason=decision.reason,
+        )
+
 
 class EscalationPublic(BaseModel):
     """An escalation: what the reviewer is shown (``content``) and its state."""
@@ -122,6 +140,14 @@ class EscalationPublic(BaseModel):
     warn_at: datetime
     overdue: bool
     decision: DecisionPublic | None
+    required_approvals: int = Field(
+        1, description="different reviewers who must approve (2: four eyes)"
+    )
+    approvals: list[DecisionPublic] = Field(
+        default_factory=list,
+        description="approve and edit decisions given so far to the output awaiting "
+        "approval, oldest first (an edit's output is the one the others approve)",
+    )
 
 
 class DecisionCreate(BaseModel):
@@ -139,11 +165,18 @@ class DecisionCreate(BaseModel):
 
 
 class DecisionAccepted(BaseModel):
-    """The accepted decision; the workflow resumes when the orchestrator applies it."""
+    """The accepted decision; the workflow resumes when the orchestrator applies it.
+    Under four eyes a first approval leaves the escalation ``pending`` for another
+    reviewer's approval."""
 
     decision_id: str
     escalation_id: str
     version: int
+    status: Literal["pending", "decided"] = Field(
+        "decided", description="pending: the approval waits for another reviewer's"
+    )
+    approvals: int = Field(0, description="approvals given so far")
+    required_approvals: int = Field(1, description="different reviewers who must approve")
 
 
 class CommentCreate(BaseModel):
@@ -254,16 +287,9 @@ def get_escalation(
         due_at=escalation.due_at,
         warn_at=escalation.warn_at,
         overdue=escalation.overdue,
-        decision=DecisionPublic(
-            id=decision.id,
-            action=decision.action,
-            reviewer=decision.reviewer,
-            decided_at=decision.decided_at,
-            output=dict(decision.output) if decision.output is not None else None,
-            reason=decision.reason,
-        )
-        if decision is not None
-        else None,
+        decision=DecisionPublic.of(decision) if decision is not None else None,
+        required_approvals=escalation.required_approvals,
+        approvals=[DecisionPublic.of(a) for a in escalation.approvals],
     )
 
 
@@ -282,15 +308,24 @@ def decide(
     only white space; an edit needs the edited `output`, which must pass the step's
     output schema; a fallback escalation (every attempt failed) cannot be approved, a
     policy approval cannot be edited; a retry needs an attempt left; `output` must
-    contain no NUL character and no integer beyond 64 bits."""
+    contain no NUL character and no integer beyond 64 bits.
+
+    Four eyes: when the escalation needs several reviewers (`required_approvals`), an
+    approve or an edit is one approval; the escalation stays `pending` (its version goes
+    up) until that many different reviewers approved the same output. Approving again
+    after your own approval or edit is a 409."""
     request = DecisionRequest(
         escalation_id, body.action, body.version, body.digest, body.output, body.reason
     )
     accepted = review.decide(state, principal, request)
+    escalation = accepted.escalation
     return DecisionAccepted(
         decision_id=accepted.decision_id,
         escalation_id=escalation_id,
-        version=accepted.escalation.version,
+        version=escalation.version,
+        status="decided" if accepted.complete else "pending",
+        approvals=len(escalation.approvals),
+        required_approvals=escalation.required_approvals,
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from orchestrator.store.workflows import Page, WorkflowSummary
+from orchestrator.store.workflow_pages import StatusCount, WorkflowPage, WorkflowSummary
 from orchestrator.workflow.state import TaskState, WorkflowState
 from waypost.telemetry.tracing import trace_id_of, trace_url
 
@@ -143,6 +143,16 @@ class WorkflowPublic(BaseModel):
         )
 
 
+class TriggerPublic(BaseModel):
+    """The event that started a workflow (its goal input's `_trigger` record)."""
+
+    event_type: str
+    source: str
+    workflow_id: str | None = Field(
+        None, description="The workflow whose event it was (a cascade)."
+    )
+
+
 class WorkflowSummaryPublic(BaseModel):
     """A workflow in a listing."""
 
@@ -152,10 +162,18 @@ class WorkflowSummaryPublic(BaseModel):
     accepted_at: datetime
     finished_at: datetime | None
     reason: str | None
+    started_at: datetime | None = None
+    duration_s: float | None = Field(
+        None, description="Seconds from started to finished; null until it finished."
+    )
+    triggered_by: TriggerPublic | None = Field(
+        None, description="The event that started it; null for a goal submitted directly."
+    )
 
     @classmethod
     def of(cls, summary: WorkflowSummary) -> WorkflowSummaryPublic:
         """The public view of a listing row."""
+        trigger = summary.trigger
         return cls(
             id=summary.id,
             type=summary.type,
@@ -163,20 +181,55 @@ class WorkflowSummaryPublic(BaseModel):
             accepted_at=summary.accepted_at,
             finished_at=summary.finished_at,
             reason=summary.reason,
+            started_at=summary.started_at,
+            duration_s=summary.duration.total_seconds() if summary.duration else None,
+            triggered_by=TriggerPublic(
+                event_type=trigger.event_type,
+                source=trigger.source,
+                workflow_id=trigger.workflow_id,
+            )
+            if trigger is not None
+            else None,
         )
 
 
+class StatusCountPublic(BaseModel):
+    """How many workflows of one status match the other filters."""
+
+    status: str
+    count: int
+    capped: bool = Field(
+        description="True when counting stopped early: there are at least `count`."
+    )
+
+
 class WorkflowPagePublic(BaseModel):
-    """A page of workflows, newest first."""
+    """A page of workflows in the order asked for (newest first by default)."""
 
     items: list[WorkflowSummaryPublic]
     next_cursor: str | None = Field(
         description="Pass as `cursor` to get the next page; null on the last page."
     )
+    previous_cursor: str | None = Field(
+        None,
+        description="Pass as `cursor` to get the page before this one; null on the first.",
+    )
+    counts: list[StatusCountPublic] | None = Field(
+        None,
+        description="With `counts=true`: per status, how many workflows match the filters "
+        "other than `status`.",
+    )
 
     @classmethod
-    def of(cls, page: Page) -> WorkflowPagePublic:
-        """The public view of a page."""
+    def of(cls, page: WorkflowPage, counts: list[StatusCount] | None = None) -> WorkflowPagePublic:
+        """The public view of a page (and of the counts, when asked for)."""
         return cls(
-            items=[WorkflowSummaryPublic.of(s) for s in page.items], next_cursor=page.next_cursor
+            items=[WorkflowSummaryPublic.of(s) for s in page.items],
+            next_cursor=page.next_cursor,
+            previous_cursor=page.previous_cursor,
+            counts=[
+                StatusCountPublic(status=c.status, count=c.count, capped=c.capped) for c in counts
+            ]
+            if counts is not None
+            else None,
         )

@@ -10,14 +10,19 @@ from fastapi.staticfiles import StaticFiles
 
 from review_ui.console import (
     admin,
+    agents,
     bulk,
     dead_letter_actions,
     dead_letters,
     decisions,
     errors,
     escalation,
+    governance,
     inbox,
     login,
+    quality,
+    workflow_actions,
+    workflows,
 )
 from review_ui.console.render import STATIC_DIR
 
@@ -35,6 +40,11 @@ def install(app: FastAPI) -> None:
         admin,
         dead_letters,
         dead_letter_actions,
+        workflows,
+        workflow_actions,
+        agents,
+        governance,
+        quality,
     ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

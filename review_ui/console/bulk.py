@@ -86,24 +86,27 @@ def _decide_all(
         request = DecisionRequest(
             escalation_id, action, version, digest, None, reason.strip() or None
         )
-        problem = _decide_one(state, principal, request)
+        done = _decide_one(state, principal, request)
         outcomes.append(
-            Outcome(escalation_id, summary, True, _DONE[action])
-            if problem is None
-            else Outcome(escalation_id, summary, False, f"{problem.status}: {problem.detail}")
+            Outcome(escalation_id, summary, True, _DONE[action] if done else _WAITING)
+            if not isinstance(done, Problem)
+            else Outcome(escalation_id, summary, False, f"{done.status}: {done.detail}")
         )
     accepted = sum(1 for o in outcomes if o.ok)
     title = f"{_DONE[action].capitalize()} {accepted} of {len(outcomes)}"
     return BulkResult(title, tuple(outcomes)), 200
 
 
-def _decide_one(state: AppState, principal: Principal, request: DecisionRequest) -> Problem | None:
-    """One decision in its own transaction, so one conflict does not undo the others."""
+def _decide_one(state: AppState, principal: Principal, request: DecisionRequest) -> Problem | bool:
+    """One decision in its own transaction, so one conflict does not undo the others:
+    True when it decided the escalation, False for a first approval under four eyes."""
     try:
-        review.decide(state, principal, request)
+        return review.decide(state, principal, request).complete
     except Problem as problem:
         return problem
-    return None
+
+
+_WAITING = "approved (a second reviewer must approve)"
 
 
 def _claim(

@@ -11,12 +11,23 @@ from fastapi import Depends
 from fastapi.responses import RedirectResponse
 
 from review_ui.auth.principal import Principal, page_roles
-from review_ui.auth.roles import ASSIGN, DEAD_LETTERS, DECIDE, MANAGE_USERS, READ, Role
+from review_ui.auth.roles import (
+    ASSIGN,
+    DEAD_LETTERS,
+    DECIDE,
+    GOVERNANCE,
+    MANAGE_USERS,
+    OPERATE,
+    READ,
+    Role,
+)
 
 Reader = Annotated[Principal, Depends(page_roles(READ))]
 Decider = Annotated[Principal, Depends(page_roles(DECIDE))]
 Assigner = Annotated[Principal, Depends(page_roles(ASSIGN))]
 UserAdmin = Annotated[Principal, Depends(page_roles(MANAGE_USERS))]
+Operator = Annotated[Principal, Depends(page_roles(OPERATE))]
+Governor = Annotated[Principal, Depends(page_roles(GOVERNANCE))]
 
 DEFAULT_PAGE = "/inbox"
 NUL_MESSAGE = "Remove the NUL character (U+0000) from what you typed; it cannot be stored."
@@ -37,6 +48,8 @@ def frame(principal: Principal | None, **extra: Any) -> dict[str, Any]:
         "is_admin": principal is not None and principal.role is Role.ADMIN,
         "may_manage_users": principal is not None and principal.may(MANAGE_USERS),
         "may_dead_letters": principal is not None and principal.may(DEAD_LETTERS),
+        "may_operate": principal is not None and principal.may(OPERATE),
+        "may_govern": principal is not None and principal.may(GOVERNANCE),
         **extra,
     }
 

@@ -2,9 +2,12 @@
 
 Each runs the reviewer operation the JSON API runs too (``review_ui/review.py``). A plain
 form POST that succeeds answers 303 back to the page; htmx gets the re-rendered block. A
-refused request re-renders the page with the reason where the reviewer looks (409: the
-escalation as it is now, what changed, and the ``a`` key off until they look again; 422:
-next to the field, their text kept).
+decision (approve, edit, reject, retry) moves on instead: to the next escalation of the
+inbox list the page came from (its ``from`` parameter, ``flow.py``), saying what was
+decided; only after the last one does the page stay. A refused request re-renders the
+page with the reason where the reviewer looks (409: the escalation as it is now, what
+changed, and the ``a`` key off until they look again; 422: next to the field, their text
+kept).
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
@@ -21,7 +23,9 @@ from orchestrator.review import ACTIONS, DecisionRequest
 from review_ui import review
 from review_ui.auth.principal import Principal
 from review_ui.console.common import Assigner, Decider, see_other
-from review_ui.console.escalation import Attempted, render_detail
+from review_ui.console.escalation import DECIDED, Attempted, render_detail
+from review_ui.console.flow import MOVES_ON, next_after
+from review_ui.console.query import InboxQuery
 from review_ui.console.render import is_htmx
 from review_ui.deps import AppState, StateDep
 from review_ui.problems import Problem
@@ -78,14 +82,14 @@ def decide(
         edited,
         reason.strip() or None,
     )
+
+    def operation() -> str:
+        accepted = review.decide(state, principal, decision)
+        # Under four eyes a first approval waits for a second reviewer's.
+        return action if accepted.complete else "approval"
+
     return _run(
-        request,
-        state,
-        principal,
-        escalation_id,
-        notice=action,
-        kept=kept,
-        operation=lambda: review.decide(state, principal, decision),
+        request, state, principal, escalation_id, notice=action, kept=kept, operation=operation
     )
 
 
@@ -175,8 +179,9 @@ def _run(
     operation: Callable[[], object],
     oob: tuple[str, ...] = (),
 ) -> Response:
+    """Run ``operation`` (which may answer the notice to show instead of ``notice``)."""
     try:
-        operation()
+        result = operation()
     except Problem as problem:
         if problem.status not in (409, 422):
             raise
@@ -188,9 +193,48 @@ def _run(
         return _refused(
             request, state, principal, escalation_id, kept, problem.status, problem.detail, errors
         )
+    if isinstance(result, str):
+        notice = result
+    origin = InboxQuery.origin(request.query_params)
+    following = next_after(state, principal, origin, escalation_id) if notice in MOVES_ON else None
+    if following is not None:
+        return _move_on(request, state, principal, origin, following, notice, escalation_id)
     if not is_htmx(request):
-        return see_other(f"/escalations/{quote(escalation_id, safe='')}?notice={notice}")
-    return render_detail(request, state, principal, escalation_id, notice=notice, oob=oob)
+        return see_other(origin.escalation_url(escalation_id, extra={"notice": notice}))
+    return render_detail(
+        request, state, principal, escalation_id, origin=origin, notice=notice, oob=oob
+    )
+
+
+def _move_on(
+    request: Request,
+    state: AppState,
+    principal: Principal,
+    origin: InboxQuery,
+    following: str,
+    notice: str,
+    decided: str,
+) -> Response:
+    """The next escalation of the list, saying what was decided: a 303 to it, or for
+    htmx the page itself, swapped into the main area under its own URL."""
+    if not is_htmx(request):
+        extra = {"notice": notice, DECIDED: decided}
+        return see_other(origin.escalation_url(following, extra=extra))
+    return render_detail(
+        request,
+        state,
+        principal,
+        following,
+        origin=origin,
+        notice=notice,
+        decided=decided,
+        block="main",
+        headers={
+            "HX-Retarget": "#main",
+            "HX-Reswap": "innerHTML show:window:top",
+            "HX-Push-Url": origin.escalation_url(following),
+        },
+    )
 
 
 def _refused(
@@ -215,5 +259,11 @@ def _refused(
         conflict=message if status == 409 else None,
     )
     return render_detail(
-        request, state, principal, escalation_id, attempted=attempted, status=status
+        request,
+        state,
+        principal,
+        escalation_id,
+        origin=InboxQuery.origin(request.query_params),
+        attempted=attempted,
+        status=status,
     )

@@ -1,7 +1,8 @@
 """The escalation page: the workflow around it (timeline and step graph), what the agent
-proposed (as untrusted text; when every attempt failed, the last error and the attempts
-instead), why it escalated, its SLA, similar past decisions, the comments and the audit
-history, and the forms to decide it (offering only what the reviewer rules allow)."""
+proposed (as untrusted text, next to the goal's input; when every attempt failed, the last
+error and the attempts instead), why it escalated, its SLA, similar past decisions, the
+comments and the audit history, the forms to decide it (offering only what the reviewer
+rules allow), and its place in the inbox list the reviewer came from (``flow.py``)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from orchestrator.store import escalations as escalation_rows
 from orchestrator.store.audit import AuditEntry
 from orchestrator.store.escalations import SimilarDecision
 from orchestrator.workflow.planning import PLAN
-from orchestrator.workflow.review import refuse_retry
+from orchestrator.workflow.review import POLICY_APPROVAL, refuse_retry
 from orchestrator.workflow.state import (
     Attempt,
     EscalationState,
@@ -32,9 +33,11 @@ from orchestrator.workflow.state import (
 )
 from review_ui.auth import store as auth_store
 from review_ui.auth.principal import Principal
-from review_ui.auth.roles import ASSIGN
+from review_ui.auth.roles import ASSIGN, DECIDE
 from review_ui.console import svg
-from review_ui.console.common import Reader, frame
+from review_ui.console.common import Reader, frame, url_text
+from review_ui.console.flow import MOVES_ON, locate
+from review_ui.console.query import InboxQuery
 from review_ui.console.render import pages, pretty_json
 from review_ui.deps import AppState, StateDep
 from waypost.events import utcnow
@@ -57,6 +60,8 @@ PLAN_FORMAT = {
 NOTICES = {
     "approve": "Approved: the workflow resumes with the agent's output.",
     "edit": "Approved with your edited output.",
+    "approval": "Your approval is recorded; a second reviewer must approve before the "
+    "workflow resumes.",
     "reject": "Rejected.",
     "retry": "Sent back to the agent for another attempt.",
     "comment": "Comment added.",
@@ -64,6 +69,7 @@ NOTICES = {
     "unclaim": "Given back to its group.",
     "assign": "Assigned.",
 }
+DECIDED = "decided"  # the parameter naming the escalation decided just before this one
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,15 +218,24 @@ def render_detail(
     principal: Principal,
     escalation_id: str,
     *,
+    origin: InboxQuery | None = None,
     attempted: Attempted | None = None,
     notice: str | None = None,
+    decided: str | None = None,
     status: int = 200,
     oob: Sequence[str] = (),
+    block: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
-    """The escalation page (or, for htmx, the block it targets)."""
+    """The escalation page (or, for htmx, ``block`` or else the block it targets), in the
+    inbox list ``origin``; ``decided``: the escalation decided just before, whose
+    decision ``notice`` tells."""
     now = utcnow()
+    origin = origin or InboxQuery()
     with state.engine.begin() as conn:
         view = load_detail(conn, state, escalation_id, now, with_users=principal.may(ASSIGN))
+        flow = locate(conn, principal, origin, escalation_id, now)
+        before = escalation_rows.rows_by_id(conn, ids=[decided]).get(decided) if decided else None
     if view is None:
         context = frame(
             principal,
@@ -235,9 +250,17 @@ def render_detail(
         esc=view.escalation,
         content=view.content,
         base_url="/escalations/" + quote(escalation_id, safe=""),
+        page_url=origin.escalation_url(escalation_id),
+        form_url=lambda path: origin.escalation_url(escalation_id, "/" + path),
+        flow=flow,
         now=now,
         attempted=attempted or Attempted(),
         notice=NOTICES.get(notice or ""),
+        decided_summary=before.summary if before is not None else None,
+        last_one=notice in MOVES_ON and flow.next_url is None,
+        # Reviewers who may decide read (and edit) the output in the edit form's field:
+        # the JSON is shown once.
+        editable=view.open and principal.may(DECIDE) and view.escalation.kind != POLICY_APPROVAL,
         # Nothing to show when every attempt failed: the reviewer writes the output.
         output_text=pretty_json(output) if (output := view.content.get("output")) else "{}",
         schema_text=pretty_json(PLAN_FORMAT)
@@ -246,7 +269,9 @@ def render_detail(
         if view.output_schema
         else None,
     )
-    return pages().render(request, "escalation.html", context, status=status, oob=oob)
+    return pages().render(
+        request, "escalation.html", context, status=status, oob=oob, block=block, headers=headers
+    )
 
 
 @router.get("/escalations/{escalation_id}")
@@ -257,8 +282,16 @@ def escalation_page(
     principal: Reader,
     notice: str | None = None,
 ) -> Response:
-    """One escalation, ready to decide."""
-    return render_detail(request, state, principal, escalation_id, notice=notice)
+    """One escalation, ready to decide, in the inbox list it was opened from (``from``)."""
+    return render_detail(
+        request,
+        state,
+        principal,
+        escalation_id,
+        origin=InboxQuery.origin(request.query_params),
+        notice=notice,
+        decided=url_text(request.query_params, DECIDED, 200) or None,
+    )
 
 
 def _step(workflow: WorkflowState, name: str, depends_on: tuple[str, ...]) -> StepView:

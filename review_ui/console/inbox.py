@@ -1,4 +1,6 @@
-"""The review inbox: filters, counts, a page of escalations, and the live-update poll."""
+"""The review inbox: filters, counts, a page of escalations (each with the summary line
+its playbook step wrote, if any), and the live-update poll. ``cursor`` names the row
+the keyboard cursor starts on: the way back from an escalation (``g i``) keeps it."""
 
 from __future__ import annotations
 
@@ -11,9 +13,19 @@ from fastapi.responses import Response
 from sqlalchemy import Connection
 
 from orchestrator.store import escalations as escalation_rows
+from orchestrator.store import review_flow
 from review_ui.auth.principal import Principal
-from review_ui.console.common import Reader, frame, see_other
-from review_ui.console.query import ME, PRIORITIES, SLAS, SORTS, STATUSES, UNASSIGNED, InboxQuery
+from review_ui.console.common import Reader, frame, see_other, url_text
+from review_ui.console.query import (
+    CURSOR,
+    ME,
+    PRIORITIES,
+    SLAS,
+    SORTS,
+    STATUSES,
+    UNASSIGNED,
+    InboxQuery,
+)
 from review_ui.console.render import is_htmx, pages
 from review_ui.deps import ConnectionDep
 from waypost.events import utcnow
@@ -48,8 +60,9 @@ def inbox_context(
     *,
     result: BulkResult | None = None,
     reason: str = "",
+    cursor: str = "",
 ) -> dict[str, Any]:
-    """Everything the inbox page shows for ``query``."""
+    """Everything the inbox page shows for ``query``, the cursor on the row ``cursor``."""
     filters = query.filters(principal.name)
     found = escalation_rows.inbox(
         conn,
@@ -63,6 +76,8 @@ def inbox_context(
         principal,
         query=query,
         rows=found.rows,
+        lines=review_flow.step_summaries(conn, ids=[row.id for row in found.rows]),
+        cursor=cursor,
         total=found.total,
         pages=found.pages,
         counts=escalation_rows.counts(conn, filters=filters, now=now),
@@ -103,7 +118,9 @@ def page_window(page: int, pages: int, width: int = 2) -> list[int | None]:
 def inbox(request: Request, conn: ConnectionDep, principal: Reader) -> Response:
     """The inbox (for htmx, the block it targets: the results or the whole main area)."""
     query = InboxQuery.parse(request.query_params)
-    return pages().render(request, "inbox.html", inbox_context(conn, principal, query, utcnow()))
+    cursor = url_text(request.query_params, CURSOR, 200)
+    context = inbox_context(conn, principal, query, utcnow(), cursor=cursor)
+    return pages().render(request, "inbox.html", context)
 
 
 @router.get("/inbox/updates")

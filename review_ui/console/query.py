@@ -1,12 +1,18 @@
 """The inbox's filters, sort and page as they travel in URLs: read leniently (a GET form
-sends "" for "any", a hand-edited URL anything) and written back for links."""
+sends "" for "any", a hand-edited URL anything) and written back for links.
+
+An escalation opened from the inbox carries the inbox's query in its own URL
+(``/escalations/ID?from=goal_type%3Dsupport.ticket``), so the escalation page knows
+which list the reviewer works through: the next and previous escalations, where a
+decision leads, and the way back to the inbox with the cursor on the right row.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, cast
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from orchestrator.store.escalations import InboxFilter, SlaState, Sort
 from review_ui.console.common import url_number, url_text
@@ -18,7 +24,10 @@ PRIORITIES = ("1", "2", "3", "4", "5")
 ME = "@me"
 UNASSIGNED = "@unassigned"
 DEFAULT_PAGE_SIZE = 50
+ORIGIN = "from"  # the escalation page's parameter holding the inbox query it came from
+CURSOR = "cursor"  # the inbox's parameter naming the row the cursor starts on
 _MAX_TEXT = 200
+_MAX_ORIGIN = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +69,13 @@ class InboxQuery:
             page_size=url_number(text("page_size"), DEFAULT_PAGE_SIZE, 1, 200),
         )
 
+    @classmethod
+    def origin(cls, params: Mapping[str, str]) -> InboxQuery:
+        """The inbox query an escalation page came from (its ``from`` parameter); the
+        default inbox when there is none or it makes no sense."""
+        text = url_text(params, ORIGIN, _MAX_ORIGIN)
+        return cls.parse(dict(parse_qsl(text))) if text else cls()
+
     def filters(self, me: str) -> InboxFilter:
         """The store's filter for this query, ``me`` being the reviewer's name."""
         assignee: str | None = self.assignee or None
@@ -98,3 +114,19 @@ class InboxQuery:
         """A link to ``path`` with this query (after ``changes``) and ``extra`` parameters."""
         params = {**self.params(**changes), **(extra or {})}
         return f"{path}?{urlencode(params)}" if params else path
+
+    @property
+    def origin_params(self) -> dict[str, str]:
+        """The ``from`` parameter that carries this query (without its page) to an
+        escalation page; none for the default inbox."""
+        token = urlencode(self.params(page=1))
+        return {ORIGIN: token} if token else {}
+
+    def escalation_url(
+        self, escalation_id: str, path: str = "", *, extra: Mapping[str, str] | None = None
+    ) -> str:
+        """A link to an escalation's page (or ``path`` under it, e.g. ``/decision``) that
+        remembers this inbox query."""
+        base = f"/escalations/{quote(escalation_id, safe='')}{path}"
+        params = {**self.origin_params, **(extra or {})}
+        return f"{base}?{urlencode(params)}" if params else base

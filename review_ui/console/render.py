@@ -20,6 +20,17 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 TEMPLATE_DIR = PACKAGE_DIR / "templates"
 STATIC_DIR = PACKAGE_DIR / "static"
+# What every page loads: htmx, the console's script, and its style sheets (one per page
+# family besides the base one).
+STATIC_FILES = (
+    "htmx.min.js",
+    "console.js",
+    "console.css",
+    "console-workflows.css",
+    "console-agents.css",
+    "console-governance.css",
+    "console-quality.css",
+)
 MAIN_BLOCK = "main"
 
 
@@ -113,7 +124,7 @@ class Pages:
             path_part=lambda value: quote(str(value), safe=""),
         )
         self.env.globals.update(
-            static={n: _static_url(n) for n in ("htmx.min.js", "console.css", "console.js")},
+            static={n: _static_url(n) for n in STATIC_FILES},
             time_left=time_left,
             options=options,
         )

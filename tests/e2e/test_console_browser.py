@@ -129,8 +129,13 @@ def test_log_in_find_the_escalation_open_it_with_the_keyboard_and_approve(
 
     expect(page).to_have_url(re.compile(f"/escalations/{escalation.id}$"))
     expect(page.locator("h1")).to_have_text(text)
-    expect(page.locator(".untrusted pre.json")).to_have_text(
+    # The output's JSON is shown once, in the field a reviewer edits it in, next to the
+    # goal input.
+    expect(page.locator(".untrusted #edit-output")).to_have_value(
         json.dumps({"text": text, "attempt": 1}, indent=2)
+    )
+    expect(page.locator(".untrusted .goal-input pre.json")).to_have_text(
+        json.dumps({"text": text}, indent=2)
     )
     session.watch.allow_post(f"/escalations/{escalation.id}/decision")
     page.keyboard.press("a")

@@ -330,14 +330,15 @@ SCAN = r"""() => {
     "param", "dialog", "slot", "xmp", "plaintext", "listing", "noembed", "noframes",
     "font", "center", "blink"]);
   const forms = new RegExp("^/(inbox|inbox/bulk([?].*)?|logout|admin/users(/disable)?|" +
-    "escalations/[^/]+/(decision|claim|unclaim|assign|comments))$");
+    "escalations/[^/?]+/(decision|claim|unclaim|assign|comments)([?]from=[^?#]*)?)$");
   const hxTargets = new RegExp("^/(inbox|inbox/updates|inbox/bulk|admin/users|" +
+    "workflows|agents|quality|governance|" +
     "escalations/[^/?#]+)([/?].*)?$");
   const hxNames = new Set(["hx-get", "hx-post", "hx-target", "hx-swap", "hx-push-url",
     "hx-trigger", "hx-disable", "hx-headers"]);
   const triggers = new Set(["every 10s", "change, submit"]);
-  const dataNames = new Set(["data-inbox", "data-row", "data-escalation",
-    "data-help-toggle", "data-select-all"]);
+  const dataNames = new Set(["data-inbox", "data-row", "data-id", "data-escalation",
+    "data-moved-on", "data-help-toggle", "data-select-all"]);
   const scripts = /^\/static\/(htmx\.min|console)\.js\?v=[0-9a-f]{10}$/;
   const urlNames = new Set(["href", "src", "action", "formaction", "xlink:href", "data",
     "poster", "background", "srcset", "ping"]);
@@ -359,7 +360,10 @@ SCAN = r"""() => {
       const value = attr.value;
       if (name.startsWith("on")) say("handler " + name, el);
       if (["style", "srcdoc", "formaction", "formmethod", "form", "contenteditable",
-           "http-equiv", "ping"].includes(name)) say("attribute " + name, el);
+           "http-equiv", "ping"].includes(name)
+          // The output's field sits beside the goal input, sent with the edit form.
+          && !(name === "form" && el.id === "edit-output" && value === "edit-form"))
+        say("attribute " + name, el);
       if (name === "autofocus" && el.id !== "name") say("autofocus", el);
       if (name.startsWith("data-") && !dataNames.has(name)) say("attribute " + name, el);
       if (name.startsWith("hx-") && !hxNames.has(name)) say("attribute " + name, el);
@@ -378,6 +382,7 @@ SCAN = r"""() => {
     problems.push("logout forms: " + document.querySelectorAll("form[action='/logout']").length);
   // Where untrusted text is printed: text only, nothing but the templates' own markup.
   const textOnly = "h1, pre.json, ol.reasoning > li, td.summary a.open, span.reason, " +
+    "div.step-summary, p.step-summary, " +
     "p.comment-text, .why p > *, .similar tbody td:nth-child(1) > a, " +
     ".similar tbody td:nth-child(3), .similar tbody td:nth-child(4), " +
     ".decision > p:nth-of-type(2), span.kv > span, ol.attempts time";
@@ -399,7 +404,8 @@ DETAIL = r"""() => {
     title: document.title,
     h1: texts(".esc-head h1"),
     why: texts("section.why p:first-of-type"),
-    output: texts(".esc-main .untrusted pre.json"),
+    goal: texts(".esc-main .untrusted .goal-input pre.json"),
+    output: texts(".esc-main .untrusted .proposal pre.json"),
     reasoning: texts(".untrusted ol.reasoning > li"),
     edit: edit === null ? null : edit.value,
     inputs: texts(".inputs pre.json"),
@@ -418,7 +424,7 @@ INBOX_ROWS = r"""() => Array.from(document.querySelectorAll("tr[data-row]"), (ro
   const open = row.querySelector("td.summary a.open");
   const reason = row.querySelector("span.reason");
   return {
-    id: decodeURIComponent(open.getAttribute("href").split("/").pop()),
+    id: decodeURIComponent(open.getAttribute("href").split("?")[0].split("/").pop()),
     label: box === null ? null : box.getAttribute("aria-label"),
     summary: open.textContent,
     reason: reason.textContent,
@@ -444,10 +450,12 @@ def expected_detail(corpus: Corpus, escalation_id: str) -> dict[str, Any]:
         "title": f"{summary} · Waypost",
         "h1": [summary],
         "why": [f"{escalation.kind.replace('_', ' ')} {escalation.reason}"],
-        "output": [pretty_json(content["output"])],
+        "goal": [pretty_json(content["goal_input"])],
+        # The output's JSON is shown once: in the edit field while the reviewer may decide.
+        "output": [] if pending else [pretty_json(content["output"])],
         "reasoning": list(content["reasoning"]),
         "edit": pretty_json(content["output"]) if pending else None,
-        "inputs": [pretty_json(content["goal_input"]), pretty_json(content["task_input"])],
+        "inputs": [pretty_json(content["task_input"])],
         "attempt_errors": [
             f": {a.error.type}: {a.error.message}" if a.error else None for a in attempts
         ],
@@ -646,6 +654,7 @@ def test_a_reviewers_text_with_payloads_is_inert_too(corpus: Corpus, session: Se
     page.fill("#edit-reason", text)
     page.click("#edit-form button[type=submit]")
     expect(page.locator(".notice")).to_contain_text("edited output")
+    page.goto(f"/escalations/{edited.escalation_id}")  # the decision moved on to the next
     decision = corpus.escalation(edited.escalation_id).decision
     assert decision is not None
     assert (decision.output, decision.reason) == (output, text)
@@ -656,6 +665,7 @@ def test_a_reviewers_text_with_payloads_is_inert_too(corpus: Corpus, session: Se
     page.fill("#reject-reason", text)
     page.click("#reject-form button[type=submit]")
     expect(page.locator(".notice")).to_contain_text("Rejected")
+    page.goto(f"/escalations/{rejected.escalation_id}")  # the decision moved on to the next
     decision = corpus.escalation(rejected.escalation_id).decision
     assert decision is not None
     assert decision.reason == text

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, MetaData, inspect, text
 
 import migrations
 from orchestrator.planning.tables import metadata as planning_metadata
+from orchestrator.quality.tables import metadata as quality_metadata
 from orchestrator.schedules.tables import metadata as schedule_metadata
 from orchestrator.store.tables import metadata as orchestrator_metadata
 from review_ui.auth.tables import metadata as auth_metadata
@@ -60,6 +61,9 @@ BRIDGE_TABLES = {"a2a_bridge_tasks"}
 SCHEDULE_TABLES = {"schedules", "schedule_fires"}
 # The LLM planner's attempts and claims (orchestrator/planning/tables.py).
 PLANNING_TABLES = {"plan_attempts", "planner_claims"}
+# Decision quality's drift state (orchestrator/quality/tables.py; importing it also
+# declares the quality queries' indexes on tasks and escalations).
+QUALITY_TABLES = {"decision_quality_drifts"}
 
 
 def _combined() -> MetaData:
@@ -75,6 +79,7 @@ def _combined() -> MetaData:
         bridge_metadata,
         schedule_metadata,
         planning_metadata,
+        quality_metadata,
     ):
         for table in source.tables.values():
             table.to_metadata(combined)
@@ -131,6 +136,7 @@ def test_a_fresh_schema_is_upgraded_to_head(fresh_schema: tuple[Engine, str]) ->
         | BRIDGE_TABLES
         | SCHEDULE_TABLES
         | PLANNING_TABLES
+        | QUALITY_TABLES
         | {"alembic_version"}
     )
 

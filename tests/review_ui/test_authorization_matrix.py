@@ -39,6 +39,7 @@ from starlette.routing import Mount
 from orchestrator.dead_letters.orders import ReplayOrder
 from orchestrator.dead_letters.records import index_row
 from orchestrator.dead_letters.replay import Replayer
+from orchestrator.manual_breakers import OpenCircuit, open_circuit
 from orchestrator.playbooks.registry import PlaybookRegistry
 from orchestrator.publishing.records import Outgoing
 from orchestrator.service.applier import Applier
@@ -61,6 +62,7 @@ from tests.review_ui.console.conftest import (
     csrf_token,
     log_in,
 )
+from tests.support.failed_workflows import failed_workflow
 from tests.support.schedules import add_schedule
 from waypost.bus.dead_letters import Failure, dead_letter
 from waypost.bus.memory import MemoryBus
@@ -97,8 +99,20 @@ EXPECTED: dict[tuple[str, str], tuple[Expect, Expect, Expect, Expect]] = {
     ("GET", "/api/v1/workflows"): (401, OK, OK, OK),
     ("GET", "/api/v1/workflows/{workflow_id}"): (401, OK, OK, OK),
     ("GET", "/api/v1/workflows/{workflow_id}/plan-attempts"): (401, OK, OK, OK),
+    ("GET", "/api/v1/workflows/{workflow_id}/escalations"): (401, OK, OK, OK),
+    ("GET", "/api/v1/workflows/{workflow_id}/dead-letters"): (401, 403, OK, OK),
+    ("GET", "/api/v1/workflows/{workflow_id}/timeline"): (401, OK, OK, OK),
     ("POST", "/api/v1/workflows/{workflow_id}/cancel"): (401, 403, 403, OK),
+    ("POST", "/api/v1/workflows/{workflow_id}/steps/{step}/retry"): (401, 403, 403, OK),
+    ("POST", "/api/v1/workflows/{workflow_id}/resume"): (401, 403, 403, OK),
     ("GET", "/api/v1/breakers"): (401, OK, OK, OK),
+    ("POST", "/api/v1/breakers/{capability}/open"): (401, 403, 403, OK),
+    ("POST", "/api/v1/breakers/{capability}/close"): (401, 403, 403, OK),
+    ("GET", "/api/v1/policy-decisions"): (401, 403, OK, OK),
+    ("GET", "/api/v1/budgets"): (401, 403, OK, OK),
+    ("GET", "/api/v1/audit"): (401, 403, OK, OK),
+    ("GET", "/api/v1/decision-quality"): (401, OK, OK, OK),
+    ("GET", "/api/v1/decision-quality/decisions"): (401, OK, OK, OK),
     ("GET", "/api/v1/schedules"): (401, OK, OK, OK),
     ("POST", "/api/v1/schedules"): (401, 403, 403, OK),
     ("GET", "/api/v1/schedules/{name}"): (401, OK, OK, OK),
@@ -124,6 +138,18 @@ EXPECTED: dict[tuple[str, str], tuple[Expect, Expect, Expect, Expect]] = {
     ("POST", "/escalations/{escalation_id}/claim"): (LOGIN, OK, 403, OK),
     ("POST", "/escalations/{escalation_id}/unclaim"): (LOGIN, OK, 403, OK),
     ("POST", "/escalations/{escalation_id}/assign"): (LOGIN, 403, 403, OK),
+    ("GET", "/workflows"): (LOGIN, OK, OK, OK),
+    ("GET", "/workflows/{workflow_id}"): (LOGIN, OK, OK, OK),
+    ("POST", "/workflows/{workflow_id}/cancel"): (LOGIN, 403, 403, OK),
+    ("POST", "/workflows/{workflow_id}/steps/{step}/retry"): (LOGIN, 403, 403, OK),
+    ("POST", "/workflows/{workflow_id}/resume"): (LOGIN, 403, 403, OK),
+    ("GET", "/agents"): (LOGIN, OK, OK, OK),
+    ("GET", "/agents/{capability}"): (LOGIN, OK, OK, OK),
+    ("POST", "/agents/{capability}/breaker"): (LOGIN, 403, 403, OK),
+    ("GET", "/governance"): (LOGIN, 403, OK, OK),
+    ("GET", "/governance/audit"): (LOGIN, 403, OK, OK),
+    ("GET", "/quality"): (LOGIN, OK, OK, OK),
+    ("GET", "/quality/decisions"): (LOGIN, OK, OK, OK),
     ("GET", "/admin/users"): (LOGIN, 403, 403, OK),
     ("POST", "/admin/users"): (LOGIN, 403, 403, OK),
     ("POST", "/admin/users/disable"): (LOGIN, 403, 403, OK),
@@ -400,11 +426,36 @@ def _cancel(world: World, caller: Caller) -> Call:
     return Call({"workflow_id": workflow_id}, json={"reason": "From the matrix"})
 
 
+def _failed(world: World) -> str:
+    """A test.review workflow of its own whose `check` step failed (to retry or resume)."""
+    return failed_workflow(
+        world.engine,
+        world.escalations.applier,
+        world.name("matrix-failed-"),
+        goal_type="test.review",
+        goal_input={"subject": "From the matrix"},
+        step="check",
+    )
+
+
+def _close_circuit(world: World, caller: Caller) -> Call:
+    """A circuit opened by hand just now, to close."""
+    with world.engine.begin() as conn:
+        open_circuit(conn, OpenCircuit("facilities.access", "matrix", "to close"), now=utcnow())
+    return Call(json={"reason": "From the matrix"})
+
+
+WHY = {"reason": "From the matrix"}
+
+
 def _read(world: World, caller: Caller) -> Call:
     return Call(
         {
             "escalation_id": world.read_escalation,
             "workflow_id": world.workflow_id,
+            # A capability no matrix workflow dispatches to: opening its circuit by hand
+            # holds up nothing the other calls need.
+            "capability": "facilities.access",
             "dead_letter_id": str(world.read_dead_letter),
             "request_id": world.replay_request,
             "name": world.schedule(),
@@ -507,6 +558,28 @@ RECIPES: dict[tuple[str, str], Callable[[World, Caller], Call]] = {
         json={"type": "test.review", "input": {"subject": "From the matrix"}}
     ),
     ("POST", "/api/v1/workflows/{workflow_id}/cancel"): _cancel,
+    ("POST", "/api/v1/workflows/{workflow_id}/steps/{step}/retry"): lambda w, c: Call(
+        {"workflow_id": _failed(w), "step": "check"}, json=WHY
+    ),
+    ("POST", "/api/v1/workflows/{workflow_id}/resume"): lambda w, c: Call(
+        {"workflow_id": _failed(w)}, json={"step": "check", **WHY}
+    ),
+    ("POST", "/workflows/{workflow_id}/steps/{step}/retry"): lambda w, c: Call(
+        {"workflow_id": _failed(w), "step": "check"}, data={**WHY, "confirm": "yes"}
+    ),
+    ("POST", "/workflows/{workflow_id}/resume"): lambda w, c: Call(
+        {"workflow_id": _failed(w)}, data={"step": "check", **WHY, "confirm": "yes"}
+    ),
+    ("POST", "/workflows/{workflow_id}/cancel"): lambda w, c: Call(
+        _cancel(w, c).params, data={**WHY, "confirm": "yes"}
+    ),
+    ("POST", "/api/v1/breakers/{capability}/open"): lambda w, c: Call(
+        json={"reason": "From the matrix", "for_s": 60}
+    ),
+    ("POST", "/api/v1/breakers/{capability}/close"): _close_circuit,
+    ("POST", "/agents/{capability}/breaker"): lambda w, c: Call(
+        data={"action": "open", "reason": "m", "duration": "10m", "confirmed": "yes"}
+    ),
     ("POST", "/api/v1/escalations/{escalation_id}/decision"): _decision,
     ("POST", "/api/v1/escalations/{escalation_id}/comments"): _comment,
     ("POST", "/api/v1/escalations/{escalation_id}/claim"): _fresh,

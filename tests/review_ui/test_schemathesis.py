@@ -110,8 +110,20 @@ OPERATIONS = {
     "GET /api/v1/workflows",
     "GET /api/v1/workflows/{workflow_id}",
     "GET /api/v1/workflows/{workflow_id}/plan-attempts",
+    "GET /api/v1/workflows/{workflow_id}/escalations",
+    "GET /api/v1/workflows/{workflow_id}/dead-letters",
+    "GET /api/v1/workflows/{workflow_id}/timeline",
     "POST /api/v1/workflows/{workflow_id}/cancel",
+    "POST /api/v1/workflows/{workflow_id}/steps/{step}/retry",
+    "POST /api/v1/workflows/{workflow_id}/resume",
     "GET /api/v1/breakers",
+    "POST /api/v1/breakers/{capability}/open",
+    "POST /api/v1/breakers/{capability}/close",
+    "GET /api/v1/policy-decisions",
+    "GET /api/v1/budgets",
+    "GET /api/v1/audit",
+    "GET /api/v1/decision-quality",
+    "GET /api/v1/decision-quality/decisions",
     "GET /api/v1/agents",
     "GET /api/v1/dlq",
     "GET /api/v1/dlq/stats",
@@ -136,7 +148,12 @@ STATED = {
     "POST /api/v1/escalations/{escalation_id}/unclaim",
     "GET /api/v1/workflows/{workflow_id}",
     "GET /api/v1/workflows/{workflow_id}/plan-attempts",
+    "GET /api/v1/workflows/{workflow_id}/escalations",
+    "GET /api/v1/workflows/{workflow_id}/dead-letters",
+    "GET /api/v1/workflows/{workflow_id}/timeline",
     "GET /api/v1/breakers",
+    "GET /api/v1/decision-quality",
+    "GET /api/v1/decision-quality/decisions",
     "GET /api/v1/agents",
     "GET /api/v1/dlq/stats",
     "GET /api/v1/dlq/replays",
@@ -152,15 +169,31 @@ SCHEDULE_CHANGES = {
     "POST /api/v1/schedules/{name}/pause",
     "POST /api/v1/schedules/{name}/resume",
 }
+# Changing workflows and circuits is for admins; governance is for analysts and admins.
+OPERATIONS_CHANGES = {
+    "POST /api/v1/workflows/{workflow_id}/steps/{step}/retry",
+    "POST /api/v1/workflows/{workflow_id}/resume",
+    "POST /api/v1/breakers/{capability}/open",
+    "POST /api/v1/breakers/{capability}/close",
+}
+GOVERNANCE_READS = {
+    "GET /api/v1/policy-decisions",
+    "GET /api/v1/budgets",
+    "GET /api/v1/audit",
+}
 REFUSED = {
     Role.REVIEWER: DEAD_LETTER_OPERATIONS
     | SCHEDULE_CHANGES
+    | OPERATIONS_CHANGES
+    | GOVERNANCE_READS
     | {
+        "GET /api/v1/workflows/{workflow_id}/dead-letters",
         "POST /api/v1/goals",
         "POST /api/v1/escalations/{escalation_id}/assign",
         "POST /api/v1/workflows/{workflow_id}/cancel",
     },
     Role.ANALYST: SCHEDULE_CHANGES
+    | OPERATIONS_CHANGES
     | {
         "POST /api/v1/goals",
         "POST /api/v1/workflows/{workflow_id}/cancel",
@@ -268,6 +301,7 @@ def real_ids(
             found["escalation_id"] = harness.escalate(goal).id
         if "{name}" in path:  # a schedule each time (a DELETE may remove it)
             found["name"] = add_schedule(engine, f"fuzz-{next(numbers)}")
+        found["capability"] = "echo"
         return {k: v for k, v in found.items() if "{" + k + "}" in path}
 
     return ids

@@ -25,6 +25,7 @@ EVENT_TYPES = [
     "policy.decided",
     "budget.threshold_reached",
     "budget.exhausted",
+    "decision_quality.drifted",
 ]
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 

@@ -240,7 +240,9 @@ def _topic_specs(settings: PlaybookSettings, agent_modules: Sequence[str]) -> li
 
 
 from waypost.cli import agents, dlq, goals, services, workflows  # noqa: E402
+from waypost.cli.audit import audit  # noqa: E402
 from waypost.cli.breakers import breakers  # noqa: E402
+from waypost.cli.quality import quality  # noqa: E402
 from waypost.cli.schedules import schedule  # noqa: E402
 from waypost.tools.cli import tools  # noqa: E402
 
@@ -250,5 +252,7 @@ main.add_command(services.agent)
 main.add_command(dlq.dlq)
 main.add_command(agents.agents)
 main.add_command(breakers)
+main.add_command(audit)
+main.add_command(quality)
 main.add_command(schedule)
 main.add_command(tools)

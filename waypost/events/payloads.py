@@ -7,9 +7,12 @@ newer producer's extra field does not break an older consumer.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+RiskLevel = Literal["low", "medium", "high", "critical"]  # as governance policies name them
 
 
 class Payload(BaseModel):
@@ -131,6 +134,8 @@ class ApprovalRequest(BaseModel):
     scopes: list[str] = Field(default_factory=list)
     reason: str
     rule: RuleInfo | None = None
+    risk: RiskLevel = "low"
+    approvals: int = Field(1, ge=1)  # different reviewers who must approve (2: four eyes)
 
 
 class TaskFailed(TaskRef):
@@ -277,6 +282,8 @@ class PolicyDecided(GovernanceEvent):
     context_digest: str
     audit_id: int | None = None
     notices: list[NoticeInfo] = Field(default_factory=list)
+    risk: RiskLevel = "low"  # the highest risk level the policies give the action
+    approvals: int = Field(1, ge=1)  # different reviewers an approval of it needs
 
 
 class BudgetLevel(GovernanceEvent):
@@ -303,6 +310,26 @@ class BudgetExhausted(BudgetLevel):
     TYPE = "budget.exhausted"
 
 
+class DecisionQualityDrifted(Payload):
+    """Reviewers rejected (or edited) more of an agent version's escalated results than
+    the threshold allows over a window (``orchestrator/quality``); keyed by capability."""
+
+    TYPE = "decision_quality.drifted"
+    capability: str
+    version: str
+    verdict: Literal["rejected", "edited"]
+    rate: float = Field(ge=0, le=1)
+    threshold: float = Field(ge=0, le=1)
+    count: int = Field(ge=0)
+    decided: int = Field(ge=1)
+    window_start: datetime
+    window_end: datetime
+
+    def partition_key(self) -> str | None:
+        """One capability's quality events stay in order."""
+        return self.capability
+
+
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
     cls.TYPE: cls
     for cls in (
@@ -319,5 +346,6 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         PolicyDecided,
         BudgetThresholdReached,
         BudgetExhausted,
+        DecisionQualityDrifted,
     )
 }

@@ -16,7 +16,10 @@ Precedence, when several policies apply to one proposal:
   but its deny rules cannot be lifted.
 
 Checks run in this order and the first that refuses decides: deny rules, allow lists,
-data scopes, budgets, rate limits, then approval rules.
+data scopes, budgets, rate limits, then approval rules and, last, a ``critical`` risk
+level (``risk.py``), which needs a person's approval even without an approval rule.
+Every decision carries the action's risk level and how many reviewers an approval of it
+needs (two under ``four_eyes_from``).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from waypost.governance.model import (
     Spend,
     Window,
 )
+from waypost.governance.risk import assess, reviewers_needed
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,7 @@ def check(policies: Sequence[Policy], proposal: Proposal, context: Context) -> P
     ordered = [policy for _, policy in layered]
     digest = context_digest(proposal, context)
     action = proposal.action
+    risk = assess(ordered, action)
 
     def decide(
         outcome: Outcome,
@@ -103,7 +108,17 @@ def check(policies: Sequence[Policy], proposal: Proposal, context: Context) -> P
     ) -> PolicyDecision:
         if outcome != "allow":  # nothing is spent, so no level is crossed
             notices = [replace(notice, crossed=False) for notice in notices]
-        return PolicyDecision(outcome, cause, reason, context.now, rule, tuple(notices), digest)
+        return PolicyDecision(
+            outcome,
+            cause,
+            reason,
+            context.now,
+            rule,
+            tuple(notices),
+            digest,
+            risk=risk.level,
+            approvals=risk.approvals,
+        )
 
     if not ordered:
         return decide(
@@ -169,9 +184,19 @@ def check(policies: Sequence[Policy], proposal: Proposal, context: Context) -> P
             ref = policy.ref(rule.path)
             if proposal.approved_by is None:
                 reason = _because(f"{action!r} needs a human's approval under {ref}", rule.reason)
+                reason += reviewers_needed(risk)
                 return decide("require_approval", "approval", reason, ref, notices)
             reason = f"{action!r} was approved by {proposal.approved_by} ({ref} requires it)"
             return decide("allow", "approved", reason, ref, notices)
+    if risk.critical and risk.rule is not None:
+        # A critical action waits for a person even when no approval rule names it.
+        if proposal.approved_by is None:
+            reason = f"{action!r} is critical under {risk.rule}: a person must approve it"
+            reason += reviewers_needed(risk)
+            return decide("require_approval", "approval", reason, risk.rule, notices)
+        approver = proposal.approved_by
+        reason = f"{action!r} was approved by {approver} ({risk.rule} makes it critical)"
+        return decide("allow", "approved", reason, risk.rule, notices)
     ref = allow_lists[0].ref("actions.allow") if allow_lists else ordered[0].ref()
     return decide("allow", "allowed", f"{action!r} is allowed by {ref}", ref, notices)
 

@@ -86,6 +86,8 @@ def decided(proposal: Proposal, decision: PolicyDecision) -> PolicyDecided:
             )
             for n in decision.notices
         ],
+        risk=decision.risk,
+        approvals=decision.approvals,
     )
 
 

@@ -45,6 +45,7 @@ _EXPLAIN = {
     "name": f"is not an agent or capability name: use {_NAMING}",
     "duration": "is not a duration: write seconds above zero (30) or 500ms, 30s, 5m, 1h, 1d",
     "scope": 'is not a data scope: use lower-case dotted names such as crm.contacts, or "*"',
+    "risk_level": "is not a risk level: use low, medium, high or critical",
 }
 
 
@@ -138,7 +139,7 @@ def _explain(error: Any) -> str:
         )
     definition = schema_path[1] if schema_path[:1] == ["$defs"] else None
     keyword = schema_path[-1] if schema_path else ""
-    if definition in _EXPLAIN and keyword in ("oneOf", "pattern"):
+    if definition in _EXPLAIN and keyword in ("oneOf", "pattern", "enum"):
         return f"{json.dumps(error.instance)} {_EXPLAIN[definition]}"
     return str(error.message)
 
@@ -190,6 +191,11 @@ def _build(document: Mapping[str, Any], source: str, default_name: str, node: An
         at("scopes")
         for action in scopes:
             at("scopes", action)
+    risk = dict(document.get("risk", {}))
+    for action in risk:
+        at("risk", action)
+    if "four_eyes_from" in document:
+        at("four_eyes_from")
     applies_to = document["applies_to"]
     at("applies_to")
     return Policy(
@@ -211,6 +217,8 @@ def _build(document: Mapping[str, Any], source: str, default_name: str, node: An
         budgets=tuple(limits),
         warn_at=float(budgets.get("warn_at", 0.8)),
         scopes=scopes,
+        risk=risk,
+        four_eyes_from=document.get("four_eyes_from"),
         lines=lines,
     )
 

@@ -32,6 +32,17 @@ LAYERS: tuple[Layer, ...] = ("agent", "capability", "all")
 Level = Literal["warning", "exhausted"]
 Period = Literal["day", "workflow"]
 Resource = Literal["tokens", "cost_usd"]
+RiskLevel = Literal["low", "medium", "high", "critical"]
+RISK_LEVELS: tuple[RiskLevel, ...] = ("low", "medium", "high", "critical")
+"""Lowest first. An action no policy gives a level is ``low``; a ``critical`` one always
+waits for a person."""
+FOUR_EYES = 2
+"""How many different reviewers approve an action under ``four_eyes_from``."""
+
+
+def risk_rank(level: RiskLevel) -> int:
+    """The position of a risk level, lowest first (to compare levels)."""
+    return RISK_LEVELS.index(level)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +135,8 @@ class Policy:
     budgets: tuple[BudgetLimit, ...] = ()
     warn_at: float = 0.8
     scopes: Mapping[str, frozenset[str]] | None = None  # None: no scope rules
+    risk: Mapping[str, RiskLevel] = field(default_factory=dict)  # action (or "*") -> level
+    four_eyes_from: RiskLevel | None = None  # approvals from this level need two reviewers
     lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def ref(self, path: str = "") -> RuleRef:
@@ -136,6 +149,14 @@ class Policy:
         """The data scopes ``action`` may touch under this policy."""
         scopes = self.scopes or {}
         return scopes.get(action, frozenset()) | scopes.get(ANY, frozenset())
+
+    def risk_of(self, action: str) -> tuple[RiskLevel, str] | None:
+        """The level this policy gives ``action`` and the path of the entry that gives
+        it (its own entry, else the ``"*"`` entry); None when it gives none."""
+        for key in (action, ANY):
+            if key in self.risk:
+                return self.risk[key], f"risk.{key}"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +247,8 @@ class PolicyDecision:
     notices: tuple[BudgetNotice, ...] = ()
     context_digest: str = ""
     audit_id: int | None = None  # its policy_decisions row, once recorded
+    risk: RiskLevel = "low"  # the highest level any applicable policy gives the action
+    approvals: int = 1  # different reviewers an approval needs (FOUR_EYES under four eyes)
 
     @property
     def allowed(self) -> bool:

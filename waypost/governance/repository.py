@@ -266,6 +266,8 @@ def _audit_row(proposal: Proposal, context: Context, decision: PolicyDecision) -
             "scopes": sorted(proposal.scopes),
             "estimate": _spend_json(proposal.estimate),
             "approved_by": proposal.approved_by,
+            "risk": decision.risk,
+            "approvals": decision.approvals,
             "rule_line": rule.line if rule else None,
             "recent": [
                 {"action": w.action, "seconds": w.seconds, "count": n}

@@ -49,6 +49,7 @@ policy_decisions = Table(
         "outcome IN ('allow', 'deny', 'require_approval')", name="policy_decisions_outcome"
     ),
     Index("policy_decisions_agent_at", "agent", "at"),
+    Index("policy_decisions_at", "at", "id"),  # the governance page, newest first
     Index("policy_decisions_workflow", "workflow_id", "at"),
 )
 

@@ -132,4 +132,6 @@ def _approval_request(error: ApprovalRequired) -> ApprovalRequest | None:
         scopes=sorted(proposal.scopes),
         reason=error.decision.reason,
         rule=rule_info(rule) if rule is not None else None,
+        risk=error.decision.risk,
+        approvals=error.decision.approvals,
     )

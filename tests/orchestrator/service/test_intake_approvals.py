@@ -79,6 +79,7 @@ def test_an_approval_becomes_an_escalation_and_then_part_of_the_next_dispatch(
         "params_digest": DIGEST,
         "params_size": 31,
         "scopes": ["billing.invoices"],
+        "risk": "low",
         "rule": {
             "policy": "billing",
             "file": "policies/billing.yaml",

@@ -105,6 +105,7 @@ def test_an_action_needing_approval_opens_an_escalation_showing_the_action() -> 
             "params_digest": DIGEST,
             "params_size": 27,
             "scopes": ["billing.invoices"],
+            "risk": "low",
             "rule": RULE,
         },
         "reason": REASON,

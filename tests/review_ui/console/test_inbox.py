@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 def listed(html: str) -> list[str]:
     """The escalation ids of the rows, in order."""
-    return re.findall(r'class="open" href="/escalations/([^"]+)"', html)
+    return re.findall(r'class="open" href="/escalations/([^"?]+)', html)
 
 
 def checkbox(engine: Engine, escalation_id: str) -> str:

@@ -3,8 +3,6 @@ proposed action instead of an output, offers approve, retry and reject but no ed
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -24,8 +22,15 @@ DIGEST = "c" * 64
 REASON = "'refund' needs a human's approval under policy 'billing' v4 require_approval[0]"
 
 
-def held_for_approval(escalations: Escalations, **rule: Any) -> str:
-    """A `test.review` workflow whose draft step stopped at a refund needing approval."""
+def held_for_approval(
+    escalations: Escalations,
+    *,
+    risk: str = "low",
+    approvals: int = 1,
+    file: str = "policies/billing.yaml",
+) -> str:
+    """A `test.review` workflow whose draft step stopped at a refund needing approval
+    (of ``risk``, by ``approvals`` different reviewers, under a policy in ``file``)."""
     at = utcnow()
     workflow_id = new_id()
     with escalations.engine.begin() as conn:
@@ -47,13 +52,14 @@ def held_for_approval(escalations: Escalations, **rule: Any) -> str:
                 scopes=("billing.invoices",),
                 rule={
                     "policy": "billing",
-                    "file": "policies/billing.yaml",
+                    "file": file,
                     "version": 4,
                     "digest": "d" * 64,
                     "path": "require_approval[0]",
                     "line": 12,
-                    **rule,
                 },
+                risk=risk,
+                approvals=approvals,
             ),
             reasoning=(f"refund 120 USD {ATTACK}",),
         )

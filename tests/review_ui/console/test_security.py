@@ -151,7 +151,9 @@ def test_the_htmx_config_forbids_eval_and_foreign_requests(reviewer: TestClient)
 
 def test_static_files_are_served(reviewer: TestClient) -> None:
     html = reviewer.get("/inbox").text
-    (stylesheet,) = elements(html, "link", rel="stylesheet")
+    stylesheets = elements(html, "link", rel="stylesheet")
+    assert all(reviewer.get(s["href"] or "").status_code == 200 for s in stylesheets)
+    (stylesheet,) = [s for s in stylesheets if "/console.css" in (s["href"] or "")]
 
     css = reviewer.get(stylesheet["href"] or "")
     htmx_js = reviewer.get("/static/htmx.min.js")

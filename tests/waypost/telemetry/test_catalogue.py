@@ -9,6 +9,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from orchestrator.dead_letters.indexer import indexed_counter
+from orchestrator.quality.metrics import families as quality_families
 from orchestrator.service.metrics import OrchestratorMetrics, _families
 from orchestrator.store.gauges import Snapshot
 from review_ui.metrics import HttpMetrics
@@ -36,6 +37,8 @@ def exported() -> dict[str, set[str]]:
     snapshot = Snapshot(1, {("c", "dispatched"): 1}, {("c", "lt_5m"): 1}, {"c": "open"},
                         {"a": (1, 1.0)}, {("t.dlq", "E", "pending"): 1})  # fmt: skip
     for family in _families(snapshot):
+        names[family.name] = {family.name}
+    for family in quality_families({}, {}):
         names[family.name] = {family.name}
     names["waypost_store_up"] = {"waypost_store_up"}
     return names
