@@ -15,13 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
 from orchestrator.dead_letters.filters import parse_time
-from orchestrator.errors import CancelError, FilterError
+from orchestrator.errors import FilterError
 from orchestrator.planning import store as plan_store
-from orchestrator.review import CancelRequest
 from orchestrator.store import workflow_search
 from orchestrator.store import workflows as workflow_rows
 from orchestrator.store.workflow_pages import Order, Sort, TimeRange, WorkflowFilter
 from orchestrator.workflow.state import WorkflowStatus
+from review_ui import operations
 from review_ui.api import workflow_history
 from review_ui.api.models import WorkflowPagePublic, WorkflowPublic
 from review_ui.auth.principal import Principal, api_roles
@@ -278,26 +278,15 @@ def cancel_workflow(
     app_state: StateDep,
     principal: Canceller,
 ) -> WorkflowPublic:
-    """Cancel an accepted or running workflow: its unfinished tasks are cancelled, its
-    open escalations closed, `workflow.cancelled` is published, and results that arrive
-    later are ignored. Answers with the
-    workflow as it is now (`cancelled`); audited with the caller's name and the reason."""
+    """Cancel an accepted, planning or running workflow: its unfinished tasks are
+    cancelled, its open escalations closed, `workflow.cancelled` is published, and results
+    that arrive later are ignored. Answers with the workflow as it is now (`cancelled`);
+    audited with the caller's name and the reason."""
     if "\x00" in workflow_id:
         # PostgreSQL text cannot hold NUL, so no stored id contains one.
         raise Problem(404, "Workflow not found", f"no workflow with id {workflow_id!r}")
     problem = value_problem(body.reason)
     if problem is not None:
         raise Problem(422, "Invalid reason", f"the reason cannot be stored: {problem}")
-    request = CancelRequest(actor=principal.name, reason=body.reason)
-    try:
-        with app_state.engine.begin() as connection:
-            cancelled = app_state.reviews.cancel(
-                connection, workflow_id=workflow_id, request=request, now=utcnow()
-            )
-    except CancelError as exc:
-        title = "Workflow not found" if exc.status == 404 else "Workflow already finished"
-        raise Problem(exc.status, title, str(exc)) from None
-    if app_state.publisher is not None:
-        # Committed first: the relay publishes the event if the broker is down now.
-        app_state.publisher.publish(cancelled.outbox)
-    return WorkflowPublic.of(cancelled.state, app_state.settings.trace_url_template)
+    cancelled = operations.cancel(app_state, principal, workflow_id=workflow_id, reason=body.reason)
+    return WorkflowPublic.of(cancelled, app_state.settings.trace_url_template)
