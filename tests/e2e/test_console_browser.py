@@ -43,7 +43,7 @@ from tests.e2e.conftest import Platform
 from tests.waiting import wait_for
 
 skip_without_chromium()
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # browser flows of 5-10 s each
 REVIEWER = "rita"
 
 

@@ -56,7 +56,7 @@ from waypost.events import default_codec, new_id, utcnow
 from waypost.topics import Topics
 
 skip_without_chromium()
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # browser flows of 5-10 s each
 REVIEWER = "rita"
 INBOX = "/inbox?page_size=200"
 

@@ -44,7 +44,7 @@ from tests.support.chat_model import ChatModel, chat_model
 from tests.waiting import wait_for
 
 skip_without_chromium()
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REVIEWER = "petra"
 PLANNED = ROOT / "tests" / "e2e" / "playbooks" / "planned"
 

@@ -50,7 +50,8 @@ from waypost.events import (
     TaskFailed,
 )
 
-pytestmark = pytest.mark.integration
+# Many requests each on a fresh app and schema: `make test-slow` (CI runs it).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # `first` and `side` run in parallel; `second` waits for both.
 OPERATED = """\

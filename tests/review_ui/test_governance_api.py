@@ -29,9 +29,17 @@ from waypost.governance.model import Spend
 from waypost.governance.tables import policy_decisions
 from waypost.settings import GovernanceSettings, HttpSettings
 
-pytestmark = pytest.mark.integration
+# Many requests each on a fresh app and schema: `make test-slow` (CI runs it).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(autouse=True)
+def _now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NOW as the test starts: relative filters ("35m") are read against the app's
+    clock, which a test running long after this module was imported must match."""
+    monkeypatch.setitem(globals(), "NOW", datetime.now(UTC).replace(microsecond=0))
 
 
 @pytest.fixture

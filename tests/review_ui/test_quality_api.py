@@ -24,7 +24,8 @@ from waypost.events import default_codec, utcnow
 from waypost.settings import HttpSettings
 from waypost.topics import Topics
 
-pytestmark = pytest.mark.integration
+# Many requests each on a fresh app and schema: `make test-slow` (CI runs it).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EDITED = {"text": "Dear customer, your refund of 40 EUR is on its way."}
 

@@ -26,7 +26,8 @@ from tests.orchestrator.test_operations import (
 from tests.orchestrator.test_reviews import ReviewHarness, write_playbooks
 from tests.review_ui.test_escalations_api import Api, assert_problem
 
-pytestmark = pytest.mark.integration
+# Many requests each on a fresh app and schema: `make test-slow` (CI runs it).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 WHY = "the agent is fixed"
 

@@ -19,7 +19,8 @@ from tests.orchestrator.test_reviews import T0
 from tests.review_ui.test_escalations_api import Api, assert_problem
 from waypost.events import utcnow
 
-pytestmark = pytest.mark.integration
+# Many requests each on a fresh app and schema: `make test-slow` (CI runs it).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BASE = "/api/v1/workflows"
 TRIGGER = {

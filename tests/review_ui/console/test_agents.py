@@ -28,7 +28,8 @@ from tests.review_ui.console.conftest import (
 from waypost import agent_registry
 from waypost.agent_registry import Announcement, Counters
 
-pytestmark = pytest.mark.integration
+# Many requests each on a fresh app and schema: `make test-slow` (CI runs it).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def announce(engine: Engine, capability: str, instance: str, version: str = "1.2.0") -> None:

@@ -29,7 +29,8 @@ from tests.review_ui.console.test_escalation import current, decide
 from tests.review_ui.console.test_policy_approval import held_for_approval
 from waypost.events import new_id, utcnow
 
-pytestmark = pytest.mark.integration
+# Many requests each on a fresh app and schema: `make test-slow` (CI runs it).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 GOAL_TYPE = "test.four_eyes"
 ATTACK = "<script>alert(1)</script>"

@@ -19,8 +19,15 @@ from waypost.governance.engine import utc_day
 from waypost.governance.model import Spend
 from waypost.governance.tables import policy_decisions
 
-pytestmark = pytest.mark.integration
+# Many requests each on a fresh app and schema: `make test-slow` (CI runs it).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 NOW = datetime.now(UTC)
+
+
+@pytest.fixture(autouse=True)
+def _now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NOW as the test starts (the pages read times relative to the app's clock)."""
+    monkeypatch.setitem(globals(), "NOW", datetime.now(UTC))
 
 
 def decide(engine: Engine, count: int, *, agent: str = "reply", outcome: str = "deny") -> None:

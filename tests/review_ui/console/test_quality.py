@@ -59,6 +59,7 @@ def cells(html: str, version: str) -> dict[str, str]:
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_the_page_shows_each_versions_rates_with_trend_charts(
     make_client: Callable[..., TestClient], scripted: Scripted
 ) -> None:
@@ -84,6 +85,7 @@ def test_the_page_shows_each_versions_rates_with_trend_charts(
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_a_drifted_version_is_marked(
     make_client: Callable[..., TestClient], scripted: Scripted, engine: Engine, namespace: str
 ) -> None:
@@ -103,6 +105,7 @@ def test_a_drifted_version_is_marked(
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_the_filters_narrow_the_rows_and_an_htmx_request_gets_the_main_block(
     make_client: Callable[..., TestClient], scripted: Scripted
 ) -> None:
@@ -121,6 +124,7 @@ def test_the_filters_narrow_the_rows_and_an_htmx_request_gets_the_main_block(
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_a_versions_decisions_show_the_reasoning_next_to_the_verdict(
     make_client: Callable[..., TestClient], scripted: Scripted
 ) -> None:
@@ -140,6 +144,7 @@ def test_a_versions_decisions_show_the_reasoning_next_to_the_verdict(
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_without_filters_the_decisions_of_every_version_are_shown(
     make_client: Callable[..., TestClient], scripted: Scripted
 ) -> None:
@@ -154,6 +159,7 @@ def test_without_filters_the_decisions_of_every_version_are_shown(
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_without_a_session_the_page_asks_to_log_in(
     make_client: Callable[..., TestClient],
 ) -> None:

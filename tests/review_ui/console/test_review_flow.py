@@ -26,7 +26,8 @@ from tests.review_ui.console.conftest import (
     section,
 )
 
-pytestmark = pytest.mark.integration
+# Many requests each on a fresh app and schema: `make test-slow` (CI runs it).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SUMMARIZED = """\
 type: test.summary

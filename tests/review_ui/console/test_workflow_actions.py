@@ -33,7 +33,8 @@ from tests.support.failed_workflows import failed_workflow
 from waypost.events import default_codec, utcnow
 from waypost.topics import Topics
 
-pytestmark = pytest.mark.integration
+# Many requests each on a fresh app and schema: `make test-slow` (CI runs it).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture

@@ -27,7 +27,8 @@ from tests.review_ui.console.conftest import (
 from tests.review_ui.test_workflows_api import dead_letter_row
 from waypost.events import utcnow
 
-pytestmark = pytest.mark.integration
+# Many requests each on a fresh app and schema: `make test-slow` (CI runs it).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 XSS = "<script>alert(1)</script>"
 

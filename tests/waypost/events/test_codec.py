@@ -19,6 +19,7 @@ from waypost.events import (
     BudgetExhausted,
     BudgetThresholdReached,
     Codec,
+    DecisionQualityDrifted,
     DecisionRecorded,
     EncodedEvent,
     ErrorInfo,
@@ -169,6 +170,17 @@ SAMPLES: dict[str, Payload] = {
     ),
     "budget.threshold_reached": BudgetThresholdReached(**BUDGET),
     "budget.exhausted": BudgetExhausted(**BUDGET),
+    "decision_quality.drifted": DecisionQualityDrifted(
+        capability="reply",
+        version="2.1",
+        verdict="rejected",
+        rate=0.35,
+        threshold=0.2,
+        count=7,
+        decided=20,
+        window_start=TIME - timedelta(days=7),
+        window_end=TIME,
+    ),
 }
 
 
