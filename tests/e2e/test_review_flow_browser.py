@@ -34,6 +34,9 @@ from tests.e2e.conftest import PLAYBOOKS
 
 skip_without_chromium()
 pytestmark = pytest.mark.e2e
+# A decision's round trip (POST, the next escalation rendered) can take several seconds
+# on a loaded CI machine; Playwright's default of 5 s for an expectation is too short.
+DECISION_MS = 15_000
 REVIEWER = "rita"
 GOAL_TYPE = "test.review_flow"
 REVIEW_FLOW = E2E_PLAYBOOKS / "review_flow"
@@ -161,7 +164,7 @@ def test_a_reviewer_decides_twenty_escalations_with_the_keyboard_alone(
                 assert escalation_id in escalations
                 assert escalation_id not in decided
                 text = texts[escalations[escalation_id]]
-                expect(heading).to_have_text(text)
+                expect(heading).to_have_text(text, timeout=DECISION_MS)
                 if index == 10:  # n and p walk the list without deciding
                     page.keyboard.press("n")
                     expect(heading).not_to_have_text(text)
@@ -184,12 +187,14 @@ def test_a_reviewer_decides_twenty_escalations_with_the_keyboard_alone(
                 decided[escalation_id] = action
                 notice = page.locator(".notice")
                 verb = {"approve": "Approved", "reject": "Rejected", "edit": "Approved with"}
-                expect(notice).to_contain_text(verb[action])
+                expect(notice).to_contain_text(verb[action], timeout=DECISION_MS)
                 if index < COUNT - 1:
-                    expect(notice).to_contain_text(f"That was “{text}”")
+                    expect(notice).to_contain_text(f"That was “{text}”", timeout=DECISION_MS)
                     expect(page).not_to_have_url(re.compile(f"/escalations/{escalation_id}"))
                 else:
-                    expect(notice).to_contain_text("Nothing else waits in your inbox list.")
+                    expect(notice).to_contain_text(
+                        "Nothing else waits in your inbox list.", timeout=DECISION_MS
+                    )
 
             # Back in the inbox, nothing of this list is left.
             page.keyboard.press("g")
