@@ -257,7 +257,7 @@ class Reviews:
     def cancel(
         self, conn: Connection, *, workflow_id: str, request: CancelRequest, now: datetime
     ) -> Cancelled:
-        """Cancel an accepted or running workflow; WorkflowNotFound (404) or
+        """Cancel an accepted, planning or running workflow; WorkflowNotFound (404) or
         WorkflowFinished (409, naming its status) if not."""
         locked = workflow_rows.lock(conn, ids=[workflow_id])
         state = locked.get(workflow_id)

@@ -51,8 +51,16 @@
     });
   }
 
+  // htmx wires up swapped-in content only once it settles (20 ms later): a key pressed
+  // in between would send a form or follow a link the plain way, a full page load that
+  // loses the keys typed meanwhile. Wire the element now (htmx does nothing twice).
+  function wired(element) {
+    if (element && window.htmx) { window.htmx.process(element); }
+    return element;
+  }
+
   function submitForm(id) {
-    var form = document.getElementById(id);
+    var form = wired(document.getElementById(id));
     if (!form) { return false; }
     form.requestSubmit();
     return true;
@@ -67,7 +75,7 @@
   }
 
   function clickElement(selector, root) {
-    var element = (root || document).querySelector(selector);
+    var element = wired((root || document).querySelector(selector));
     if (!element) { return false; }
     element.click();
     return true;
@@ -242,7 +250,7 @@
     if (target.id === "bulk-reason") { return clickElement("#bulk-reject"); }
     var form = target.form;
     if (!(form instanceof HTMLFormElement)) { return false; }
-    form.requestSubmit();
+    wired(form).requestSubmit();
     return true;
   }
 

@@ -159,6 +159,17 @@ def test_a_reviewer_decides_twenty_escalations_with_the_keyboard_alone(
             edited: dict[str, Any] = {}
             reasons: dict[str, str] = {}
             heading = page.locator("article[data-escalation] h1")
+            # Without leaving the flow: every decision and every move is an htmx request,
+            # not a full page load (which would drop the keys typed while it loads).
+            page_loads: list[str] = []
+            page.on(
+                "request",
+                lambda r: (
+                    page_loads.append(f"{r.method} {r.url}")
+                    if r.is_navigation_request() and r.frame == page.main_frame
+                    else None
+                ),
+            )
             for index in range(COUNT):
                 escalation_id = escalation_of_page(page)
                 assert escalation_id in escalations
@@ -200,6 +211,7 @@ def test_a_reviewer_decides_twenty_escalations_with_the_keyboard_alone(
             page.keyboard.press("g")
             page.keyboard.press("i")
             expect(page.locator(".queue .empty")).to_be_visible()
+            assert page_loads == []
             watch.assert_quiet()
             # One request per decision, each naming the inbox list it was made in.
             posted = [url for method, url in watch.requests if method == "POST"]

@@ -74,9 +74,20 @@ def test_one_trace_covers_goal_fan_out_escalation_decision_and_completion(
         return one(f"create {ns}.tasks.{capability}", **{"waypost.task.id": task_id})
 
     def complete() -> list[ReceivedSpan] | None:
+        # Each process exports on its own schedule: an agent's span may arrive after the
+        # orchestrator's "workflow completed", so wait for every hop asserted below.
         spans = receiver.spans(trace_id)
         names = [s.name for s in spans]
-        done = "workflow completed" in names and names.count(f"process {ns}.results") >= 4
+        processed = {
+            s.attributes.get("waypost.task.id")
+            for s in spans
+            if s.name.startswith(f"process {ns}.tasks.")
+        }
+        done = (
+            "workflow completed" in names
+            and names.count(f"process {ns}.results") >= 4
+            and processed >= {task_id for task_id, _ in tasks.values()}
+        )
         return spans if done else None
 
     spans = wait_for(complete, timeout=30, interval=0.2, what="the workflow's spans")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import click
 
 from waypost.cli.client import ApiError
 from waypost.cli.connect import client_for
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group()
@@ -141,8 +144,8 @@ _REFUSED = {
 @click.option("--json", "as_json", is_flag=True, help="Print the cancelled workflow as JSON.")
 @click.option("--url", metavar="URL", help="HTTP app URL (default: the running stack).")
 def cancel(workflow_id: str, reason: str, as_json: bool, url: str | None) -> None:
-    """Cancel an accepted or running workflow: its unfinished tasks are cancelled, its
-    open escalations closed, and results that arrive later ignored.
+    """Cancel an accepted, planning or running workflow: its unfinished tasks are
+    cancelled, its open escalations closed, and results that arrive later ignored.
     Refused for a workflow that completed, failed or was cancelled already."""
     from waypost.cli.render import workflow_text
 
@@ -173,18 +176,29 @@ _INPUT_HELP = (
 )
 
 
+def _rerun_options(command: F) -> F:
+    """--reason, --input, --json and --url: what `retry` and `resume` both take."""
+    for option in reversed(
+        (
+            click.option(
+                "--reason",
+                required=True,
+                metavar="TEXT",
+                help="Why (1-500 characters); kept in the audit trail.",
+            ),
+            click.option("--input", "input_json", metavar="JSON", help=_INPUT_HELP),
+            click.option("--json", "as_json", is_flag=True, help="Print the workflow as JSON."),
+            click.option("--url", metavar="URL", help="HTTP app URL (default: the running stack)."),
+        )
+    ):
+        command = option(command)
+    return command
+
+
 @workflow.command()
 @click.argument("workflow_id", metavar="ID")
 @click.argument("step", metavar="STEP")
-@click.option(
-    "--reason",
-    required=True,
-    metavar="TEXT",
-    help="Why (1-500 characters); kept in the audit trail.",
-)
-@click.option("--input", "input_json", metavar="JSON", help=_INPUT_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print the workflow as JSON.")
-@click.option("--url", metavar="URL", help="HTTP app URL (default: the running stack).")
+@_rerun_options
 def retry(
     workflow_id: str,
     step: str,
@@ -203,15 +217,7 @@ def retry(
 @workflow.command()
 @click.argument("workflow_id", metavar="ID")
 @click.option("--from", "step", required=True, metavar="STEP", help="The step to resume from.")
-@click.option(
-    "--reason",
-    required=True,
-    metavar="TEXT",
-    help="Why (1-500 characters); kept in the audit trail.",
-)
-@click.option("--input", "input_json", metavar="JSON", help=_INPUT_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print the workflow as JSON.")
-@click.option("--url", metavar="URL", help="HTTP app URL (default: the running stack).")
+@_rerun_options
 def resume(
     workflow_id: str,
     step: str,
