@@ -84,6 +84,9 @@ def reopen(state: WorkflowState, playbook: Playbook, replayed: TaskState) -> Wor
             next_attempt_at=None,
             finished_at=None,
             max_attempts=task.attempt + playbook.step(name).max_attempts,
+            # A result of the attempt the failure cancelled (its agent may still run it)
+            # is late once the task runs again.
+            first_valid_attempt=task.attempt + 1,
         )
         if task.status is TaskStatus.CANCELLED
         else task

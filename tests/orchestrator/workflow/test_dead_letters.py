@@ -171,6 +171,22 @@ def test_cancelled_tasks_run_again_as_fresh_attempts_with_a_whole_retry_budget()
     assert triage.finished_at is None
 
 
+def test_a_late_result_of_an_attempt_the_failure_cancelled_is_ignored_after_the_replay() -> None:
+    run = ticket_run()
+    run.start()
+    run.fail("knowledge", retryable=False)  # triage's attempt 1 is cancelled, still running
+    run.advance(60)
+    run.succeed("knowledge", attempt=1)  # the replay: triage runs again as attempt 2
+    assert run.task("triage").attempt == 2
+    before = run.state
+
+    late = run.succeed("triage", attempt=1)
+
+    assert not late.applied
+    assert run.state is before
+    assert run.task("triage").status is TaskStatus.DISPATCHED
+
+
 def test_the_last_step_replayed_completes_the_workflow() -> None:
     run = Run(load_playbook(SINGLE), {"text": "bad"})
     run.start()
