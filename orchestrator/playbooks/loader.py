@@ -29,6 +29,7 @@ from orchestrator.playbooks.model import (
 )
 from waypost.durations import parse_duration as parse_duration  # re-exported
 from waypost.events import (
+    DecisionQualityDrifted,
     TaskEscalated,
     WorkflowCancelled,
     WorkflowCompleted,
@@ -280,6 +281,7 @@ _WORKFLOW_EVENT_TYPES = tuple(
         WorkflowFailed,
         WorkflowCancelled,
         TaskEscalated,
+        DecisionQualityDrifted,
     )
 )
 

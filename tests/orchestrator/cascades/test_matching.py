@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ from orchestrator.cascades.events import DEPTH_HEADER, TriggerEvent, read_event
 from orchestrator.cascades.matching import Triggers, depth_of, filter_holds, goal_id, same_json
 from orchestrator.playbooks.loader import load_text
 from orchestrator.playbooks.model import Playbook
+from waypost.events import DecisionQualityDrifted, Event
+from waypost.events.codec import default_codec
 from waypost.topics import Topics
 
 EVENTS = "waypost.workflow.events"
@@ -200,3 +203,38 @@ def test_records_that_are_not_cloudevents_are_none_and_bad_data_is_said() -> Non
     assert unreadable.data_error is not None
     assert "is not JSON" in unreadable.data_error
     assert read_event(None, headers) == TriggerEvent("e", "t", "s", None)
+
+
+def test_a_decision_quality_drift_starts_a_workflow_for_the_capability() -> None:
+    # The event exactly as the orchestrator's quality watch publishes it.
+    drifted = DecisionQualityDrifted(
+        capability="billing.credit",
+        version="3",
+        verdict="rejected",
+        rate=0.4,
+        threshold=0.25,
+        count=8,
+        decided=20,
+        window_start=datetime(2026, 12, 3, tzinfo=UTC),
+        window_end=datetime(2026, 12, 4, tzinfo=UTC),
+    )
+    encoded = default_codec().encode(Event(drifted, "waypost/orchestrator"))
+    event = read_event(encoded.value, encoded.headers)
+    assert event is not None
+    watch = _playbook(
+        "ops.quality_alert",
+        "  - topic: workflow.events\n"
+        "    type: waypost.decision_quality.drifted\n"
+        "    filter: {/verdict: rejected}\n"
+        '    input: {capability: "${/capability}", version: "${/version}", rate: "${/rate}"}',
+    )
+
+    (start,) = Triggers([watch], Topics("waypost")).starts(EVENTS, event, max_depth=8)
+
+    assert start.goal_type == "ops.quality_alert"
+    assert {k: start.input[k] for k in ("capability", "version", "rate")} == {
+        "capability": "billing.credit",
+        "version": "3",
+        "rate": 0.4,
+    }
+    assert start.input["_trigger"]["event_type"] == "waypost.decision_quality.drifted"
