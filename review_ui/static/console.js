@@ -182,10 +182,28 @@
   // --- an escalation ---------------------------------------------------------------------
 
   // True while a decision of this page is on its way: a second key must not decide
-  // again (the answer is the next escalation).
+  // again (the answer is the next escalation). Kept here, not read from htmx's
+  // htmx-request class: for 20 ms after the swap htmx gives the next escalation's forms
+  // the classes of the forms with the same id they replace, so the next page would look
+  // busy and drop the key pressed then.
+  // The request is known by its XMLHttpRequest: htmx announces the end of a request whose
+  // form the answer replaced on an element still in the page, as that element's event.
+  var sending = null;
+
   function busy() {
-    return document.querySelector("[data-escalation] form.htmx-request") !== null;
+    return sending !== null;
   }
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail && event.detail.elt;
+    if (elt instanceof HTMLFormElement && elt.closest("[data-escalation]")) {
+      sending = event.detail.xhr;
+    }
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (event.detail && event.detail.xhr === sending) { sending = null; }
+  });
 
   function outputEdited() {
     var field = document.getElementById("edit-output");

@@ -170,6 +170,10 @@ def test_a_reviewer_decides_twenty_escalations_with_the_keyboard_alone(
                     else None
                 ),
             )
+            # The worst case, every time: each key comes while htmx still settles the
+            # page it just swapped in (20 ms in the console; a second here), when its
+            # forms are not wired up yet and carry the classes of the forms they replaced.
+            page.evaluate("htmx.config.defaultSettleDelay = 1000")
             for index in range(COUNT):
                 escalation_id = escalation_of_page(page)
                 assert escalation_id in escalations
