@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Path
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,6 +24,8 @@ from review_ui.problems import MEDIA_TYPE
 # Text parameters and fields match this: PostgreSQL text cannot hold U+0000. A query or
 # body value with one is a 422; a path id with one names nothing (404, checked in code).
 NO_NUL = r"^[^\x00]*$"
+# A path parameter: documented with that pattern (a NUL in it is a 404, checked in code).
+PathText = Annotated[str, Path(json_schema_extra={"pattern": NO_NUL})]
 
 BEARER = "bearerAuth"
 SESSION = "sessionCookie"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
@@ -24,7 +24,7 @@ from review_ui.auth.principal import Principal, api_roles
 from review_ui.auth.roles import OPERATE, READ
 from review_ui.capabilities import known_capabilities
 from review_ui.deps import AppState, ConnectionDep, StateDep
-from review_ui.openapi import NO_NUL, problems
+from review_ui.openapi import NO_NUL, PathText, problems
 from review_ui.problems import Problem
 from waypost.events import utcnow
 from waypost.events.storable import value_problem
@@ -32,7 +32,7 @@ from waypost.events.storable import value_problem
 router = APIRouter(tags=["breakers"])
 Reader = Annotated[Principal, Depends(api_roles(READ))]
 Operator = Annotated[Principal, Depends(api_roles(OPERATE))]
-CapabilityPath = Annotated[str, Path(json_schema_extra={"pattern": NO_NUL})]
+CapabilityPath = PathText
 LONGEST_S = 30 * 24 * 3600.0  # a hold longer than a month is "until closed"
 
 

@@ -29,7 +29,7 @@ from review_ui.api.dead_letter_models import (
 from review_ui.auth.principal import Principal, api_roles
 from review_ui.auth.roles import DEAD_LETTERS
 from review_ui.deps import ConnectionDep, StateDep
-from review_ui.openapi import NO_NUL, problems
+from review_ui.openapi import NO_NUL, PathText, problems
 from review_ui.problems import Problem
 from waypost.events.storable import value_problem
 
@@ -149,7 +149,7 @@ def list_replays(
     responses=problems(401, 403, 404, 429, 503, why={404: "No such replay request."}),
 )
 def get_replay(
-    request_id: Annotated[str, Path(json_schema_extra={"pattern": NO_NUL})],
+    request_id: PathText,
     state: StateDep,
     _: Analyst,
 ) -> ReplayPublic:

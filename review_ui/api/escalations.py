@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from orchestrator.review import ACTIONS, DecisionRequest
@@ -16,7 +16,7 @@ from review_ui import review
 from review_ui.auth.principal import Principal, api_roles
 from review_ui.auth.roles import ASSIGN, DECIDE, READ
 from review_ui.deps import ConnectionDep, StateDep
-from review_ui.openapi import NO_NUL, problems
+from review_ui.openapi import NO_NUL, PathText, problems
 from review_ui.problems import Problem
 from waypost.events import utcnow
 
@@ -197,7 +197,7 @@ class AssignCreate(BaseModel):
 
 
 def _escalation_id(
-    escalation_id: Annotated[str, Path(json_schema_extra={"pattern": NO_NUL})],
+    escalation_id: PathText,
 ) -> str:
     """The path's escalation id; 404 for one with a NUL (no stored id has one)."""
     if "\x00" in escalation_id:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from review_ui import operations
@@ -14,13 +14,13 @@ from review_ui.api.models import WorkflowPublic
 from review_ui.auth.principal import Principal, api_roles
 from review_ui.auth.roles import OPERATE
 from review_ui.deps import StateDep
-from review_ui.openapi import NO_NUL, problems
+from review_ui.openapi import NO_NUL, PathText, problems
 from review_ui.problems import Problem
 
 router = APIRouter(tags=["workflows"])
 Operator = Annotated[Principal, Depends(api_roles(OPERATE))]
-WorkflowId = Annotated[str, Path(json_schema_extra={"pattern": NO_NUL})]
-StepName = Annotated[str, Path(json_schema_extra={"pattern": NO_NUL})]
+WorkflowId = PathText
+StepName = PathText
 
 REASON = Field(
     min_length=1,

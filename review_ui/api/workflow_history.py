@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
@@ -25,14 +25,14 @@ from review_ui.api.escalations import DecisionPublic
 from review_ui.auth.principal import Principal, api_roles
 from review_ui.auth.roles import DEAD_LETTERS, READ
 from review_ui.deps import ConnectionDep, StateDep
-from review_ui.openapi import NO_NUL, problems
+from review_ui.openapi import PathText, problems
 from review_ui.problems import Problem
 from review_ui.workflow_history import WorkflowHistory
 
 router = APIRouter(tags=["workflows"])
 Reader = Annotated[Principal, Depends(api_roles(READ))]
 Analyst = Annotated[Principal, Depends(api_roles(DEAD_LETTERS))]
-WorkflowId = Annotated[str, Path(json_schema_extra={"pattern": NO_NUL})]
+WorkflowId = PathText
 _NOT_FOUND = {404: "No such workflow."}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
@@ -27,7 +27,7 @@ from review_ui.api.models import WorkflowPagePublic, WorkflowPublic
 from review_ui.auth.principal import Principal, api_roles
 from review_ui.auth.roles import READ, SUBMIT_GOALS
 from review_ui.deps import ConnectionDep, StateDep
-from review_ui.openapi import NO_NUL, problems
+from review_ui.openapi import NO_NUL, PathText, problems
 from review_ui.problems import Problem
 from waypost.events import utcnow
 from waypost.events.storable import value_problem
@@ -53,7 +53,7 @@ class WorkflowCancel(BaseModel):
     responses=problems(401, 404, 429, 503, why={404: "No such workflow."}),
 )
 def get_workflow(
-    workflow_id: Annotated[str, Path(json_schema_extra={"pattern": NO_NUL})],
+    workflow_id: PathText,
     connection: ConnectionDep,
     app_state: StateDep,
     _: Reader,
@@ -91,7 +91,7 @@ class PlanAttemptPublic(BaseModel):
     responses=problems(401, 404, 429, 503, why={404: "No such workflow."}),
 )
 def plan_attempts(
-    workflow_id: Annotated[str, Path(json_schema_extra={"pattern": NO_NUL})],
+    workflow_id: PathText,
     connection: ConnectionDep,
     _: Reader,
 ) -> list[PlanAttemptPublic]:
@@ -273,7 +273,7 @@ def _range(since: str | None, until: str | None, now: datetime, name: str) -> Ti
     ),
 )
 def cancel_workflow(
-    workflow_id: Annotated[str, Path(json_schema_extra={"pattern": NO_NUL})],
+    workflow_id: PathText,
     body: WorkflowCancel,
     app_state: StateDep,
     principal: Canceller,

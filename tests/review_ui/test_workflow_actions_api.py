@@ -193,6 +193,26 @@ def test_a_bad_body_is_422(api: Api, body: dict[str, Any]) -> None:
     assert api.harness.state("w-body") == before
 
 
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        (b'{"reason": "\\ud800"}', "reason"),  # JSON text naming half a surrogate pair
+        (b'{"reason": "fixed", "input": {"text": "\\ud800"}}', "input"),
+    ],
+)
+def test_text_that_cannot_be_stored_is_422_naming_it(api: Api, text: bytes, named: str) -> None:
+    before = failed_workflow(api.harness, "w-text")
+    headers = {**api.auth("admin"), "Content-Type": "application/json"}
+
+    retried = api.client.post(retry_url("w-text"), content=text, headers=headers)
+    resume_text = text.replace(b"{", b'{"step": "first", ', 1)
+    resumed = api.client.post(resume_url("w-text"), content=resume_text, headers=headers)
+
+    for response in (retried, resumed):
+        assert named in assert_problem(response, 422)["detail"]
+    assert api.harness.state("w-text") == before
+
+
 def test_the_routes_document_every_answer(api: Api) -> None:
     paths = api.client.get("/api/v1/openapi.json").json()["paths"]
 
